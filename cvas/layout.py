@@ -1,0 +1,143 @@
+"""Where every dataset lives: each output path is a pure function of (data_root, parameters)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvas.schemas import spec
+
+
+def month_of(day: dt.date) -> str:
+    """The Hive partition value `YYYY-MM` of a day."""
+    return f"{day:%Y-%m}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The storage layout under one data root.
+
+    Dataset roots (what readers glob) never contain temporary files: staging lives in
+    `<root>/.staging`, on the same filesystem so publishing is a rename.
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- staging and bookkeeping -------------------------------------------------
+    @property
+    def staging(self) -> Path:
+        return self.root / ".staging"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    # -- transactions ------------------------------------------------------------
+    def raw(self, kind: str, day: dt.date) -> Path:
+        """The landing copy of one day's extract, in the legacy CSV format."""
+        spec(kind)
+        return self.root / "raw" / kind / f"{day:%Y-%m-%d}.csv"
+
+    def transactions_root(self, kind: str | None = None) -> Path:
+        base = self.root / "transactions"
+        return base / spec(kind).kind if kind else base
+
+    def transactions(self, kind: str, day: dt.date) -> Path:
+        """One Parquet file per kind and day inside its Hive month partition."""
+        return self.transactions_root(kind) / f"year_month={month_of(day)}" / f"{day:%Y-%m-%d}.parquet"
+
+    def transactions_glob(self, kind: str) -> str:
+        return str(self.transactions_root(kind) / "year_month=*" / "*.parquet")
+
+    def quality(self, kind: str, day: dt.date) -> Path:
+        """The per-day quality report of a load (rows read, written, duplicates, rejects)."""
+        spec(kind)
+        return self.root / "quality" / kind / f"{day:%Y-%m-%d}.json"
+
+    def rejects(self, kind: str, day: dt.date) -> Path:
+        """Rows quarantined by a load, with source file, line and reason."""
+        spec(kind)
+        return self.root / "rejects" / kind / f"{day:%Y-%m-%d}.csv"
+
+    # -- counters ----------------------------------------------------------------
+    @property
+    def daily_counters_root(self) -> Path:
+        return self.root / "counters_daily"
+
+    def daily_counters(self, day: dt.date) -> Path:
+        return self.daily_counters_root / f"{day:%Y-%m-%d}.parquet"
+
+    @property
+    def counters_export_dir(self) -> Path:
+        return self.root / "Counters"
+
+    @property
+    def counters_cpc(self) -> Path:
+        return self.counters_export_dir / "Counters_CPC.parquet"
+
+    @property
+    def counters_service(self) -> Path:
+        return self.counters_export_dir / "Counters_Service.csv"
+
+    # -- reference data ----------------------------------------------------------
+    @property
+    def master_cpc(self) -> Path:
+        return self.root / "reference" / "MASTERCPC.csv"
+
+    # -- subscriptions -----------------------------------------------------------
+    @property
+    def subscriptions_root(self) -> Path:
+        return self.root / "subscriptions"
+
+    def subscriptions(self, as_of: dt.date) -> Path:
+        return self.subscriptions_root / f"as_of={as_of:%Y-%m-%d}" / "subscriptions.parquet"
+
+    @property
+    def subscriptions_latest(self) -> Path:
+        """The legacy path, replaced atomically with the newest as-of."""
+        return self.root / "Parquet_Data" / "aggregated" / "subscriptions.parquet"
+
+    # -- user base ---------------------------------------------------------------
+    def user_base_snapshot(self, day: dt.date) -> Path:
+        return self.root / "user_base" / "snapshots" / f"{day:%Y%m%d}_NBS_Base.csv"
+
+    def user_base_daily(self, day: dt.date) -> Path:
+        return self.root / "user_base" / "daily" / f"{day:%Y-%m-%d}.parquet"
+
+    def user_base_export(self, by: str) -> Path:
+        if by not in ("service", "category", "cpc"):
+            raise ValueError(f"unknown user base export {by!r}")
+        return self.root / "User_Base" / f"user_base_by_{by}.csv"
+
+
+def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:
+    """The days whose `<day><suffix>` file exists in `directory`: one listing, no stat per day."""
+    found: set[dt.date] = set()
+    try:
+        names = [entry.name for entry in directory.iterdir()]
+    except FileNotFoundError:
+        return found
+    for name in names:
+        if name.endswith(suffix):
+            try:
+                found.add(dt.datetime.strptime(name[: -len(suffix)], fmt).date())
+            except ValueError:
+                continue
+    return found
+
+
+def transaction_days(layout: Layout, kind: str) -> set[dt.date]:
+    """Days with a published transaction partition for `kind` (one listing per month dir)."""
+    found: set[dt.date] = set()
+    root = layout.transactions_root(kind)
+    try:
+        months = [p for p in root.iterdir() if p.name.startswith("year_month=")]
+    except FileNotFoundError:
+        return found
+    for month_dir in months:
+        found |= days_in_dir(month_dir, ".parquet")
+    return found

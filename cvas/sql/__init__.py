@@ -1,0 +1,27 @@
+"""SQL files of cvas, loaded by name; values are always bound as parameters, never formatted in."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+# Extraction SQL uses psql variable syntax (:'name') so the very same file runs through
+# `psql -v name=value` on Nova; for DuckDB the references become named parameters ($name).
+_PSQL_VAR = re.compile(r":'([A-Za-z_][A-Za-z0-9_]*)'")
+
+
+@lru_cache(maxsize=None)
+def load_sql(name: str) -> str:
+    """The text of `cvas/sql/<name>.sql`."""
+    return resources.files(__package__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def psql_variables(sql: str) -> set[str]:
+    """The psql variables (:'name') a SQL text refers to."""
+    return set(_PSQL_VAR.findall(sql))
+
+
+def for_duckdb(sql: str) -> str:
+    """Turn psql variable references into DuckDB named parameters."""
+    return _PSQL_VAR.sub(lambda m: f"${m.group(1)}", sql)
