@@ -141,3 +141,13 @@ def transaction_days(layout: Layout, kind: str) -> set[dt.date]:
     for month_dir in months:
         found |= days_in_dir(month_dir, ".parquet")
     return found
+
+
+def sidecar(layout: Layout, output: Path) -> Path:
+    """The provenance sidecar of a published output: `<root>/_meta/<relative path>.json`.
+
+    Kept outside the dataset directories so a reader globbing `*.parquet` or `*.csv` never
+    meets it.
+    """
+    rel = Path(output).resolve().relative_to(layout.root.resolve())
+    return layout.root / "_meta" / (str(rel) + ".json")

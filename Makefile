@@ -1,0 +1,41 @@
+# cvas — one command a target. Run from the repository root.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+CVAS := $(VENV)/bin/cvas
+export LUIGI_CONFIG_PATH := $(CURDIR)/luigi.cfg
+
+.PHONY: install demo daily backfill test bench clean
+
+# Build the virtual environment and install cvas with its pinned dependencies.
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Simulate ~30 days of Nova, build them all and print a summary.
+demo: install
+	$(CVAS) demo
+
+# Build yesterday, or DATE=YYYY-MM-DD.
+daily: install
+	$(CVAS) daily $(if $(DATE),--date $(DATE))
+
+# Build every missing or stale day of START..END, inclusive.
+backfill: install
+	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
+	$(CVAS) backfill --start $(START) --end $(END)
+
+# Install what the tests need and run the whole suite.
+test: install
+	$(PY) -m pytest -q
+
+# Print the benchmark figures.
+bench: install
+	$(PY) -m bench
+
+# Remove generated data (not the virtual environment).
+clean:
+	rm -rf data var

@@ -1,0 +1,83 @@
+"""The counter exclusion list `Users_No_Limits.csv` (LEGACY §9.2, DESIGN D5), both formats."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ExclusionListError(ValueError):
+    """Raised when the exclusion list is malformed; names the file, line and reason."""
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """Users whose transactions the counters ignore; values are compared as strings."""
+
+    msisdn: frozenset[str] = field(default_factory=frozenset)
+    tmuserid: frozenset[str] = field(default_factory=frozenset)
+    source: str = "<none>"
+
+    def fingerprint(self) -> str:
+        """A content hash independent of row order and format, for staleness checks."""
+        digest = hashlib.sha256()
+        for tag, values in (("m", self.msisdn), ("t", self.tmuserid)):
+            for value in sorted(values):
+                digest.update(f"{tag}:{value}\n".encode())
+        return "sha256:" + digest.hexdigest()
+
+
+def _clean(value: str) -> str:
+    return value.strip().strip('"').strip()
+
+
+def load_exclusions(path: Path | None) -> Exclusions:
+    """Read the list: headered `msisdn,tmuserid` or the legacy headerless one-msisdn-per-line file.
+
+    A missing or unset file excludes nothing (logged). Empty values are ignored; values stay
+    strings (the legacy int parse of the headerless form broke every counter, D-13).
+    """
+    if path is None or not Path(path).exists():
+        log.warning("exclusion list %s not found: no user is excluded", path)
+        return Exclusions()
+    path = Path(path)
+    msisdns: set[str] = set()
+    tmuserids: set[str] = set()
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return Exclusions(source=str(path))
+    first = [_clean(c).lower() for c in rows[0]]
+    headered = "msisdn" in first or "tmuserid" in first
+    if headered:
+        unknown = [c for c in first if c not in ("msisdn", "tmuserid")]
+        if unknown:
+            raise ExclusionListError(f"{path}: line 1: unknown column(s) {unknown}; expected msisdn,tmuserid")
+        index = {name: first.index(name) for name in ("msisdn", "tmuserid") if name in first}
+        body = rows[1:]
+        start = 2
+    else:
+        index = {"msisdn": 0}
+        body = rows
+        start = 1
+    width = len(first) if headered else 1
+    for line, fields in enumerate(body, start=start):
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if len(fields) > width:
+            raise ExclusionListError(f"{path}: line {line}: {len(fields)} fields, expected {width}")
+        values = {name: _clean(fields[i]) if i < len(fields) else "" for name, i in index.items()}
+        for name, value in values.items():
+            if value and not value.isdigit():
+                raise ExclusionListError(f"{path}: line {line}: {name} is not a number")
+        if values.get("msisdn"):
+            msisdns.add(values["msisdn"])
+        if values.get("tmuserid"):
+            tmuserids.add(values["tmuserid"])
+    log.info("exclusion list %s: %d msisdn, %d tmuserid", path.name, len(msisdns), len(tmuserids))
+    return Exclusions(frozenset(msisdns), frozenset(tmuserids), str(path))

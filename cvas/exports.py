@@ -1,0 +1,46 @@
+"""Freshness of the whole-history exports: which per-day files and master they were built from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from cvas import provenance
+from cvas.layout import Layout
+
+
+def _daily_listing(layout: Layout) -> dict[str, list[int]]:
+    """{day: [size, mtime_ns]} of every per-day counter file, from one directory scan."""
+    listing: dict[str, list[int]] = {}
+    try:
+        entries = list(os.scandir(layout.daily_counters_root))
+    except FileNotFoundError:
+        return listing
+    for entry in entries:
+        if entry.name.endswith(".parquet"):
+            st = entry.stat()
+            listing[entry.name[: -len(".parquet")]] = [st.st_size, st.st_mtime_ns]
+    return listing
+
+
+def export_manifest_extra(layout: Layout, excluded_services: tuple[str, ...]) -> dict[str, Any]:
+    """What goes in the export sidecar beyond the generic provenance."""
+    return {"daily": _daily_listing(layout), "excluded_services": list(excluded_services)}
+
+
+def counters_export_current(layout: Layout, day: dt.date, excluded_services: tuple[str, ...]) -> bool:
+    """Whether the counter exports exist, include `day`, and reflect the current per-day files,
+    master and excluded-service list."""
+    if not (layout.counters_cpc.exists() and layout.counters_service.exists()):
+        return False
+    meta = provenance.read(layout, layout.counters_cpc)
+    if meta is None:
+        return False
+    if f"{day:%Y-%m-%d}" not in meta.get("daily", {}):
+        return False
+    if meta.get("excluded_services") != list(excluded_services):
+        return False
+    if meta.get("daily") != _daily_listing(layout):
+        return False
+    return not provenance.changed_inputs(layout, layout.counters_cpc, {"master": layout.master_cpc})

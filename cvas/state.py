@@ -1,0 +1,42 @@
+"""What is built, from storage alone: bulk completeness per dataset family (one listing each)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+
+from cvas import provenance
+from cvas.layout import Layout, days_in_dir, transaction_days
+from cvas.schemas import KINDS
+
+
+def raw_days(layout: Layout, kind: str) -> set[dt.date]:
+    return days_in_dir(layout.raw(kind, dt.date(2000, 1, 1)).parent, ".csv")
+
+
+def loaded_days(layout: Layout, kind: str) -> set[dt.date]:
+    return transaction_days(layout, kind)
+
+
+def counter_inputs(layout: Layout, day: dt.date, exclusions: Path | None) -> dict[str, Path]:
+    """The files a day's counters are computed from (their provenance inputs)."""
+    inputs = {kind: layout.transactions(kind, day) for kind in KINDS}
+    if exclusions is not None:
+        inputs["exclusions"] = Path(exclusions)
+    return inputs
+
+
+def counter_days(layout: Layout) -> set[dt.date]:
+    return days_in_dir(layout.daily_counters_root, ".parquet")
+
+
+def stale_counter_inputs(layout: Layout, day: dt.date, exclusions: Path | None) -> list[str]:
+    """Inputs of a built counter day that changed since it was computed ([] when fresh)."""
+    return provenance.changed_inputs(layout, layout.daily_counters(day), counter_inputs(layout, day, exclusions))
+
+
+def fresh_counter_days(layout: Layout, days: Iterable[dt.date], exclusions: Path | None) -> set[dt.date]:
+    """Of `days`, those whose counters exist and whose inputs are unchanged."""
+    built = counter_days(layout)
+    return {d for d in days if d in built and not stale_counter_inputs(layout, d, exclusions)}

@@ -1,0 +1,118 @@
+"""The `cvas` command: simulate, run a day, backfill a range, demo."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _yesterday() -> dt.date:
+    return dt.date.today() - dt.timedelta(days=1)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_simulate(args) -> int:
+    from cvas.simulate import simulate
+
+    info = simulate(Path(args.out), args.start, args.days, new_per_day=args.new_per_day, seed=args.seed)
+    print(f"simulated Nova {info.start}..{info.end} (seed {info.seed}, {info.new_per_day} new/day) in {args.out}")
+    return 0
+
+
+def cmd_daily(args) -> int:
+    from tasks.pipeline import run_daily
+
+    return run_daily(args.date or _yesterday())
+
+
+def cmd_backfill(args) -> int:
+    from tasks.pipeline import run_backfill
+
+    return run_backfill(args.start, args.end, batch_days=args.batch_days)
+
+
+def cmd_summary(args) -> int:
+    from cvas.summary import format_summary, summarize
+    from tasks.config import layout
+
+    print(format_summary(summarize(layout())))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from cvas.simulate import simulate
+    from cvas.summary import format_summary, summarize
+    from tasks.config import cvas, layout, simulated_source
+    from tasks.pipeline import run_backfill
+
+    end = _yesterday()
+    start = end - dt.timedelta(days=args.days - 1)
+    if cvas().source != "simulated":
+        print("make demo runs on the simulated source; set [cvas] source = simulated", file=sys.stderr)
+        return 2
+    out = Path(simulated_source().database).parent
+    print(f"simulating Nova for {start}..{end} at {args.new_per_day} new subscriptions/day into {out}")
+    simulate(out, start, args.days, new_per_day=args.new_per_day, seed=args.seed)
+    code = run_backfill(start, end)
+    print()
+    print(format_summary(summarize(layout())))
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cvas", description="CVAS Beyond Data pipeline")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a simulated Nova (DuckDB), Excel master and exclusion list")
+    p.add_argument("--out", default="data/nova", help="output folder")
+    p.add_argument("--start", type=_date, required=True, help="first simulated day")
+    p.add_argument("--days", type=int, default=30, help="number of days")
+    p.add_argument("--new-per-day", type=int, default=300, help="new subscriptions per day (the scale knob)")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("daily", help="build one day (default: yesterday)")
+    p.add_argument("--date", type=_date, default=None)
+    p.set_defaults(func=cmd_daily)
+
+    p = sub.add_parser("backfill", help="build every missing or stale day of a range, inclusive")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--batch-days", type=int, default=None, help="days per luigi invocation")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("summary", help="print what is built and where")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("demo", help="simulate ~30 days, build them and print a summary")
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--new-per-day", type=int, default=500)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except (ValueError, OSError, RuntimeError) as exc:  # our named errors derive from these
+        print(f"cvas {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Settings from luigi.cfg, and the few objects built from them (layout, source)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import luigi
+
+from cvas.layout import Layout
+from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
+from cvas.sources import Source
+
+
+class cvas(luigi.Config):  # noqa: N801 - the section name in luigi.cfg is [cvas]
+    """The [cvas] section: where data lives and where it comes from."""
+
+    data_root = luigi.Parameter(default="data", description="Root of every dataset cvas writes")
+    source = luigi.ChoiceParameter(choices=["simulated", "directory", "ssh"], default="simulated",
+                                   description="Where extracts come from")
+    max_reject_ratio = luigi.FloatParameter(default=0.01,
+                                            description="A day whose rejected/read ratio exceeds this fails")
+    master_xlsx = luigi.Parameter(default="data/nova/Master_CPCs.xlsx", description="The Excel CPC master")
+    exclusions = luigi.Parameter(default="data/nova/Users_No_Limits.csv",
+                                 description="Users excluded from the counters (msisdn,tmuserid)")
+    excluded_services = luigi.Parameter(default=",".join(DEFAULT_EXCLUDED_SERVICES),
+                                        description="Comma-separated service-name keywords dropped from exports")
+    scheduler = luigi.ChoiceParameter(choices=["local", "central"], default="local",
+                                      description="Use luigid (central) or the local scheduler for make targets")
+    batch_days = luigi.IntParameter(default=31, description="Days per luigi.build call during a backfill")
+    workers = luigi.IntParameter(default=2, description="Luigi workers per build")
+
+
+class simulated_source(luigi.Config):  # noqa: N801
+    """The [simulated_source] section: the embedded Nova made by `cvas simulate`."""
+
+    database = luigi.Parameter(default="data/nova/nova.duckdb", description="DuckDB file of the simulated Nova")
+
+
+class directory_source(luigi.Config):  # noqa: N801
+    """The [directory_source] section: legacy CSV drops."""
+
+    root = luigi.Parameter(default="data/drops", description="Folder holding Daily_Data/, Historical_Data/, User_Base/")
+
+
+def layout() -> Layout:
+    return Layout(Path(cvas().data_root))
+
+
+def excluded_services() -> tuple[str, ...]:
+    return tuple(k.strip().lower() for k in cvas().excluded_services.split(",") if k.strip())
+
+
+def exclusions_path() -> Path:
+    return Path(cvas().exclusions)
+
+
+def make_source() -> Source:
+    """The configured source."""
+    name = cvas().source
+    if name == "simulated":
+        from cvas.sources.simulated import SimulatedSource
+
+        return SimulatedSource(Path(simulated_source().database))
+    if name == "directory":
+        from cvas.sources.directory import DirectorySource
+
+        return DirectorySource(Path(directory_source().root))
+    from tasks.ssh import make_ssh_source  # the ssh source has its own section
+
+    return make_ssh_source()

@@ -1,0 +1,117 @@
+"""The day wrapper and the gap-filling backfill, in bounded batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+import luigi
+from luigi.execution_summary import LuigiStatusCode
+
+from cvas.state import fresh_counter_days
+from tasks.config import cvas, exclusions_path, layout
+from tasks.counters import DailyCounters, ExportCounters
+
+log = logging.getLogger("cvas.backfill")
+
+
+class DailyPipeline(luigi.WrapperTask):
+    """Everything one day produces: its partitions, counters and the exports that include it."""
+
+    date = luigi.DateParameter(description="The day to build")
+
+    def requires(self):
+        return [ExportCounters(date=self.date)]
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        tuples = list(parameter_tuples)
+        days = [p["date"] if isinstance(p, dict) else p for p in tuples]
+        fresh = fresh_counter_days(layout(), days, exclusions_path())
+        return [p for p, d in zip(tuples, days) if d in fresh]
+
+
+def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    if end < start:
+        raise ValueError(f"backfill range is empty: end {end} is before start {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def missing_days(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Days of the range whose counters are absent or stale (a missing partition makes them stale)."""
+    days = days_between(start, end)
+    fresh = fresh_counter_days(layout(), days, exclusions_path())
+    return [d for d in days if d not in fresh]
+
+
+def exit_code(status: LuigiStatusCode) -> int:
+    """The process exit code of a build, by the [retcode] section of luigi.cfg."""
+    from luigi.retcodes import retcode
+
+    codes = retcode()
+    if status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY):
+        return 0
+    code = {
+        LuigiStatusCode.FAILED: codes.task_failed,
+        LuigiStatusCode.FAILED_AND_SCHEDULING_FAILED: max(codes.task_failed, codes.scheduling_error),
+        LuigiStatusCode.SCHEDULING_FAILED: codes.scheduling_error,
+        LuigiStatusCode.NOT_RUN: codes.not_run,
+        LuigiStatusCode.MISSING_EXT: codes.missing_data,
+    }.get(status, codes.unhandled_exception)
+    return code or 1  # a failure never exits 0, whatever luigi.cfg says
+
+
+def build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int | None = None) -> int:
+    """Run `tasks` with the configured scheduler; returns the exit code."""
+    if not tasks:
+        return 0
+    central = cvas().scheduler == "central" if central is None else central
+    result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
+                         workers=workers or cvas().workers, log_level="WARNING")
+    log.info("%s", result.summary_text)
+    return exit_code(result.status)
+
+
+def run_daily(day: dt.date, **kwargs) -> int:
+    return build([DailyPipeline(date=day)], **kwargs)
+
+
+def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
+                 progress: Callable[[str], None] = print, **kwargs) -> int:
+    """Build every missing or stale day of [start, end], in batches, then the exports once."""
+    t0 = time.monotonic()
+    todo = missing_days(start, end)
+    total = (end - start).days + 1
+    if not todo:
+        progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "
+                 f"(decided in {time.monotonic() - t0:.2f}s)")
+        return build([ExportCounters(date=end)], **kwargs) if not ExportCounters(date=end).complete() else 0
+    batch = batch_days or cvas().batch_days
+    progress(f"backfill {start}..{end}: {len(todo)} of {total} days to build, in batches of {batch}")
+    code = 0
+    for i in range(0, len(todo), batch):
+        chunk = todo[i:i + batch]
+        code = max(code, build([DailyCounters(date=d) for d in chunk], **kwargs))
+        done = min(i + batch, len(todo))
+        progress(f"  {done}/{len(todo)} days ({chunk[0]}..{chunk[-1]}) "
+                 f"{'ok' if code == 0 else 'with failures'}, {time.monotonic() - t0:.1f}s")
+    code = max(code, build([ExportCounters(date=max(todo))], **kwargs))
+    progress(f"backfill done in {time.monotonic() - t0:.1f}s, exit code {code}")
+    return code
+
+
+class Backfill(luigi.WrapperTask):
+    """Every missing or stale day's counters in a range, for running under `luigi` directly.
+
+    The exports are not part of it (siblings are unordered): follow with ExportCounters.
+    For long ranges prefer `cvas backfill`, which builds in bounded batches (Luigi's
+    scheduler cost grows quadratically with tasks per invocation).
+    """
+
+    start = luigi.DateParameter(description="First day, inclusive")
+    end = luigi.DateParameter(description="Last day, inclusive")
+
+    def requires(self):
+        return [DailyCounters(date=d) for d in missing_days(self.start, self.end)]

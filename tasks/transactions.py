@@ -1,0 +1,78 @@
+"""Landing and loading one kind's transactions for one day."""
+
+from __future__ import annotations
+
+import luigi
+
+from cvas.fetch import fetch_transactions
+from cvas.load import load_day
+from cvas.schemas import KINDS
+from cvas.state import loaded_days, raw_days
+from tasks.config import cvas, layout, make_source
+
+
+def _bulk(cls, parameter_tuples, days_of):
+    """Shared bulk_complete for (date, kind) families: one directory listing per kind."""
+    fixed = dict(getattr(cls, "keywords", {}) or {})
+    complete = []
+    cache: dict[str, set] = {}
+    for params in parameter_tuples:
+        values = dict(fixed, **params) if isinstance(params, dict) else dict(fixed, date=params)
+        kind = values["kind"]
+        if kind not in cache:
+            cache[kind] = days_of(layout(), kind)
+        if values["date"] in cache[kind]:
+            complete.append(params)
+    return complete
+
+
+class FetchTransactions(luigi.Task):
+    """The landing copy of one day's extract of one kind, as the source delivered it.
+
+    Kept after loading: it is the replayable record of what Nova said that day.
+    """
+
+    date = luigi.DateParameter(description="The transaction day")
+    kind = luigi.ChoiceParameter(choices=KINDS, description="Transaction kind")
+
+    def output(self):
+        return luigi.LocalTarget(str(layout().raw(self.kind, self.date)))
+
+    def run(self):
+        self.set_status_message(f"fetching {self.kind} {self.date}")
+        rows = fetch_transactions(make_source(), self.kind, self.date, layout().raw(self.kind, self.date),
+                                  layout().staging)
+        self.set_status_message(f"{rows} rows")
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        return _bulk(cls, parameter_tuples, raw_days)
+
+
+class LoadTransactions(luigi.Task):
+    """One day of one kind as typed, deduplicated Parquet in its month partition.
+
+    Rejected rows go to the rejects file, counts to the quality report; a day over the
+    reject limit fails and publishes no partition.
+    """
+
+    date = luigi.DateParameter(description="The transaction day")
+    kind = luigi.ChoiceParameter(choices=KINDS, description="Transaction kind")
+
+    def requires(self):
+        return FetchTransactions(date=self.date, kind=self.kind)
+
+    def output(self):
+        return luigi.LocalTarget(str(layout().transactions(self.kind, self.date)))
+
+    def run(self):
+        lay = layout()
+        report = load_day(self.kind, self.date, lay.raw(self.kind, self.date), lay.transactions(self.kind, self.date),
+                          lay.rejects(self.kind, self.date), lay.quality(self.kind, self.date), lay.staging,
+                          max_reject_ratio=cvas().max_reject_ratio)
+        self.set_status_message(f"{report['rows_written']} rows written, {report['rejected']} rejected")
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples):
+        return _bulk(cls, parameter_tuples, loaded_days)
+
