@@ -151,3 +151,10 @@ def sidecar(layout: Layout, output: Path) -> Path:
     """
     rel = Path(output).resolve().relative_to(layout.root.resolve())
     return layout.root / "_meta" / (str(rel) + ".json")
+
+
+def tombstone(layout: Layout, output: Path) -> Path:
+    """The invalidation marker of an output: present means "rebuild me", while the old file
+    stays readable until the rebuild replaces it atomically."""
+    rel = Path(output).resolve().relative_to(layout.root.resolve())
+    return layout.root / "_invalid" / rel

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cvas import provenance
-from cvas.layout import Layout, days_in_dir, transaction_days
+from cvas.layout import Layout, days_in_dir, tombstone, transaction_days
 from cvas.schemas import KINDS
 
 
@@ -36,7 +36,27 @@ def stale_counter_inputs(layout: Layout, day: dt.date, exclusions: Path | None) 
     return provenance.changed_inputs(layout, layout.daily_counters(day), counter_inputs(layout, day, exclusions))
 
 
+def invalidated(layout: Layout) -> set[Path]:
+    """Every output currently marked for rebuild (usually none: one empty listing)."""
+    root = layout.root / "_invalid"
+    if not root.exists():
+        return set()
+    return {layout.root / p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+
+
+def is_invalidated(layout: Layout, output: Path) -> bool:
+    return tombstone(layout, output).exists()
+
+
+def clear_invalidation(layout: Layout, output: Path) -> None:
+    """Called once `output` has been rebuilt and published."""
+    tombstone(layout, output).unlink(missing_ok=True)
+
+
 def fresh_counter_days(layout: Layout, days: Iterable[dt.date], exclusions: Path | None) -> set[dt.date]:
-    """Of `days`, those whose counters exist and whose inputs are unchanged."""
+    """Of `days`, those whose counters exist, are not invalidated and whose inputs are unchanged."""
     built = counter_days(layout)
-    return {d for d in days if d in built and not stale_counter_inputs(layout, d, exclusions)}
+    marked = invalidated(layout)
+    return {d for d in days
+            if d in built and layout.daily_counters(d) not in marked
+            and not stale_counter_inputs(layout, d, exclusions)}

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from cvas.schemas import KINDS
+
 
 def _date(text: str) -> dt.date:
     try:
@@ -42,7 +44,34 @@ def cmd_daily(args) -> int:
 def cmd_backfill(args) -> int:
     from tasks.pipeline import run_backfill
 
-    return run_backfill(args.start, args.end, batch_days=args.batch_days)
+    return run_backfill(args.start, args.end, batch_days=args.batch_days, only_missing=args.only_missing)
+
+
+def cmd_status(args) -> int:
+    from cvas.status import format_grid, grid, grid_json
+    from tasks.config import exclusions_path, layout
+
+    cells = grid(layout(), args.start, args.end, exclusions_path())
+    print(grid_json(cells) if args.json else format_grid(cells))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from cvas.status import format_plan
+    from tasks.pipeline import planned_steps
+
+    print(format_plan(planned_steps(args.start, args.end, only_missing=args.only_missing)))
+    return 0
+
+
+def cmd_invalidate(args) -> int:
+    from cvas.status import invalidate
+    from tasks.config import layout
+
+    marked = invalidate(layout(), args.start, args.end, dataset=args.dataset, kinds=args.kind)
+    print(f"marked {len(marked)} output(s) for rebuild; they stay readable until `cvas backfill "
+          f"--start {args.start} --end {args.end}` replaces them")
+    return 0
 
 
 def cmd_summary(args) -> int:
@@ -94,7 +123,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", type=_date, required=True)
     p.add_argument("--end", type=_date, required=True)
     p.add_argument("--batch-days", type=int, default=None, help="days per luigi invocation")
+    p.add_argument("--only-missing", action="store_true", help="build missing outputs only, not stale ones")
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("status", help="per-day x dataset coverage grid from storage")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("plan", help="explain what a backfill of the range would build and why")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--only-missing", action="store_true")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("invalidate", help="mark outputs and their downstream for rebuild by the next backfill")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--dataset", default="transactions",
+                   choices=["raw", "transactions", "counters", "user_base_snapshot", "user_base"])
+    p.add_argument("--kind", action="append", choices=list(KINDS), help="repeat for several kinds (default: all)")
+    p.set_defaults(func=cmd_invalidate)
 
     p = sub.add_parser("summary", help="print what is built and where")
     p.set_defaults(func=cmd_summary)

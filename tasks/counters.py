@@ -12,12 +12,13 @@ from cvas.master import master_csv_text, read_master_csv, read_master_xlsx
 from cvas.publish import write_text_atomic
 from cvas.schemas import KINDS
 from cvas.state import counter_inputs, fresh_counter_days, stale_counter_inputs
+from tasks.base import CvasTask
 from tasks.config import excluded_services, exclusions_path, layout
 from tasks.config import cvas as cvas_config
 from tasks.transactions import LoadTransactions
 
 
-class DailyCounters(luigi.Task):
+class DailyCounters(CvasTask):
     """Per-CPC counters of one day, from that day's six partitions and the exclusion list only.
 
     Complete when the file exists and its recorded inputs are unchanged; a changed
@@ -34,7 +35,7 @@ class DailyCounters(luigi.Task):
 
     def complete(self):
         lay = layout()
-        return lay.daily_counters(self.date).exists() and not stale_counter_inputs(lay, self.date, exclusions_path())
+        return super().complete() and not stale_counter_inputs(lay, self.date, exclusions_path())
 
     def run(self):
         lay = layout()
@@ -53,7 +54,7 @@ class DailyCounters(luigi.Task):
         return [p for p, d in zip(tuples, days) if d in fresh]
 
 
-class MasterCpc(luigi.Task):
+class MasterCpc(CvasTask):
     """MASTERCPC.csv from the Excel CPC master; rebuilt whenever the workbook changes."""
 
     def output(self):
@@ -66,7 +67,7 @@ class MasterCpc(luigi.Task):
 
     def complete(self):
         lay = layout()
-        return lay.master_cpc.exists() and not provenance.changed_inputs(lay, lay.master_cpc, self._inputs())
+        return super().complete() and not provenance.changed_inputs(lay, lay.master_cpc, self._inputs())
 
     def run(self):
         lay = layout()
@@ -75,7 +76,7 @@ class MasterCpc(luigi.Task):
         provenance.record(lay, lay.master_cpc, inputs=self._inputs(), params={}, rows=len(rows))
 
 
-class ExportCounters(luigi.Task):
+class ExportCounters(CvasTask):
     """`Counters/Counters_CPC.parquet` and `Counters/Counters_Service.csv`, rebuilt from every
     per-day counter file and the current master, replaced atomically.
 
@@ -94,7 +95,8 @@ class ExportCounters(luigi.Task):
 
     def complete(self):
         # the master is checked first: a changed workbook must reach the service export
-        return MasterCpc().complete() and counters_export_current(layout(), self.date, excluded_services())
+        return (MasterCpc().complete() and super().complete()
+                and counters_export_current(layout(), self.date, excluded_services()))
 
     def run(self):
         lay = layout()

@@ -11,6 +11,7 @@ import luigi
 from luigi.execution_summary import LuigiStatusCode
 
 from cvas.state import fresh_counter_days
+from cvas.status import grid, mark_for_rebuild, output_path, plan
 from tasks.config import cvas, exclusions_path, layout
 from tasks.counters import DailyCounters, ExportCounters
 
@@ -39,11 +40,16 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def missing_days(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Days of the range whose counters are absent or stale (a missing partition makes them stale)."""
-    days = days_between(start, end)
-    fresh = fresh_counter_days(layout(), days, exclusions_path())
-    return [d for d in days if d not in fresh]
+def planned_steps(start: dt.date, end: dt.date, only_missing: bool = False):
+    """The explained plan of a backfill over [start, end] (see cvas.status.plan)."""
+    cells = grid(layout(), start, end, exclusions_path())
+    return plan(cells, only_missing=only_missing)
+
+
+def missing_days(start: dt.date, end: dt.date, only_missing: bool = False) -> list[dt.date]:
+    """Days of the range with anything to build, by the plan."""
+    days_between(start, end)
+    return sorted({day for day, _, _ in planned_steps(start, end, only_missing)})
 
 
 def exit_code(status: LuigiStatusCode) -> int:
@@ -78,18 +84,29 @@ def run_daily(day: dt.date, **kwargs) -> int:
     return build([DailyPipeline(date=day)], **kwargs)
 
 
-def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
+def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None, only_missing: bool = False,
                  progress: Callable[[str], None] = print, **kwargs) -> int:
-    """Build every missing or stale day of [start, end], in batches, then the exports once."""
+    """Build every missing (and, unless `only_missing`, stale) output of [start, end] in bounded
+    batches, then the exports once. Stale outputs are first marked for rebuild, so each is
+    replaced atomically by its rerun."""
     t0 = time.monotonic()
-    todo = missing_days(start, end)
+    days_between(start, end)
+    steps = planned_steps(start, end, only_missing)
+    lay = layout()
+    for day, label, why in steps:
+        name, _, kind = label.partition(":")
+        path = output_path(lay, name, kind or None, day)
+        if path.exists() and not why.startswith("forced"):
+            mark_for_rebuild(lay, path)
+    todo = sorted({day for day, _, _ in steps})
     total = (end - start).days + 1
     if not todo:
         progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "
                  f"(decided in {time.monotonic() - t0:.2f}s)")
-        return build([ExportCounters(date=end)], **kwargs) if not ExportCounters(date=end).complete() else 0
+        return 0 if ExportCounters(date=end).complete() else build([ExportCounters(date=end)], **kwargs)
     batch = batch_days or cvas().batch_days
-    progress(f"backfill {start}..{end}: {len(todo)} of {total} days to build, in batches of {batch}")
+    progress(f"backfill {start}..{end}: {len(todo)} of {total} days to build ({len(steps)} outputs), "
+             f"in batches of {batch}")
     code = 0
     for i in range(0, len(todo), batch):
         chunk = todo[i:i + batch]

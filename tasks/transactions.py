@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import luigi
 
+from cvas import provenance
 from cvas.fetch import fetch_transactions
 from cvas.load import load_day
 from cvas.schemas import KINDS
-from cvas.state import loaded_days, raw_days
+from cvas.layout import Layout
+from cvas.state import invalidated, loaded_days, raw_days
+from tasks.base import CvasTask
 from tasks.config import cvas, layout, make_source
 
 
-def _bulk(cls, parameter_tuples, days_of):
+def _bulk(cls, parameter_tuples, days_of, path_of):
     """Shared bulk_complete for (date, kind) families: one directory listing per kind."""
     fixed = dict(getattr(cls, "keywords", {}) or {})
     complete = []
     cache: dict[str, set] = {}
+    lay = layout()
+    marked = invalidated(lay)
     for params in parameter_tuples:
         values = dict(fixed, **params) if isinstance(params, dict) else dict(fixed, date=params)
         kind = values["kind"]
         if kind not in cache:
             cache[kind] = days_of(layout(), kind)
-        if values["date"] in cache[kind]:
+        if values["date"] in cache[kind] and path_of(lay, kind, values["date"]) not in marked:
             complete.append(params)
     return complete
 
 
-class FetchTransactions(luigi.Task):
+class FetchTransactions(CvasTask):
     """The landing copy of one day's extract of one kind, as the source delivered it.
 
     Kept after loading: it is the replayable record of what Nova said that day.
@@ -46,10 +51,10 @@ class FetchTransactions(luigi.Task):
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
-        return _bulk(cls, parameter_tuples, raw_days)
+        return _bulk(cls, parameter_tuples, raw_days, Layout.raw)
 
 
-class LoadTransactions(luigi.Task):
+class LoadTransactions(CvasTask):
     """One day of one kind as typed, deduplicated Parquet in its month partition.
 
     Rejected rows go to the rejects file, counts to the quality report; a day over the
@@ -70,9 +75,12 @@ class LoadTransactions(luigi.Task):
         report = load_day(self.kind, self.date, lay.raw(self.kind, self.date), lay.transactions(self.kind, self.date),
                           lay.rejects(self.kind, self.date), lay.quality(self.kind, self.date), lay.staging,
                           max_reject_ratio=cvas().max_reject_ratio)
+        provenance.record(lay, lay.transactions(self.kind, self.date), inputs={"raw": lay.raw(self.kind, self.date)},
+                          params={"date": str(self.date), "kind": self.kind}, rows=report["rows_written"],
+                          extra={"quality": {k: report[k] for k in ("rows_read", "rejected", "duplicates_removed")}})
         self.set_status_message(f"{report['rows_written']} rows written, {report['rejected']} rejected")
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
-        return _bulk(cls, parameter_tuples, loaded_days)
+        return _bulk(cls, parameter_tuples, loaded_days, Layout.transactions)
 
