@@ -1,0 +1,1 @@
+"""Benchmarks of cvas (`make bench`): figures printed, never asserted."""
