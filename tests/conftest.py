@@ -42,3 +42,13 @@ def luigi_config(tmp_path):
 @pytest.fixture
 def layout(tmp_path) -> Layout:
     return Layout(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def simulated_nova(tmp_path_factory):
+    """A small simulated Nova (3 days from Monday 2025-10-06, 20 new subscriptions a day, seed 7)."""
+    import datetime as dt
+
+    from cvas.simulate import simulate
+
+    return simulate(tmp_path_factory.mktemp("nova"), dt.date(2025, 10, 6), 3, new_per_day=20, seed=7)
