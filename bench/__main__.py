@@ -145,6 +145,14 @@ def main() -> None:
         figures.append((f"no-op backfill over {HISTORY + 1} built days (local)", f"{noop:.2f} s"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if os.environ.get("BENCH_SSH", "1") == "1":
+        from bench.ssh_fetch import run as ssh_run
+
+        r = ssh_run(repeat=REPEAT)
+        figures.append((f"ssh+psql fetch, one {r['kind']} day ({r['rows']:,} rows)",
+                        f"{r['ssh_s']:.2f} s, {r['ssh_rows_s']:,.0f} rows/s"))
+        figures.append(("local psql, same query (the limit)",
+                        f"{r['local_s']:.2f} s, {r['local_rows_s']:,.0f} rows/s; ssh/local {r['ssh_vs_local']:.0%}"))
     width = max(len(k) for k, _ in figures)
     print(f"cvas benchmark, {dt.date.today()}, {os.cpu_count()} cores, median of {REPEAT} runs where repeated")
     for k, v in figures:

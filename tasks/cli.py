@@ -32,6 +32,11 @@ def cmd_simulate(args) -> int:
 
     info = simulate(Path(args.out), args.start, args.days, new_per_day=args.new_per_day, seed=args.seed)
     print(f"simulated Nova {info.start}..{info.end} (seed {info.seed}, {info.new_per_day} new/day) in {args.out}")
+    if args.postgres:
+        from cvas.nova_pg import load_into_postgres
+
+        counts = load_into_postgres(info.database, args.postgres)
+        print("loaded into PostgreSQL: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     return 0
 
 
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=30, help="number of days")
     p.add_argument("--new-per-day", type=int, default=300, help="new subscriptions per day (the scale knob)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--postgres", metavar="DSN", default=None,
+                   help="also load the simulated Nova into this PostgreSQL (conninfo or URI given to psql -d)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("daily", help="build one day (default: yesterday)")
