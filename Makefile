@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CVAS := $(VENV)/bin/cvas
 export LUIGI_CONFIG_PATH := $(CURDIR)/luigi.cfg
 
-.PHONY: install demo daily backfill test bench clean
+.PHONY: install demo daily backfill test bench clean luigid luigid-stop
 
 # Build the virtual environment and install cvas with its pinned dependencies.
 install: $(VENV)/.installed
@@ -37,6 +37,14 @@ test: install
 bench: install
 	$(PY) -m bench
 
-# Remove generated data (not the virtual environment).
-clean:
+# Start the central scheduler and visualiser (http://127.0.0.1:8082/) in the background, state in var/luigid.
+luigid: install
+	scripts/luigid.sh start
+
+# Stop the central scheduler; its state is saved and reloaded at the next start.
+luigid-stop:
+	scripts/luigid.sh stop
+
+# Remove generated data (not the virtual environment); stops luigid first.
+clean: luigid-stop
 	rm -rf data var

@@ -7,6 +7,7 @@ from pathlib import Path
 import luigi
 from luigi.task import flatten
 
+from cvas.logs import redact
 from cvas.state import clear_invalidation, is_invalidated
 from tasks.config import layout
 
@@ -27,3 +28,7 @@ class CvasTask(luigi.Task):
         for target in flatten(self.output()):
             clear_invalidation(lay, Path(target.path))
         return super().on_success()
+
+    def on_failure(self, exception):
+        # the return value becomes the failure e-mail body and the visualiser's error text
+        return redact(super().on_failure(exception))

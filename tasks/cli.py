@@ -22,9 +22,23 @@ def _yesterday() -> dt.date:
     return dt.date.today() - dt.timedelta(days=1)
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+# Commands that build or change data log to a run file; the others only to the console.
+_RUN_LOGGED = {"daily", "backfill", "demo", "invalidate", "adopt", "simulate", "verify"}
+
+
+def _setup_logging(command: str, verbose: bool) -> None:
+    if command not in _RUN_LOGGED:
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return
+    import luigi.configuration
+
+    from cvas.logs import setup_run_logging
+    from tasks.config import cvas
+
+    setup_run_logging(Path(cvas().log_dir), command, verbose)
+    # else luigi.build adds its own untimestamped stderr handler
+    luigi.configuration.get_config().set("core", "no_configure_logging", "true")
 
 
 def cmd_simulate(args) -> int:
@@ -74,6 +88,14 @@ def cmd_invalidate(args) -> int:
     from tasks.config import layout
 
     marked = invalidate(layout(), args.start, args.end, dataset=args.dataset, kinds=args.kind)
+    from tasks.config import cvas
+
+    if marked and cvas().scheduler == "central":
+        # luigid ignores a rerun within stable_done_cooldown_secs of DONE: wait that out
+        from tasks.luigid import wait_out_done_cooldown
+        from tasks.pipeline import task_ids_for_range
+
+        wait_out_done_cooldown(task_ids_for_range(args.start, args.end))
     print(f"marked {len(marked)} output(s) for rebuild; they stay readable until `cvas backfill "
           f"--start {args.start} --end {args.end}` replaces them")
     return 0
@@ -84,6 +106,17 @@ def cmd_summary(args) -> int:
     from tasks.config import layout
 
     print(format_summary(summarize(layout())))
+    return 0
+
+
+def cmd_query(args) -> int:
+    from cvas.query import format_investigation, investigate
+    from tasks.config import layout
+
+    # a manual tool: the report (with msisdn/tmuserid) goes to the terminal, never to a log
+    inv = investigate(layout(), subscription_id=args.subscription_id, tmuserid=args.tmuserid, msisdn=args.msisdn,
+                      as_of=args.as_of)
+    print(format_investigation(inv))
     return 0
 
 
@@ -156,6 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("summary", help="print what is built and where")
     p.set_defaults(func=cmd_summary)
 
+    p = sub.add_parser("query", help="one subscription's or user's view rows, transaction timeline and totals "
+                                     "(prints personal data: terminal use only)")
+    key = p.add_mutually_exclusive_group(required=True)
+    key.add_argument("--subscription-id", help="a subscription id")
+    key.add_argument("--tmuserid", help="a platform user id")
+    key.add_argument("--msisdn", help="a phone number (34 is prefixed when absent)")
+    p.add_argument("--as-of", type=_date, default=None,
+                   help="use the view as of this day and ignore later events (default: the latest view)")
+    p.set_defaults(func=cmd_query)
+
     p = sub.add_parser("demo", help="simulate ~30 days, build them and print a summary")
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--new-per-day", type=int, default=500)
@@ -163,10 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_demo)
 
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.command, args.verbose)
     try:
         return args.func(args)
     except (ValueError, OSError, RuntimeError) as exc:  # our named errors derive from these
+        logging.getLogger("cvas").error("cvas %s failed: %s", args.command, exc)
         print(f"cvas {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -28,6 +28,10 @@ class cvas(luigi.Config):  # noqa: N801 - the section name in luigi.cfg is [cvas
                                       description="Use luigid (central) or the local scheduler for make targets")
     batch_days = luigi.IntParameter(default=31, description="Days per luigi.build call during a backfill")
     workers = luigi.IntParameter(default=2, description="Luigi workers per build")
+    log_dir = luigi.Parameter(default="var/log",
+                              description="One log file per cvas run; files older than 15 days are deleted")
+    subscriptions_keep_days = luigi.IntParameter(
+        default=7, description="As-of subscription views kept, in days back from the newest (at least 1)")
 
 
 class simulated_source(luigi.Config):  # noqa: N801
