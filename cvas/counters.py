@@ -37,7 +37,8 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
     con = _connect()
     try:
         for kind in KINDS:
-            con.register(kind, pq.read_table(partitions[kind]))
+            # ParquetFile, not read_table: the latter adds `year_month` from the directory name
+            con.register(kind, pq.ParquetFile(partitions[kind]).read())
         con.register("ex_msisdn", pa.table({"v": pa.array(sorted(exclusions.msisdn), pa.large_string())}))
         con.register("ex_tmuserid", pa.table({"v": pa.array(sorted(exclusions.tmuserid), pa.large_string())}))
         table = con.execute(load_sql("daily_counters"), {"day": day, "last_updated": computed_at}).fetch_arrow_table()

@@ -104,6 +104,9 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
                 row[label] = Cell(INVALID, "invalidated")
                 continue
             changed: list[str] = []
+            if name == "transactions" and (failed := _quality_failed(layout, kind, day)):
+                row[label] = Cell(FAILED, f"last reload failed: {failed}; the previous partition is kept")
+                continue
             if name == "transactions":
                 changed = provenance.changed_inputs(layout, path, {"raw": layout.raw(kind, day)})
                 changed = [] if changed == ["<no provenance>"] else changed

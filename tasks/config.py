@@ -68,7 +68,8 @@ def make_source() -> Source:
     if name == "directory":
         from cvas.sources.directory import DirectorySource
 
-        return DirectorySource(Path(directory_source().root))
+        # the historical-file index is kept between runs, outside every dataset root
+        return DirectorySource(Path(directory_source().root), cache_dir=layout().root / ".cache" / "directory_source")
     from tasks.ssh import make_ssh_source  # the ssh source has its own section
 
     return make_ssh_source()
