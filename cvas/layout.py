@@ -36,6 +36,10 @@ class Layout:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    def lock(self, name: str) -> Path:
+        """A lock file serialising one read-decide-publish step (not a dataset)."""
+        return self.root / ".locks" / f"{name}.lock"
+
     # -- transactions ------------------------------------------------------------
     def raw(self, kind: str, day: dt.date) -> Path:
         """The landing copy of one day's extract, in the legacy CSV format."""
@@ -102,16 +106,33 @@ class Layout:
         return self.root / "Parquet_Data" / "aggregated" / "subscriptions.parquet"
 
     # -- user base ---------------------------------------------------------------
+    @property
+    def user_base_snapshot_root(self) -> Path:
+        return self.root / "user_base" / "snapshots"
+
     def user_base_snapshot(self, day: dt.date) -> Path:
-        return self.root / "user_base" / "snapshots" / f"{day:%Y%m%d}_NBS_Base.csv"
+        return self.user_base_snapshot_root / f"{day:%Y%m%d}_NBS_Base.csv"
+
+    @property
+    def user_base_daily_root(self) -> Path:
+        return self.root / "user_base" / "daily"
 
     def user_base_daily(self, day: dt.date) -> Path:
-        return self.root / "user_base" / "daily" / f"{day:%Y-%m-%d}.parquet"
+        return self.user_base_daily_root / f"{day:%Y-%m-%d}.parquet"
 
     def user_base_export(self, by: str) -> Path:
         if by not in ("service", "category", "cpc"):
             raise ValueError(f"unknown user base export {by!r}")
         return self.root / "User_Base" / f"user_base_by_{by}.csv"
+
+    # -- reports -----------------------------------------------------------------
+    @property
+    def reports_root(self) -> Path:
+        return self.root / "reports"
+
+    def report(self, day: dt.date) -> Path:
+        """The self-contained HTML daily report of one day."""
+        return self.reports_root / f"{day:%Y-%m-%d}.html"
 
 
 def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:

@@ -19,6 +19,7 @@ SYMBOL = {PRESENT: "#", MISSING: ".", STALE: "S", FAILED: "F", INVALID: "X"}
 # The per-day datasets, upstream first. Each entry: (name, kind or None).
 DATASETS: list[tuple[str, str | None]] = (
     [("raw", k) for k in KINDS] + [("transactions", k) for k in KINDS] + [("counters", None)]
+    + [("user_base_snapshot", None), ("user_base", None)]
 )
 
 
@@ -112,6 +113,8 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
                 changed = [] if changed == ["<no provenance>"] else changed
             elif name == "counters":
                 changed = provenance.changed_inputs(layout, path, counter_inputs(layout, day, exclusions))
+            elif name == "user_base":
+                changed = provenance.changed_inputs(layout, path, {"snapshot": layout.user_base_snapshot(day)})
             row[label] = Cell(STALE, f"{', '.join(changed)} changed") if changed else Cell(PRESENT)
         out[day] = row
     return out
@@ -167,6 +170,8 @@ def plan(cells: dict[dt.date, dict[str, Cell]], only_missing: bool = False) -> l
             if name == "raw" and own.get(label) == "missing":
                 tx = dataset_label("transactions", kind)
                 why = "missing; needed to build " + tx if tx in own else None
+            if name == "user_base_snapshot" and own.get(label) == "missing":
+                why = "missing; needed to build user_base" if "user_base" in own else None
             if not why:
                 continue
             steps.append((day, label, why))

@@ -10,10 +10,11 @@ from collections.abc import Callable
 import luigi
 from luigi.execution_summary import LuigiStatusCode
 
-from cvas.state import fresh_counter_days
 from cvas.status import grid, mark_for_rebuild, output_path, plan
 from tasks.config import cvas, exclusions_path, layout
 from tasks.counters import DailyCounters, ExportCounters
+from tasks.subscriptions import SubscriptionView
+from tasks.user_base import AggregateUserBase, ExportUserBase
 
 log = logging.getLogger("cvas.backfill")
 
@@ -24,14 +25,17 @@ class DailyPipeline(luigi.WrapperTask):
     date = luigi.DateParameter(description="The day to build")
 
     def requires(self):
-        return [ExportCounters(date=self.date)]
+        return [ExportCounters(date=self.date), SubscriptionView(date=self.date), ExportUserBase(date=self.date)]
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
+        """Days whose per-day outputs are all present and fresh (one listing per dataset)."""
         tuples = list(parameter_tuples)
         days = [p["date"] if isinstance(p, dict) else p for p in tuples]
-        fresh = fresh_counter_days(layout(), days, exclusions_path())
-        return [p for p, d in zip(tuples, days) if d in fresh]
+        if not days:
+            return []
+        pending = {day for day, _, _ in plan(grid(layout(), min(days), max(days), exclusions_path()))}
+        return [p for p, d in zip(tuples, days) if d not in pending]
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -86,10 +90,12 @@ def task_ids_for_range(start: dt.date, end: dt.date) -> list[str]:
     """Ids of the per-day tasks of a range (what luigid may still hold DONE)."""
     from cvas.schemas import KINDS
     from tasks.transactions import FetchTransactions, LoadTransactions
+    from tasks.user_base import FetchUserBase
 
     ids = []
     for day in days_between(start, end):
-        ids.append(DailyCounters(date=day).task_id)
+        ids += [DailyCounters(date=day).task_id, AggregateUserBase(date=day).task_id,
+                FetchUserBase(date=day).task_id]
         for kind in KINDS:
             ids += [FetchTransactions(date=day, kind=kind).task_id, LoadTransactions(date=day, kind=kind).task_id]
     return ids
@@ -113,23 +119,31 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
         path = output_path(lay, name, kind or None, day)
         if path.exists() and not why.startswith("forced"):
             mark_for_rebuild(lay, path)
-    todo = sorted({day for day, _, _ in steps})
+    per_day: dict[dt.date, set[luigi.Task]] = {}
+    for day, label, _ in steps:
+        task = AggregateUserBase(date=day) if label.startswith("user_base") else DailyCounters(date=day)
+        per_day.setdefault(day, set()).add(task)
+    todo = sorted(per_day)
     total = (end - start).days + 1
+    # whole-history products: built once at the end, never per day
+    finals = [ExportCounters(date=end), ExportUserBase(date=end), SubscriptionView(date=end)]
     if not todo:
+        stale = [t for t in finals if not t.complete()]
         progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "
-                 f"(decided in {time.monotonic() - t0:.2f}s)")
-        return 0 if ExportCounters(date=end).complete() else build([ExportCounters(date=end)], **kwargs)
+                 f"(decided in {time.monotonic() - t0:.2f}s)"
+                 + (f"; refreshing {', '.join(t.task_family for t in stale)}" if stale else ""))
+        return build(stale, **kwargs) if stale else 0
     batch = batch_days or cvas().batch_days
     progress(f"backfill {start}..{end}: {len(todo)} of {total} days to build ({len(steps)} outputs), "
              f"in batches of {batch}")
     code = 0
     for i in range(0, len(todo), batch):
         chunk = todo[i:i + batch]
-        code = max(code, build([DailyCounters(date=d) for d in chunk], **kwargs))
+        code = max(code, build(sorted({t for d in chunk for t in per_day[d]}, key=lambda t: t.task_id), **kwargs))
         done = min(i + batch, len(todo))
         progress(f"  {done}/{len(todo)} days ({chunk[0]}..{chunk[-1]}) "
                  f"{'ok' if code == 0 else 'with failures'}, {time.monotonic() - t0:.1f}s")
-    code = max(code, build([ExportCounters(date=max(todo))], **kwargs))
+    code = max(code, build(finals, **kwargs))
     progress(f"backfill done in {time.monotonic() - t0:.1f}s, exit code {code}")
     return code
 

@@ -63,3 +63,38 @@ MASTER = [
     (45530, "Movistar Apple Music", "Music", "Monthly subscription", 8.26),
     (45531, "Movistar Apple Music", "Music", "Trimonthly subscription", 0.0),
 ]
+
+
+def write_drop(path, kind: str, rows: list[dict]) -> None:
+    """A legacy daily CSV (LEGACY §3.3 column order; RFND dates are date-only)."""
+    import csv
+
+    from cvas.schemas import spec
+
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, dt.datetime):
+            return v.strftime("%Y-%m-%d") if kind == "rfnd" else v.strftime("%Y-%m-%d %H:%M:%S")
+        return str(v)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(spec(kind).names)
+        writer.writerows([fmt(r.get(c)) for c in spec(kind).names] for r in rows)
+
+
+NBS_SNAPSHOT = ("cpc,content_provider,service_name,last_billed_amount,tme_category,channel_desc,count\n"
+                "44009,cp,Abaco,1.64,Education,ACTIVE,120\n41949,cp,Top Video,1.64,Free Time,ACTIVE,80\n")
+
+
+def write_golden_drops(root, day=DAY) -> None:
+    """The golden day as a legacy drop folder: six daily CSVs and an NBS snapshot."""
+    from cvas.schemas import KINDS
+
+    for kind in KINDS:
+        write_drop(root / "Daily_Data" / f"{day}" / f"{kind}_atlas_day.csv", kind, ROWS[kind])
+    nbs = root / "User_Base" / "NBS_BASE" / f"{day:%Y%m%d}_NBS_Base.csv"
+    nbs.parent.mkdir(parents=True, exist_ok=True)
+    nbs.write_text(NBS_SNAPSHOT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import os
@@ -19,7 +18,7 @@ from luigi.execution_summary import LuigiStatusCode
 
 from cvas.layout import Layout
 from cvas.schemas import KINDS, spec
-from tests.golden_scenario import DAY, MASTER, ROWS
+from tests.golden_scenario import DAY, MASTER, write_golden_drops
 
 START = dt.date(2026, 3, 1)
 DAYS = 3
@@ -102,30 +101,13 @@ def test_backfill_is_idempotent_and_rebuilds_only_what_is_missing(simulated, cap
         f"transactions/reno/year_month=2026-03/{day}.parquet"]
 
 
-def _write_legacy_csv(path: Path, kind: str, rows: list[dict]) -> None:
-    def fmt(v):
-        if v is None:
-            return ""
-        if isinstance(v, dt.datetime):
-            return v.strftime("%Y-%m-%d %H:%M:%S") if kind != "rfnd" else v.strftime("%Y-%m-%d")
-        return str(v)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(spec(kind).names)
-        for r in rows:
-            w.writerow([fmt(r.get(c)) for c in spec(kind).names])
-
-
 def test_directory_source_backfill_matches_hand_computed_counters(luigi_config, tmp_path):
     from openpyxl import Workbook
 
     from tasks.pipeline import run_backfill
 
     drops = tmp_path / "drops"
-    for kind in KINDS:
-        _write_legacy_csv(drops / "Daily_Data" / f"{DAY}" / f"{kind}_atlas_day.csv", kind, ROWS[kind])
+    write_golden_drops(drops)
     wb = Workbook()
     ws = wb.active
     ws.title = "Hoja2"
@@ -154,6 +136,9 @@ def test_directory_source_backfill_matches_hand_computed_counters(luigi_config, 
     }
     service = lay.counters_service.read_text().splitlines()
     assert [line.split(",")[3] for line in service[1:]] == ["44009", "38687", "41949", "99999"]
+    assert lay.user_base_export("category").read_text().splitlines() == [
+        "date|tme_category|User_Base", "2026-02-10|Edu_Ima|120", "2026-02-10|Free Time|80"]
+    assert lay.subscriptions(DAY).exists() and lay.subscriptions_latest.exists()
 
 
 def test_a_killed_backfill_leaves_no_partial_file_and_resumes(simulated, tmp_path):
