@@ -101,13 +101,13 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
                 failed = _quality_failed(layout, kind, day) if name == "transactions" else None
                 row[label] = Cell(FAILED, failed) if failed else Cell(MISSING)
                 continue
+            if name == "transactions" and (failed := _quality_failed(layout, kind, day)):
+                row[label] = Cell(FAILED, f"last reload failed: {failed}; the previous partition is kept")
+                continue
             if path in marked:
                 row[label] = Cell(INVALID, "invalidated")
                 continue
             changed: list[str] = []
-            if name == "transactions" and (failed := _quality_failed(layout, kind, day)):
-                row[label] = Cell(FAILED, f"last reload failed: {failed}; the previous partition is kept")
-                continue
             if name == "transactions":
                 changed = provenance.changed_inputs(layout, path, {"raw": layout.raw(kind, day)})
                 changed = [] if changed == ["<no provenance>"] else changed
