@@ -811,3 +811,16 @@ def write_partition(staging: Path, target: Path, table: pa.Table, schema: pa.Sch
 def read_quality(path: Path) -> dict[str, Any]:
     """The quality report of one load (see `parse_extract` for its fields)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def load_into_layout(layout, kind: str, day: dt.date, max_reject_ratio: float = 0.01) -> dict[str, Any]:
+    """Load the landing copy of (kind, day) into its partition under `layout` and record the
+    partition's provenance (the raw file it came from). Returns the quality report."""
+    from cvas import provenance
+
+    report = load_day(kind, day, layout.raw(kind, day), layout.transactions(kind, day), layout.rejects(kind, day),
+                      layout.quality(kind, day), layout.staging, max_reject_ratio=max_reject_ratio)
+    provenance.record(layout, layout.transactions(kind, day), inputs={"raw": layout.raw(kind, day)},
+                      params={"date": str(day), "kind": kind}, rows=report["rows_written"],
+                      extra={"quality": {k: report[k] for k in ("rows_read", "rejected", "duplicates_removed")}})
+    return report

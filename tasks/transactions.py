@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import luigi
 
-from cvas import provenance
 from cvas.fetch import fetch_transactions
-from cvas.load import load_day
+from cvas.load import load_into_layout
 from cvas.schemas import KINDS
 from cvas.layout import Layout
 from cvas.state import invalidated, loaded_days, raw_days
@@ -71,13 +70,7 @@ class LoadTransactions(CvasTask):
         return luigi.LocalTarget(str(layout().transactions(self.kind, self.date)))
 
     def run(self):
-        lay = layout()
-        report = load_day(self.kind, self.date, lay.raw(self.kind, self.date), lay.transactions(self.kind, self.date),
-                          lay.rejects(self.kind, self.date), lay.quality(self.kind, self.date), lay.staging,
-                          max_reject_ratio=cvas().max_reject_ratio)
-        provenance.record(lay, lay.transactions(self.kind, self.date), inputs={"raw": lay.raw(self.kind, self.date)},
-                          params={"date": str(self.date), "kind": self.kind}, rows=report["rows_written"],
-                          extra={"quality": {k: report[k] for k in ("rows_read", "rejected", "duplicates_removed")}})
+        report = load_into_layout(layout(), self.kind, self.date, max_reject_ratio=cvas().max_reject_ratio)
         self.set_status_message(f"{report['rows_written']} rows written, {report['rejected']} rejected")
 
     @classmethod
