@@ -72,6 +72,15 @@ def _quality_failed(layout: Layout, kind: str, day: dt.date) -> str | None:
     return None
 
 
+def _newer(a: Path, b: Path) -> bool:
+    """Whether `a` was published after `b` (a load publishes its report before its partition,
+    so only a failed reload leaves a report newer than the partition)."""
+    try:
+        return a.stat().st_mtime_ns > b.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
 def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
          datasets: list[tuple[str, str | None]] | None = None) -> dict[dt.date, dict[str, Cell]]:
     """The state of every (day, dataset) of [start, end], from directory listings and sidecars."""
@@ -101,7 +110,8 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
                 failed = _quality_failed(layout, kind, day) if name == "transactions" else None
                 row[label] = Cell(FAILED, failed) if failed else Cell(MISSING)
                 continue
-            if name == "transactions" and (failed := _quality_failed(layout, kind, day)):
+            if name == "transactions" and _newer(layout.quality(kind, day), path) \
+                    and (failed := _quality_failed(layout, kind, day)):
                 row[label] = Cell(FAILED, f"last reload failed: {failed}; the previous partition is kept")
                 continue
             if path in marked:
