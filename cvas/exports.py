@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 from cvas import provenance
-from cvas.layout import Layout
+from cvas.layout import Layout, stat_listing
 
 
 def _daily_listing(layout: Layout) -> dict[str, list[int]]:
     """{day: [size, mtime_ns]} of every per-day counter file, from one directory scan."""
-    listing: dict[str, list[int]] = {}
-    try:
-        entries = list(os.scandir(layout.daily_counters_root))
-    except FileNotFoundError:
-        return listing
-    for entry in entries:
-        if entry.name.endswith(".parquet"):
-            st = entry.stat()
-            listing[entry.name[: -len(".parquet")]] = [st.st_size, st.st_mtime_ns]
-    return listing
+    return stat_listing(layout.daily_counters_root, ".parquet")
 
 
 def export_manifest_extra(layout: Layout, excluded_services: tuple[str, ...]) -> dict[str, Any]:

@@ -151,6 +151,22 @@ def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.d
     return found
 
 
+def stat_listing(directory: Path, suffix: str) -> dict[str, list[int]]:
+    """{stem: [size, mtime_ns]} of the `*<suffix>` files of a directory, from one scan."""
+    import os
+
+    listing: dict[str, list[int]] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return listing
+    for entry in entries:
+        if entry.name.endswith(suffix):
+            st = entry.stat()
+            listing[entry.name[: -len(suffix)]] = [st.st_size, st.st_mtime_ns]
+    return listing
+
+
 def transaction_days(layout: Layout, kind: str) -> set[dt.date]:
     """Days with a published transaction partition for `kind` (one listing per month dir)."""
     found: set[dt.date] = set()

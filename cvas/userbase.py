@@ -34,7 +34,6 @@ import datetime as dt
 import io
 import logging
 import math
-import os
 import re
 import shutil
 from pathlib import Path
@@ -45,7 +44,7 @@ import pyarrow as pa
 
 from cvas import provenance
 from cvas.counters import write_parquet_checked
-from cvas.layout import Layout, days_in_dir
+from cvas.layout import Layout, days_in_dir, stat_listing
 from cvas.locking import exclusive
 from cvas.publish import PublishError, staged
 from cvas.sql import load_sql
@@ -186,16 +185,7 @@ def build_user_base_daily(snapshot: Path, day: dt.date, out: Path, staging: Path
 
 def daily_listing(layout: Layout) -> dict[str, list[int]]:
     """{day: [size, mtime_ns]} of every per-day user-base file, from one directory scan."""
-    listing: dict[str, list[int]] = {}
-    try:
-        entries = list(os.scandir(layout.user_base_daily_root))
-    except FileNotFoundError:
-        return listing
-    for entry in entries:
-        if entry.name.endswith(".parquet"):
-            st = entry.stat()
-            listing[entry.name[: -len(".parquet")]] = [st.st_size, st.st_mtime_ns]
-    return listing
+    return stat_listing(layout.user_base_daily_root, ".parquet")
 
 
 def _output_sizes(layout: Layout) -> dict[str, int | None]:
