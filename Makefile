@@ -28,7 +28,7 @@ backfill: install
 	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
 	$(CVAS) backfill --start $(START) --end $(END)
 
-# Install what the tests need (openssh-server, PostgreSQL when absent) and run the whole suite.
+# Install what the tests need (openssh-server, PostgreSQL, Chromium when absent) and run the whole suite.
 test: install
 	bash scripts/ensure_test_deps.sh
 	$(PY) -m pytest -q

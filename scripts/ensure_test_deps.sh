@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite's real servers need (idempotent, quiet).
 # The ssh source tests start an OpenSSH sshd and a PostgreSQL cluster on loopback.
+# The report tests render the HTML report in Debian's headless Chromium.
 set -euo pipefail
 
 missing=()
@@ -8,6 +9,7 @@ missing=()
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
     || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -3,6 +3,7 @@
 from tasks.config import cvas, directory_source, simulated_source  # noqa: F401
 from tasks.counters import DailyCounters, ExportCounters, MasterCpc  # noqa: F401
 from tasks.pipeline import Backfill, DailyPipeline  # noqa: F401
+from tasks.report import DailyReport  # noqa: F401
 from tasks.subscriptions import SubscriptionView  # noqa: F401
 from tasks.transactions import FetchTransactions, LoadTransactions  # noqa: F401
 from tasks.user_base import AggregateUserBase, ExportUserBase, FetchUserBase  # noqa: F401

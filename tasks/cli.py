@@ -101,6 +101,15 @@ def cmd_invalidate(args) -> int:
     return 0
 
 
+def cmd_adopt(args) -> int:
+    from cvas.adopt import adopt, format_reconciliation
+    from tasks.config import layout
+
+    counts = adopt(Path(args.legacy_root), layout(), progress=print)
+    print(format_reconciliation(counts))
+    return 0
+
+
 def cmd_summary(args) -> int:
     from cvas.summary import format_summary, summarize
     from tasks.config import layout
@@ -138,6 +147,98 @@ def cmd_demo(args) -> int:
     print()
     print(format_summary(summarize(layout())))
     return code
+
+
+def _print_table(table, csv_path: str | None) -> None:
+    from cvas.analysis import format_table, write_csv
+
+    print(format_table(table))
+    for note in table.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if csv_path:
+        write_csv(table, Path(csv_path))
+        print(f"written: {csv_path}", file=sys.stderr)
+
+
+def cmd_report(args) -> int:
+    from cvas.report import build_report
+    from tasks.config import excluded_services, exclusions_path, layout
+
+    # renders from what is built (it builds nothing): `cvas daily` first for a new day
+    info = build_report(layout(), args.date, excluded_services=excluded_services(), exclusions=exclusions_path(),
+                        out=Path(args.out) if args.out else None,
+                        generated_at=dt.datetime.now().replace(microsecond=0))
+    print(f"report {args.date}: {info['path']} ({info['charts']} charts, {info['counter_days']} counter days and "
+          f"{info['user_base_days']} user-base days in the window)")
+    return 0
+
+
+def cmd_revenue(args) -> int:
+    from cvas.analysis import revenue_by_service_month
+    from tasks.config import layout
+
+    _print_table(revenue_by_service_month(Path(args.file) if args.file else layout().counters_service,
+                                          args.service, args.month), args.csv)
+    return 0
+
+
+def cmd_refunds(args) -> int:
+    from cvas.analysis import refunds_by_cpc
+    from cvas.master import read_master_csv
+    from tasks.config import layout
+
+    lay = layout()
+    _print_table(refunds_by_cpc(lay, args.month, read_master_csv(lay.master_cpc)), args.csv)
+    return 0
+
+
+def cmd_ltv(args) -> int:
+    from cvas.analysis import lifetime_value
+    from cvas.master import read_master_csv
+    from tasks.config import layout
+
+    lay = layout()
+    view = lay.subscriptions(args.as_of) if args.as_of else lay.subscriptions_latest
+    print(f"subscription view: {view}", file=sys.stderr)
+    _print_table(lifetime_value(view, read_master_csv(lay.master_cpc), args.service, args.month), args.csv)
+    return 0
+
+
+def cmd_check_userbase(args) -> int:
+    from cvas.analysis import check_user_base, format_table, mismatches, write_csv
+    from cvas.master import read_master_csv
+    from tasks.config import layout
+
+    lay = layout()
+    table = check_user_base(lay.user_base_export("service"), lay.user_base_export("cpc"),
+                            read_master_csv(lay.master_cpc), args.date, args.service)
+    bad = mismatches(table)
+    print(f"user base {args.date}: {len(table.rows)} service(s) checked, {len(bad.rows)} mismatch(es)")
+    if bad.rows:
+        print(format_table(bad))
+    for note in table.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.csv:
+        write_csv(table, Path(args.csv))
+        print(f"written: {args.csv}", file=sys.stderr)
+    return 1 if bad.rows else 0
+
+
+def cmd_verify(args) -> int:
+    from cvas.verify import format_report, mark_findings, verify_range
+    from tasks.config import cvas, layout
+
+    lay = layout()
+    report = verify_range(lay, args.start, args.end)
+    marked = [] if args.no_repair else mark_findings(lay, report)
+    if marked and cvas().scheduler == "central":
+        # as after `cvas invalidate`: luigid ignores a rerun within its DONE cooldown
+        from tasks.luigid import wait_out_done_cooldown
+        from tasks.pipeline import task_ids_for_range
+
+        wait_out_done_cooldown(task_ids_for_range(args.start, args.end))
+    print(format_report(lay, report, marked))
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", action="append", choices=list(KINDS), help="repeat for several kinds (default: all)")
     p.set_defaults(func=cmd_invalidate)
 
+    p = sub.add_parser("adopt", help="take a legacy Parquet_Data/ + Historical_Data/ tree into the per-day layout")
+    p.add_argument("legacy_root", help="the legacy project root")
+    p.set_defaults(func=cmd_adopt)
+
     p = sub.add_parser("summary", help="print what is built and where")
     p.set_defaults(func=cmd_summary)
 
@@ -204,6 +309,45 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new-per-day", type=int, default=500)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="render the day's HTML report (KPIs, 90-day trends, data health) "
+                                      "from what is built")
+    p.add_argument("--date", type=_date, required=True, help="the report day")
+    p.add_argument("--out", default=None, help="write here instead of <data_root>/reports/<date>.html")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("revenue", help="revenue per service and month from Counters_Service.csv, with a TOTAL column")
+    p.add_argument("--service", nargs="+", required=True, help="service names (exact, after strip), in display order")
+    p.add_argument("--month", nargs="+", required=True, help="months YYYY-MM")
+    p.add_argument("--file", default=None, help="a Counters_Service.csv (default: the one under the data root)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+    p.set_defaults(func=cmd_revenue)
+
+    p = sub.add_parser("refunds", help="refunds per month and CPC from the RFND partitions (legacy rfnd_analysis)")
+    p.add_argument("--month", nargs="+", required=True, help="months YYYY-MM")
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+    p.set_defaults(func=cmd_refunds)
+
+    p = sub.add_parser("ltv", help="mean lifetime and LTV of a service's subscriptions activated in a month")
+    p.add_argument("--service", required=True, help="service name as in MASTERCPC.csv (case-insensitive)")
+    p.add_argument("--month", nargs="+", required=True, help="activation months YYYY-MM")
+    p.add_argument("--as-of", type=_date, default=None, help="use the view as of this day (default: the latest)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+    p.set_defaults(func=cmd_ltv)
+
+    p = sub.add_parser("check-userbase", help="per service, user_base_by_service sums equal the sums of its CPCs "
+                                              "in user_base_by_cpc (exit 1 on a mismatch)")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--service", nargs="+", default=None, help="check only these services")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write every checked service as CSV")
+    p.set_defaults(func=cmd_check_userbase)
+
+    p = sub.add_parser("verify", help="check every output of a range against its provenance sidecar and contract; "
+                                      "mark damaged ones for rebuild by the next backfill (exit 1 on a problem)")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.add_argument("--no-repair", action="store_true", help="report only: mark nothing for rebuild")
+    p.set_defaults(func=cmd_verify)
 
     args = parser.parse_args(argv)
     _setup_logging(args.command, args.verbose)

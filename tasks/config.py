@@ -28,6 +28,9 @@ class cvas(luigi.Config):  # noqa: N801 - the section name in luigi.cfg is [cvas
                                       description="Use luigid (central) or the local scheduler for make targets")
     batch_days = luigi.IntParameter(default=31, description="Days per luigi.build call during a backfill")
     workers = luigi.IntParameter(default=2, description="Luigi workers per build")
+    user_base = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+                                    description="Build the NBS user base in daily runs and backfills (the ssh "
+                                                "source only serves the current day's snapshot)")
     log_dir = luigi.Parameter(default="var/log",
                               description="One log file per cvas run; files older than 15 days are deleted")
     subscriptions_keep_days = luigi.IntParameter(

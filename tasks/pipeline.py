@@ -10,9 +10,11 @@ from collections.abc import Callable
 import luigi
 from luigi.execution_summary import LuigiStatusCode
 
-from cvas.status import grid, mark_for_rebuild, output_path, plan
-from tasks.config import cvas, exclusions_path, layout
+from cvas.report import report_is_current
+from cvas.status import DATASETS, grid, mark_for_rebuild, output_path, plan
+from tasks.config import cvas, excluded_services, exclusions_path, layout
 from tasks.counters import DailyCounters, ExportCounters
+from tasks.report import DailyReport
 from tasks.subscriptions import SubscriptionView
 from tasks.user_base import AggregateUserBase, ExportUserBase
 
@@ -25,7 +27,8 @@ class DailyPipeline(luigi.WrapperTask):
     date = luigi.DateParameter(description="The day to build")
 
     def requires(self):
-        return [ExportCounters(date=self.date), SubscriptionView(date=self.date), ExportUserBase(date=self.date)]
+        needs = [ExportCounters(date=self.date), SubscriptionView(date=self.date), DailyReport(date=self.date)]
+        return needs + ([ExportUserBase(date=self.date)] if cvas().user_base else [])
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
@@ -34,8 +37,9 @@ class DailyPipeline(luigi.WrapperTask):
         days = [p["date"] if isinstance(p, dict) else p for p in tuples]
         if not days:
             return []
-        pending = {day for day, _, _ in plan(grid(layout(), min(days), max(days), exclusions_path()))}
-        return [p for p, d in zip(tuples, days) if d not in pending]
+        pending = {day for day, _, _ in planned_steps(min(days), max(days))}
+        lay, services = layout(), excluded_services()
+        return [p for p, d in zip(tuples, days) if d not in pending and report_is_current(lay, d, services)]
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -46,7 +50,8 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 
 def planned_steps(start: dt.date, end: dt.date, only_missing: bool = False):
     """The explained plan of a backfill over [start, end] (see cvas.status.plan)."""
-    cells = grid(layout(), start, end, exclusions_path())
+    datasets = [d for d in DATASETS if cvas().user_base or not d[0].startswith("user_base")]
+    cells = grid(layout(), start, end, exclusions_path(), datasets)
     return plan(cells, only_missing=only_missing)
 
 
@@ -126,7 +131,8 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     todo = sorted(per_day)
     total = (end - start).days + 1
     # whole-history products: built once at the end, never per day
-    finals = [ExportCounters(date=end), ExportUserBase(date=end), SubscriptionView(date=end)]
+    finals = [ExportCounters(date=end), SubscriptionView(date=end), DailyReport(date=end)]
+    finals += [ExportUserBase(date=end)] if cvas().user_base else []
     if not todo:
         stale = [t for t in finals if not t.complete()]
         progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "

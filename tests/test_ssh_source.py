@@ -151,11 +151,23 @@ def _run_backfill(luigi_config, nova, root_data: Path, source: str, settings: Ss
     luigi_config("cvas", "master_xlsx", nova.master_xlsx)
     luigi_config("cvas", "exclusions", nova.exclusions)
     luigi_config("cvas", "workers", 1)
+    # Nova serves only today's NBS snapshot, so a backfill of past days over ssh leaves the user
+    # base out (it comes from a directory drop instead; README "Past NBS snapshots")
+    luigi_config("cvas", "user_base", "false")
     if settings is not None:
         for key in ("host", "port", "user", "key_file", "known_hosts", "psql_path", "database", "db_user",
                     "db_host", "db_port", "connect_timeout", "command_timeout", "remote_dir", "attempts"):
             luigi_config("ssh_source", key, getattr(settings, key))
     return run_backfill(START, BACKFILL_END, progress=lambda _: None)
+
+
+def test_backfill_through_ssh_of_past_days_fails_loudly_on_the_user_base(luigi_config, settings, nova, tmp_path):
+    assert _run_backfill(luigi_config, nova, tmp_path / "ssh", "ssh", settings) == 0
+    luigi_config("cvas", "user_base", "true")
+    from tasks.pipeline import run_backfill
+
+    assert run_backfill(START, BACKFILL_END, progress=lambda _: None) == 30   # [retcode] task_failed
+    assert Layout(tmp_path / "ssh").daily_counters(START).exists()
 
 
 def test_backfill_through_ssh_gives_the_same_rows_and_counters(luigi_config, settings, nova, tmp_path):

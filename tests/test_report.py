@@ -1,0 +1,408 @@
+"""The daily report: built by Luigi on a small simulated pipeline, rendered in headless Chromium,
+its KPIs checked against the day's counter file, and its data-health panel on gaps."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import luigi
+import luigi.configuration
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from luigi.execution_summary import LuigiStatusCode
+from luigi.task_register import Register
+
+from cvas.layout import Layout
+from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
+
+REPO = Path(__file__).resolve().parents[1]
+START = dt.date(2025, 10, 6)
+DAYS = 5
+END = START + dt.timedelta(days=DAYS - 1)
+KEYWORDS = DEFAULT_EXCLUDED_SERVICES
+TAB_BLUE = (0x1F, 0x77, 0xB4)
+
+
+# -- a small pipeline, built once for the module -----------------------------------------------
+
+@contextlib.contextmanager
+def luigi_settings(values: dict[tuple[str, str], object]):
+    """Set luigi.cfg keys for the duration (the module-scoped twin of the luigi_config fixture)."""
+    cfg = luigi.configuration.get_config()
+    saved = []
+    for (section, key), value in values.items():
+        if not cfg.has_section(section):
+            cfg.add_section(section)
+        saved.append((section, key, cfg.get(section, key, None)))
+        cfg.set(section, key, str(value))
+    Register.clear_instance_cache()
+    try:
+        yield
+    finally:
+        for section, key, old in reversed(saved):
+            if old is None:
+                cfg.remove_option(section, key)
+            else:
+                cfg.set(section, key, old)
+        Register.clear_instance_cache()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Five simulated days through the real pipeline (counters, user base, view), then DailyReport."""
+    from cvas.simulate import simulate
+    from tasks.pipeline import run_backfill
+    from tasks.report import DailyReport
+
+    root = tmp_path_factory.mktemp("report")
+    nova = simulate(root / "nova", START, DAYS, new_per_day=20, seed=7)
+    settings = {
+        ("cvas", "data_root"): root / "data", ("cvas", "source"): "simulated",
+        ("simulated_source", "database"): nova.database, ("cvas", "master_xlsx"): nova.master_xlsx,
+        ("cvas", "exclusions"): nova.exclusions, ("cvas", "workers"): 1, ("core", "autoload_range"): "false",
+    }
+    with luigi_settings(settings):
+        assert run_backfill(START, END, progress=lambda _: None) == 0
+        result = luigi.build([DailyReport(date=END)], local_scheduler=True, workers=1, log_level="WARNING",
+                             detailed_summary=True)
+        assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
+        assert DailyReport(date=END).complete()
+        yield Layout(root / "data")
+
+
+# -- independent expectations (pyarrow and csv, not cvas.report) --------------------------------
+
+def master_names(layout: Layout) -> dict[int, str]:
+    with open(layout.master_cpc, newline="", encoding="utf-8") as fh:
+        return {int(r["cpc"]): r["service_name"] for r in csv.DictReader(fh)}
+
+
+def excluded(name: str) -> bool:
+    return any(k in name.lower() for k in KEYWORDS)
+
+
+def kept_counter_rows(layout: Layout, day: dt.date) -> list[dict]:
+    names = master_names(layout)
+    rows = pq.read_table(layout.daily_counters(day)).to_pylist()
+    return [r for r in rows if not excluded(names.get(r["cpc"]) or "UNKNOWN")]
+
+
+def user_base_total(layout: Layout, day: dt.date) -> int | None:
+    path = layout.user_base_daily(day)
+    if not path.exists():
+        return None
+    return sum(r["user_base"] for r in pq.read_table(path).to_pylist() if not excluded(r["service_name"]))
+
+
+def expected_kpis(layout: Layout, day: dt.date) -> dict[str, float]:
+    rows = kept_counter_rows(layout, day)
+
+    def total(column):
+        return sum(r[column] for r in rows)
+
+    act, dct, rev = total("act_count"), total("dct_count"), round(total("rev"), 2)
+    base, base_before = user_base_total(layout, day), user_base_total(layout, day - dt.timedelta(days=1))
+    days = [day - dt.timedelta(days=i) for i in range(30)]
+    revenue_30 = sum(sum(r["rev"] for r in kept_counter_rows(layout, d)) for d in days
+                     if layout.daily_counters(d).exists())
+    bases = [b for b in (user_base_total(layout, d) for d in days) if b is not None]
+    return {
+        "activations": act, "activations_free": total("act_free"), "activations_paid": total("act_pay"),
+        "upgrades": total("upg_count"), "renewals": total("reno_count"), "deactivations": dct,
+        "cancellations": total("cnr_count"), "refunds": total("rfnd_count"),
+        "refund_amount": round(total("rfnd_amount"), 2), "revenue": rev, "net_adds": act - dct,
+        "user_base": base, "churn": dct / (base_before + act),
+        "arpu": rev / ((base_before + base) / 2), "arpu_30d": revenue_30 / (sum(bases) / len(bases)),
+    }
+
+
+# -- reading what Chromium gives back -----------------------------------------------------------
+
+class Dom(HTMLParser):
+    """What the tests look at in a page: KPI tiles, charts, health checks, category rows."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.kpis: dict[str, dict] = {}
+        self.svgs = 0
+        self.charts: list[str] = []
+        self.health: dict[str, list[dict]] = {}
+        self.categories: dict[str, dict] = {}
+        self.text: list[str] = []
+        self._kpi: str | None = None
+        self._in_value = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "svg":
+            self.svgs += 1
+            if "data-chart" in a:
+                self.charts.append(a["data-chart"])
+        if "data-kpi" in a:
+            self._kpi = a["data-kpi"]
+            self.kpis[self._kpi] = {"value": a.get("data-value"), "text": ""}
+        elif self._kpi and a.get("class") == "value":
+            self._in_value = True
+        if "data-health" in a:
+            self.health.setdefault(a["data-health"], []).append(a)
+        if "data-category" in a:
+            self.categories[a["data-category"]] = a
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self._in_value:
+            self._in_value = False
+            self._kpi = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_value and self._kpi:
+            self.kpis[self._kpi]["text"] += data
+
+
+def chromium_exe() -> str:
+    exe = shutil.which("chromium")
+    if exe is None:  # a fresh machine: install it the way `make test` does
+        subprocess.run(["bash", str(REPO / "scripts" / "ensure_test_deps.sh")], check=True)
+        exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is needed: run scripts/ensure_test_deps.sh as root"
+    return exe
+
+
+def chromium(page: Path, workdir: Path, *action: str) -> subprocess.CompletedProcess:
+    """Headless Chromium on `page` with a fresh profile; the proxy is a closed port, so any
+    attempt to reach the network fails instead of succeeding quietly."""
+    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=workdir)
+    cmd = [chromium_exe(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", "--proxy-server=http://127.0.0.1:9", *action, page.as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True)
+
+
+def read_png(path: Path) -> np.ndarray:
+    """An 8-bit RGB/RGBA non-interlaced PNG as a (height, width, channels) array: zlib + struct."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, []
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat.append(chunk)
+        elif kind == b"IEND":
+            break
+    assert depth == 8 and interlace == 0 and colour in (2, 6), (depth, colour, interlace)
+    bpp = 3 if colour == 2 else 4
+    stride = width * bpp
+    raw = zlib.decompress(b"".join(idat))
+    out = np.zeros((height, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.int64)
+    for y in range(height):
+        base = y * (stride + 1)
+        filt = raw[base]
+        line = np.frombuffer(raw, dtype=np.uint8, count=stride, offset=base + 1).astype(np.int64)
+        if filt == 0:
+            cur = line
+        elif filt == 1:  # Sub: a running sum per channel
+            cur = np.cumsum(line.reshape(-1, bpp), axis=0).reshape(-1) % 256
+        elif filt == 2:  # Up
+            cur = (line + prev) % 256
+        else:  # Average and Paeth depend on the pixel just decoded: byte by byte
+            rec = bytearray(stride)
+            up, ln = prev.tolist(), line.tolist()
+            for x in range(stride):
+                a = rec[x - bpp] if x >= bpp else 0
+                b = up[x]
+                if filt == 3:
+                    rec[x] = (ln[x] + ((a + b) >> 1)) & 255
+                else:
+                    c = up[x - bpp] if x >= bpp else 0
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    rec[x] = (ln[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+            cur = np.frombuffer(bytes(rec), dtype=np.uint8).astype(np.int64)
+        out[y] = cur
+        prev = cur
+    return out.reshape(height, width, bpp)[:, :, :3]
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+def test_daily_report_task_publishes_one_page_per_day(built):
+    from cvas.report import report_days, report_is_current
+
+    page = built.report(END)
+    assert page == built.root / "reports" / "2025-10-10.html"
+    assert report_days(built) == {END}
+    assert report_is_current(built, END, KEYWORDS)
+    assert not any(p.name.startswith(".") or "tmp" in p.name for p in page.parent.iterdir())
+
+    # a day of the window filled or rebuilt later makes the page stale; a copy keeps the module's data intact
+    copy = Layout(built.root.parent / "copy-stale")
+    shutil.copytree(built.root, copy.root)
+    assert report_is_current(copy, END, KEYWORDS)
+    copy.daily_counters(START).unlink()
+    assert not report_is_current(copy, END, KEYWORDS)
+    assert not report_is_current(built, END, KEYWORDS + ("top video",)), "another keyword list is another report"
+
+
+def test_report_renders_in_chromium_with_charts_and_the_days_counters(built, tmp_path):
+    from cvas.report import _CSS, PALETTE
+
+    page = built.report(END)
+    dom = Dom(chromium(page, tmp_path, "--dump-dom").stdout)
+    expected = expected_kpis(built, END)
+
+    # KPI tiles: machine values equal the counters of the day, the text is formatted for people
+    assert set(dom.kpis) == set(expected)
+    for key, want in expected.items():
+        got = dom.kpis[key]["value"]
+        if key in ("revenue", "refund_amount"):
+            assert abs(float(got) - want) < 0.005, key
+        elif key in ("churn", "arpu", "arpu_30d"):
+            assert float(got) == pytest.approx(want, rel=1e-6), key
+        else:
+            assert int(got) == want, key
+    assert dom.kpis["revenue"]["text"] == f"€{expected['revenue']:,.2f}"
+    assert dom.kpis["renewals"]["text"] == f"{expected['renewals']:,}"
+    assert dom.kpis["churn"]["text"] == f"{expected['churn'] * 100:.2f}%"
+    assert re.fullmatch(r"[+\u2212]?[\d,]+", dom.kpis["net_adds"]["text"])
+
+    # categories: every kept counter row of the day lands in exactly one category row
+    rows = kept_counter_rows(built, END)
+    assert sum(float(a["data-revenue"]) for a in dom.categories.values()) == pytest.approx(
+        sum(r["rev"] for r in rows), abs=0.01 * len(dom.categories))
+    assert sum(int(a["data-activations"]) for a in dom.categories.values()) == expected["activations"]
+
+    # charts: inline SVG, all of them, drawn in the page
+    assert dom.svgs >= 12
+    assert {"revenue", "activations", "renewals", "terminations", "net_adds", "refunds", "user_base", "churn_arpu",
+            "revenue_by_category", "categories_day", "services_day", "user_base_by_category"} <= set(dom.charts)
+
+    # health: nothing missing, no rejects, exports and view current; unmapped CPCs named
+    for key in ("missing_days", "user_base", "rejected_rows", "stale_outputs"):
+        assert [a["class"] for a in dom.health[key]] == ["ok"], key
+    assert all(a["class"] == "ok" for a in dom.health["output"])
+    names = master_names(built)
+    unmapped = {r["cpc"] for r in pq.read_table(built.daily_counters(END)).to_pylist() if r["cpc"] not in names}
+    assert int(dom.health["unmapped_cpcs"][0]["data-count"]) == len(unmapped)
+
+    # the screenshot: a real page with the charts' colours across it (the page's CSS uses none of them)
+    shot = tmp_path / "report.png"
+    chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1400,3000")
+    assert shot.stat().st_size > 50_000
+    image = read_png(shot)
+    assert image.shape == (3000, 1400, 3)
+    assert not any(c.lower() in _CSS.lower() for c in PALETTE)
+    ink = (image.min(axis=2) < 200).mean()
+    assert ink > 0.03, f"only {ink:.1%} of the page is drawn"
+    blue = (np.abs(image.astype(int) - TAB_BLUE).max(axis=2) <= 12)
+    assert blue.sum() > 20_000, "the revenue and activation bars are not drawn"
+    coloured = (image.max(axis=2).astype(int) - image.min(axis=2)) > 80
+    bands = [coloured[y:y + 500].sum() for y in range(500, 3000, 500)]
+    assert sum(n > 2_000 for n in bands) >= 4, f"charts missing from parts of the page: {bands}"
+
+
+def test_report_is_self_contained_and_deterministic(built, tmp_path):
+    from cvas.report import build_report
+
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    for out in (a, b):
+        build_report(built, END, excluded_services=KEYWORDS, out=out)
+    text = a.read_text(encoding="utf-8")
+    assert a.read_bytes() == b.read_bytes(), "the same inputs give the same bytes"
+    assert not re.search(r"<(script|link|img|iframe|object)\b", text, re.I)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text, re.I)
+    assert not re.search(r"url\(\s*['\"]?(https?:|//)", text, re.I)
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids)), "element ids are unique across the inlined charts"
+    assert not list(tmp_path.glob("*/")), "no staging leftovers beside the output"
+
+
+def test_report_renders_with_missing_days_and_without_user_base(built, tmp_path):
+    from cvas.report import build_report
+
+    copy = Layout(tmp_path / "data")
+    shutil.copytree(built.root, copy.root)
+    gap = START + dt.timedelta(days=2)
+    copy.daily_counters(gap).unlink()
+    shutil.rmtree(copy.root / "user_base")
+    shutil.rmtree(copy.root / "User_Base")
+    out = tmp_path / "gaps.html"
+    build_report(copy, END, excluded_services=KEYWORDS, out=out)
+    dom = Dom(out.read_text(encoding="utf-8"))
+
+    missing = dom.health["missing_days"][0]
+    assert (missing["class"], missing["data-count"]) == ("warn", "1")
+    assert "2025-10-08" in "".join(dom.text)
+    assert dom.health["user_base"][0]["class"] == "warn"
+    assert "no user-base files in the window" in "".join(dom.text)
+    for key in ("user_base", "churn", "arpu", "arpu_30d"):
+        assert dom.kpis[key]["value"] == "" and dom.kpis[key]["text"] == "n/a", key
+    expected = expected_kpis(built, END)
+    assert int(dom.kpis["renewals"]["value"]) == expected["renewals"]
+    assert {"revenue", "activations", "refunds", "revenue_by_category"} <= set(dom.charts)
+    assert "user_base" not in dom.charts
+
+
+def test_cli_report(built, tmp_path, capsys):
+    from tasks.cli import main
+
+    out = tmp_path / "mine.html"
+    assert main(["report", "--date", str(END), "--out", str(out)]) == 0
+    assert out.exists() and "data-kpi=\"revenue\"" in out.read_text(encoding="utf-8")
+    assert str(out) in capsys.readouterr().out
+    assert main(["report", "--date", str(END + dt.timedelta(days=1))]) == 1
+    assert "no counters for 2025-10-11" in capsys.readouterr().err
+
+
+def test_numbers_are_formatted_for_people():
+    from cvas.report import fmt_count, fmt_eur, fmt_pct, fmt_signed, machine_value
+
+    assert fmt_count(1234567) == "1,234,567"
+    assert fmt_eur(1234.5) == "€1,234.50"
+    assert fmt_eur(-3) == "\u2212€3.00"
+    assert fmt_eur(float("nan")) == "n/a"
+    assert fmt_pct(0.01234) == "1.23%"
+    assert (fmt_signed(12), fmt_signed(-1234), fmt_signed(0)) == ("+12", "\u22121,234", "0")
+    assert (machine_value(2.5, "eur"), machine_value(7.0, "count"), machine_value(None, "pct")) == ("2.50", "7", "")
+
+
+def test_a_day_without_transactions_reports_zeros_not_gaps(layout, tmp_path):
+    from cvas.report import build_report
+    from cvas.schemas import COUNTER_SCHEMA
+
+    day = dt.date(2026, 1, 5)
+    layout.daily_counters(day).parent.mkdir(parents=True)
+    pq.write_table(COUNTER_SCHEMA.empty_table(), layout.daily_counters(day))
+    layout.master_cpc.parent.mkdir(parents=True)
+    layout.master_cpc.write_text("cpc,service_name,tme_category,cpc_period,cpc_price\n1,Alpha,Games,7,1.0\n",
+                                 encoding="utf-8")
+    out = tmp_path / "empty.html"
+    build_report(layout, day, excluded_services=KEYWORDS, out=out)
+    dom = Dom(out.read_text(encoding="utf-8"))
+    assert (dom.kpis["revenue"]["value"], dom.kpis["revenue"]["text"]) == ("0.00", "€0.00")
+    assert dom.kpis["activations"]["value"] == "0" and dom.kpis["user_base"]["value"] == ""
+    assert dom.health["missing_days"][0]["data-count"] == "0"
+    assert {"revenue", "activations", "categories_day"} <= set(dom.charts)
+
+
+def test_the_report_day_must_have_counters(layout):
+    from cvas.report import ReportInputError, build_report
+
+    with pytest.raises(ReportInputError, match="no counters for 2026-01-05"):
+        build_report(layout, dt.date(2026, 1, 5), excluded_services=KEYWORDS)
