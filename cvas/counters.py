@@ -70,13 +70,16 @@ def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: 
 
 
 def export_counters(daily_files: list[Path], master: pa.Table, excluded_services: tuple[str, ...],
-                    cpc_out: Path, service_out: Path, staging: Path) -> dict[str, int]:
+                    cpc_out: Path, service_out: Path, staging: Path, base: Path | None = None) -> dict[str, int]:
     """Rebuild `Counters_CPC.parquet` (all CPCs, D7) and `Counters_Service.csv` (excluded services
-    dropped, RFC 4180 quoting, D10) from the per-day counter files, each replaced atomically."""
+    dropped, RFC 4180 quoting, D10) from the per-day counter files, each replaced atomically.
+
+    With `base` (the published Counters_CPC.parquet), `daily_files` are only the days to add
+    after it: the daily step then opens two files however long the history is."""
     con = _connect()
     try:
-        if daily_files:
-            files = [str(p) for p in sorted(daily_files)]
+        files = [str(p) for p in sorted(daily_files)] + ([str(base)] if base else [])
+        if files:
             counters = con.execute("select * from read_parquet($files) order by date, cpc", {"files": files}).fetch_arrow_table()
             counters = counters.cast(COUNTER_SCHEMA)
         else:

@@ -34,3 +34,25 @@ def counters_export_current(layout: Layout, day: dt.date, excluded_services: tup
     if meta.get("daily") != _daily_listing(layout):
         return False
     return not provenance.changed_inputs(layout, layout.counters_cpc, {"master": layout.master_cpc})
+
+
+def counters_export_additions(layout: Layout, excluded_services: tuple[str, ...]) -> list[str] | None:
+    """The days to append to the published counter exports, or None when they must be rebuilt
+    from every per-day file (a day changed or vanished, a day before the last exported one
+    appeared, the master or the excluded services changed, or nothing was exported yet)."""
+    if not layout.counters_cpc.exists():
+        return None
+    meta = provenance.read(layout, layout.counters_cpc)
+    if meta is None or meta.get("excluded_services") != list(excluded_services):
+        return None
+    if provenance.changed_inputs(layout, layout.counters_cpc, {"master": layout.master_cpc}):
+        return None
+    if provenance.file_hash(layout.counters_cpc) != meta.get("output_hash"):
+        return None  # the published file is not the one recorded: rebuild it whole
+    old, now = meta.get("daily", {}), _daily_listing(layout)
+    if any(now.get(day) != stat for day, stat in old.items()):
+        return None
+    new = sorted(set(now) - set(old))
+    if old and new and new[0] <= max(old):
+        return None
+    return new

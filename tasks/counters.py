@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import luigi
 
 from cvas import provenance
 from cvas.counters import build_daily_counters, export_counters
 from cvas.exclusions import load_exclusions
-from cvas.exports import counters_export_current, export_manifest_extra
+from cvas.exports import counters_export_additions, counters_export_current, export_manifest_extra
 from cvas.master import master_csv_text, read_master_csv, read_master_xlsx
 from cvas.publish import write_text_atomic
 from cvas.schemas import KINDS
@@ -100,9 +102,13 @@ class ExportCounters(CvasTask):
 
     def run(self):
         lay = layout()
-        daily = sorted(lay.daily_counters_root.glob("*.parquet"))
-        self.set_status_message(f"exporting {len(daily)} counter days")
+        additions = counters_export_additions(lay, excluded_services())
+        if additions is None:
+            daily, base = sorted(lay.daily_counters_root.glob("*.parquet")), None
+        else:
+            daily, base = [lay.daily_counters(dt.date.fromisoformat(d)) for d in additions], lay.counters_cpc
+        self.set_status_message(f"exporting {len(daily)} counter days" + (" onto the previous export" if base else ""))
         stats = export_counters(daily, read_master_csv(lay.master_cpc), excluded_services(),
-                                lay.counters_cpc, lay.counters_service, lay.staging)
+                                lay.counters_cpc, lay.counters_service, lay.staging, base=base)
         provenance.record(lay, lay.counters_cpc, inputs={"master": lay.master_cpc}, params={"date": str(self.date)},
                           rows=stats["cpc_rows"], extra=export_manifest_extra(lay, excluded_services()))

@@ -41,7 +41,10 @@ class DailyReport(CvasTask):
         return luigi.LocalTarget(str(layout().report(self.date)))
 
     def complete(self):
-        return super().complete() and report_is_current(layout(), self.date, excluded_services(), WINDOW_DAYS)
+        # stale as soon as an upstream export is: a sibling rebuilding it in the same run must
+        # not leave this page complete before and stale after
+        return (super().complete() and all(t.complete() for t in luigi.task.flatten(self.requires()))
+                and report_is_current(layout(), self.date, excluded_services(), WINDOW_DAYS))
 
     def run(self):
         info = build_report(layout(), self.date, excluded_services=excluded_services(), exclusions=exclusions_path(),

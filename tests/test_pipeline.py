@@ -161,3 +161,22 @@ def test_a_killed_backfill_leaves_no_partial_file_and_resumes(simulated, tmp_pat
                 pq.read_metadata(path)  # every visible Parquet file is whole
     assert subprocess.run(cmd, cwd=REPO, env=env, capture_output=True).returncode == 0
     assert len(list(simulated.root.glob("counters_daily/*.parquet"))) == DAYS
+
+
+def test_a_new_day_is_appended_to_the_exports_and_equals_a_full_rebuild(simulated, tmp_path):
+    from cvas.counters import export_counters
+    from cvas.exports import counters_export_additions
+    from cvas.master import read_master_csv
+    from tasks.config import excluded_services
+    from tasks.pipeline import run_backfill
+
+    assert run_backfill(START, START + dt.timedelta(days=1), progress=lambda _: None) == 0
+    assert run_backfill(END, END, progress=lambda _: None) == 0   # after the exported days: appended
+    lay = simulated
+    assert counters_export_additions(lay, excluded_services()) == []
+    full = tmp_path / "full"
+    export_counters(sorted(lay.daily_counters_root.glob("*.parquet")), read_master_csv(lay.master_cpc),
+                    excluded_services(), full / "cpc.parquet", full / "service.csv", lay.staging)
+    assert pq.read_table(lay.counters_cpc).equals(pq.read_table(full / "cpc.parquet"))
+    assert lay.counters_service.read_bytes() == (full / "service.csv").read_bytes()
+    assert pq.read_table(lay.counters_cpc).column("date").to_pylist()[-1] == END
