@@ -75,9 +75,11 @@ def configure(work: Path, root: Path, nova: Path, port: int = 8082) -> Path:
 
 def in_subprocess(cfg: Path, code: str) -> dict:
     """Run `code` in a fresh interpreter; returns its wall time `s` and peak RSS `mib`."""
-    wrapper = ("import resource, time, json\nt0 = time.perf_counter()\n" + code +
-               "\nprint(json.dumps({'s': time.perf_counter() - t0, "
-               "'mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+    # VmHWM is the peak of this process's own address space; ru_maxrss would carry the
+    # parent's peak across exec on Linux
+    wrapper = ("import time, json\nt0 = time.perf_counter()\n" + code +
+               "\nhwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]"
+               "\nprint(json.dumps({'s': time.perf_counter() - t0, 'mib': int(hwm) / 1024}))")
     out = subprocess.run([sys.executable, "-c", wrapper], cwd=REPO, env=dict(os.environ, LUIGI_CONFIG_PATH=str(cfg)),
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -254,8 +256,9 @@ def fabricate_years(work: Path, template_root: Path, template_day: dt.date, year
     src, dst = Layout(template_root), Layout(work / "data-years")
     start = dt.date(2023, 1, 1)
     end = start + dt.timedelta(days=365 * years - 1)
-    files = lambda lay, d: ([lay.raw(k, d) for k in KINDS] + [lay.transactions(k, d) for k in KINDS]  # noqa: E731
-                            + [lay.quality(k, d) for k in KINDS] + [lay.rejects(k, d) for k in KINDS]
+    # in publication order: a load publishes its report and rejects before its partition
+    files = lambda lay, d: ([lay.raw(k, d) for k in KINDS] + [lay.quality(k, d) for k in KINDS]  # noqa: E731
+                            + [lay.rejects(k, d) for k in KINDS] + [lay.transactions(k, d) for k in KINDS]
                             + [lay.daily_counters(d), lay.user_base_snapshot(d), lay.user_base_daily(d)])
     day = start
     while day <= end:

@@ -163,7 +163,7 @@ def stat_listing(directory: Path, suffix: str) -> dict[str, list[int]]:
     for entry in entries:
         if entry.name.endswith(suffix):
             st = entry.stat()
-            listing[entry.name[: -len(suffix)]] = [st.st_size, st.st_mtime_ns]
+            listing[entry.name[: len(entry.name) - len(suffix)]] = [st.st_size, st.st_mtime_ns]
     return listing
 
 
@@ -186,12 +186,18 @@ def sidecar(layout: Layout, output: Path) -> Path:
     Kept outside the dataset directories so a reader globbing `*.parquet` or `*.csv` never
     meets it.
     """
-    rel = Path(output).resolve().relative_to(layout.root.resolve())
-    return layout.root / "_meta" / (str(rel) + ".json")
+    return layout.root / "_meta" / (str(_relative(layout, output)) + ".json")
 
 
 def tombstone(layout: Layout, output: Path) -> Path:
     """The invalidation marker of an output: present means "rebuild me", while the old file
     stays readable until the rebuild replaces it atomically."""
-    rel = Path(output).resolve().relative_to(layout.root.resolve())
-    return layout.root / "_invalid" / rel
+    return layout.root / "_invalid" / _relative(layout, output)
+
+
+def _relative(layout: Layout, output: Path) -> Path:
+    """`output` relative to the data root; paths made by the layout need no filesystem access."""
+    try:
+        return Path(output).relative_to(layout.root)
+    except ValueError:
+        return Path(output).resolve().relative_to(layout.root.resolve())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cvas import provenance
-from cvas.layout import Layout, days_in_dir, tombstone
+from cvas.layout import Layout, days_in_dir, stat_listing, tombstone
 from cvas.publish import write_text_atomic
 from cvas.schemas import KINDS
 from cvas.state import counter_days, counter_inputs, invalidated, loaded_days, raw_days
@@ -100,6 +101,16 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
             suffix = "_NBS_Base.csv" if name == "user_base_snapshot" else ".parquet"
             fmt = "%Y%m%d" if name == "user_base_snapshot" else "%Y-%m-%d"
             listing[(name, kind)] = days_in_dir(directory, suffix, fmt)
+    # (size, mtime_ns) of every file the freshness checks compare, from one scan per directory
+    stats: dict[str, list[int]] = {}
+    for name, kind in datasets:
+        if name in ("raw", "transactions", "user_base_snapshot", "user_base", "counters"):
+            dirs = {output_path(layout, name, kind, d).parent for d in days} if name == "transactions" \
+                else {output_path(layout, name, kind, start).parent}
+            for directory in dirs:
+                for stem, st in stat_listing(directory, "").items():
+                    stats[os.path.join(directory, stem)] = st
+    excl_stat = _stat(exclusions) if exclusions is not None else None
     out: dict[dt.date, dict[str, Cell]] = {}
     for day in days:
         row: dict[str, Cell] = {}
@@ -119,15 +130,54 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
                 continue
             changed: list[str] = []
             if name == "transactions":
-                changed = provenance.changed_inputs(layout, path, {"raw": layout.raw(kind, day)})
-                changed = [] if changed == ["<no provenance>"] else changed
+                changed = _changed(layout, path, stats, {"raw": layout.raw(kind, day)})
             elif name == "counters":
-                changed = provenance.changed_inputs(layout, path, counter_inputs(layout, day, exclusions))
+                inputs = counter_inputs(layout, day, exclusions)
+                current = {k: stats.get(str(p)) for k, p in inputs.items() if k != "exclusions"}
+                if exclusions is not None:
+                    current["exclusions"] = excl_stat
+                changed = _changed(layout, path, stats, inputs, current, always=exclusions is not None)
             elif name == "user_base":
-                changed = provenance.changed_inputs(layout, path, {"snapshot": layout.user_base_snapshot(day)})
+                changed = _changed(layout, path, stats, {"snapshot": layout.user_base_snapshot(day)})
             row[label] = Cell(STALE, f"{', '.join(changed)} changed") if changed else Cell(PRESENT)
         out[day] = row
     return out
+
+
+def _stat(path: Path | None) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, TypeError):
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _changed(layout: Layout, output: Path, stats: dict[str, list[int]], inputs: dict[str, Path],
+             current: dict[str, list[int] | None] | None = None, always: bool = False) -> list[str]:
+    """Inputs of `output` that changed since it was built. Fast path: when every input is older
+    than the output (and `always` is off) nothing can have changed and no sidecar is read;
+    otherwise the sidecar's recorded size/mtime (then content hash) decide."""
+    current = current if current is not None else {k: stats.get(str(p)) for k, p in inputs.items()}
+    own = stats.get(str(output))
+    if not always and own is not None and all(c is not None and c[1] <= own[1] for c in current.values()):
+        return []
+    meta = provenance.read(layout, output)
+    if meta is None:
+        return []  # built before provenance was recorded: nothing to compare with
+    recorded = meta.get("inputs", {})
+    changed = []
+    for name, path in inputs.items():
+        old, now = recorded.get(name), current.get(name)
+        if old is None:
+            changed.append(name)
+        elif now is None:
+            if not old.get("missing"):
+                changed.append(name)
+        elif old.get("missing") or old.get("size") != now[0]:
+            changed.append(name)
+        elif old.get("mtime_ns") != now[1] and provenance.file_hash(path) != old.get("hash"):
+            changed.append(name)
+    return sorted(changed)
 
 
 def format_grid(cells: dict[dt.date, dict[str, Cell]]) -> str:
