@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from cvas import provenance
-from cvas.layout import Layout, stat_listing
+from cvas.layout import Layout, stat_listing, through
 
 
 def _daily_listing(layout: Layout) -> dict[str, list[int]]:
@@ -20,8 +20,8 @@ def export_manifest_extra(layout: Layout, excluded_services: tuple[str, ...]) ->
 
 
 def counters_export_current(layout: Layout, day: dt.date, excluded_services: tuple[str, ...]) -> bool:
-    """Whether the counter exports exist, include `day`, and reflect the current per-day files,
-    master and excluded-service list."""
+    """Whether the counter exports exist, include `day`, and reflect the current per-day files
+    up to `day`, the master and the excluded-service list."""
     if not (layout.counters_cpc.exists() and layout.counters_service.exists()):
         return False
     meta = provenance.read(layout, layout.counters_cpc)
@@ -31,7 +31,8 @@ def counters_export_current(layout: Layout, day: dt.date, excluded_services: tup
         return False
     if meta.get("excluded_services") != list(excluded_services):
         return False
-    if meta.get("daily") != _daily_listing(layout):
+    # days after `day` (built later in the same run) do not make this day's exports stale
+    if through(meta.get("daily", {}), day) != through(_daily_listing(layout), day):
         return False
     return not provenance.changed_inputs(layout, layout.counters_cpc, {"master": layout.master_cpc})
 

@@ -201,3 +201,9 @@ def _relative(layout: Layout, output: Path) -> Path:
         return Path(output).relative_to(layout.root)
     except ValueError:
         return Path(output).resolve().relative_to(layout.root.resolve())
+
+
+def through(listing: dict[str, list[int]], day) -> dict[str, list[int]]:
+    """The entries of a `{YYYY-MM-DD: stat}` listing for days up to and including `day`."""
+    key = f"{day:%Y-%m-%d}"
+    return {d: st for d, st in listing.items() if d <= key}

@@ -133,7 +133,7 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
                 changed = _changed(layout, path, stats, {"raw": layout.raw(kind, day)})
             elif name == "counters":
                 inputs = counter_inputs(layout, day, exclusions)
-                current = {k: stats.get(str(p)) for k, p in inputs.items() if k != "exclusions"}
+                current = {k: _lookup(stats, p) for k, p in inputs.items() if k != "exclusions"}
                 if exclusions is not None:
                     current["exclusions"] = excl_stat
                 changed = _changed(layout, path, stats, inputs, current, always=exclusions is not None)
@@ -142,6 +142,12 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
             row[label] = Cell(STALE, f"{', '.join(changed)} changed") if changed else Cell(PRESENT)
         out[day] = row
     return out
+
+
+def _lookup(stats: dict[str, list[int]], path: Path) -> list[int] | None:
+    """A file's (size, mtime_ns) from the scans, or from its own stat when its folder was not scanned."""
+    key = str(path)
+    return stats[key] if key in stats else _stat(path)
 
 
 def _stat(path: Path | None) -> list[int] | None:
@@ -157,7 +163,7 @@ def _changed(layout: Layout, output: Path, stats: dict[str, list[int]], inputs: 
     """Inputs of `output` that changed since it was built. Fast path: when every input is older
     than the output (and `always` is off) nothing can have changed and no sidecar is read;
     otherwise the sidecar's recorded size/mtime (then content hash) decide."""
-    current = current if current is not None else {k: stats.get(str(p)) for k, p in inputs.items()}
+    current = current if current is not None else {k: _lookup(stats, p) for k, p in inputs.items()}
     own = stats.get(str(output))
     if not always and own is not None and all(c is not None and c[1] <= own[1] for c in current.values()):
         return []

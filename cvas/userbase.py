@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from cvas import provenance
 from cvas.counters import write_parquet_checked
-from cvas.layout import Layout, days_in_dir, stat_listing
+from cvas.layout import Layout, days_in_dir, stat_listing, through
 from cvas.locking import exclusive
 from cvas.publish import PublishError, staged
 from cvas.sql import load_sql
@@ -204,13 +204,14 @@ def _manifest(layout: Layout) -> dict[str, Any] | None:
 
 def exports_current(layout: Layout, day: dt.date, excluded_services: tuple[str, ...]) -> bool:
     """Whether the three exports exist, include `day`, and reflect exactly the per-day files now
-    present and the current excluded-service keywords."""
+    present up to `day` and the current excluded-service keywords (days after `day`, built
+    later in the same run, do not make an earlier day's exports stale)."""
     meta = _manifest(layout)
     if meta is None or f"{day:%Y-%m-%d}" not in meta.get("daily", {}):
         return False
     sizes = _output_sizes(layout)
     return (meta.get("excluded_services") == list(excluded_services)
-            and meta.get("daily") == daily_listing(layout)
+            and through(meta.get("daily", {}), day) == through(daily_listing(layout), day)
             and meta.get("outputs") == sizes and None not in sizes.values())
 
 
