@@ -83,19 +83,22 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def _wait_for_luigid_cooldown(marked) -> None:
+    """After marking outputs for rebuild: luigid ignores a rerun within its DONE cooldown."""
+    from tasks.config import cvas
+
+    if marked and cvas().scheduler == "central":
+        from tasks.luigid import wait_before_rerun
+
+        wait_before_rerun()
+
+
 def cmd_invalidate(args) -> int:
     from cvas.status import invalidate
     from tasks.config import layout
 
     marked = invalidate(layout(), args.start, args.end, dataset=args.dataset, kinds=args.kind)
-    from tasks.config import cvas
-
-    if marked and cvas().scheduler == "central":
-        # luigid ignores a rerun within stable_done_cooldown_secs of DONE: wait that out
-        from tasks.luigid import wait_out_done_cooldown
-        from tasks.pipeline import task_ids_for_range
-
-        wait_out_done_cooldown(task_ids_for_range(args.start, args.end))
+    _wait_for_luigid_cooldown(marked)
     print(f"marked {len(marked)} output(s) for rebuild; they stay readable until `cvas backfill "
           f"--start {args.start} --end {args.end}` replaces them")
     return 0
@@ -226,17 +229,12 @@ def cmd_check_userbase(args) -> int:
 
 def cmd_verify(args) -> int:
     from cvas.verify import format_report, mark_findings, verify_range
-    from tasks.config import cvas, layout
+    from tasks.config import layout
 
     lay = layout()
     report = verify_range(lay, args.start, args.end)
     marked = [] if args.no_repair else mark_findings(lay, report)
-    if marked and cvas().scheduler == "central":
-        # as after `cvas invalidate`: luigid ignores a rerun within its DONE cooldown
-        from tasks.luigid import wait_out_done_cooldown
-        from tasks.pipeline import task_ids_for_range
-
-        wait_out_done_cooldown(task_ids_for_range(args.start, args.end))
+    _wait_for_luigid_cooldown(marked)
     print(format_report(lay, report, marked))
     return 0 if report.ok else 1
 

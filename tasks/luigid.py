@@ -58,3 +58,41 @@ def wait_out_done_cooldown(task_ids: Iterable[str], *, url: str | None = None, c
     log.info("waiting %.1fs for luigid's DONE cooldown on %d task(s)", remaining, len(done))
     sleep(remaining)
     return remaining
+
+
+def running_elsewhere(task_ids: Iterable[str], url: str | None = None, timeout: float = 5.0) -> set[str]:
+    """Those of `task_ids` (or tasks they wait on) that luigid reports RUNNING or PENDING now."""
+    wanted = set(task_ids)
+    busy: set[str] = set()
+    for status in ("RUNNING", "PENDING"):
+        query = urllib.parse.urlencode({"data": json.dumps({"status": status, "limit": False})})
+        try:
+            with urllib.request.urlopen(f"{(url or scheduler_url()).rstrip('/')}/api/task_list?{query}",
+                                        timeout=timeout) as response:
+                busy |= set(json.load(response)["response"])
+        except (OSError, urllib.error.URLError, ValueError):
+            return set()
+    return busy if wanted & busy or busy else set()
+
+
+def wait_for_other_workers(tasks, *, limit_s: float = 6 * 3600, poll_s: float = 1.0,
+                           sleep: Callable[[float], None] = time.sleep) -> bool:
+    """After a central build reported NOT_RUN (another worker held the tasks), wait until the
+    tasks are complete or luigid has nothing left running for them; returns whether all are complete."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if all(t.complete() for t in tasks):
+            return True
+        if not running_elsewhere([t.task_id for t in tasks]):
+            return all(t.complete() for t in tasks)
+        sleep(poll_s)
+    return False
+
+
+def wait_before_rerun(sleep: Callable[[float], None] = time.sleep) -> float:
+    """Sleep luigid's whole DONE cooldown: any worker's completeness check refreshes a task's
+    DONE time, so the per-task times of `wait_out_done_cooldown` can be overtaken."""
+    seconds = luigi.scheduler.scheduler().stable_done_cooldown_secs + 0.5
+    log.info("waiting %.1fs for luigid's DONE cooldown before the rerun", seconds)
+    sleep(seconds)
+    return seconds

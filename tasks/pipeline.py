@@ -86,24 +86,13 @@ def build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int 
     result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
                          workers=workers or cvas().workers, log_level="WARNING")
     log.info("%s", result.summary_text)
-    if central and result.status == LuigiStatusCode.NOT_RUN and all(t.complete() for t in tasks):
-        return 0  # another worker sharing luigid built them: that is success
+    if central and result.status == LuigiStatusCode.NOT_RUN:
+        # another worker sharing luigid holds the tasks: wait for it, and succeed with it
+        from tasks.luigid import wait_for_other_workers
+
+        if wait_for_other_workers(tasks):
+            return 0
     return exit_code(result.status)
-
-
-def task_ids_for_range(start: dt.date, end: dt.date) -> list[str]:
-    """Ids of the per-day tasks of a range (what luigid may still hold DONE)."""
-    from cvas.schemas import KINDS
-    from tasks.transactions import FetchTransactions, LoadTransactions
-    from tasks.user_base import FetchUserBase
-
-    ids = []
-    for day in days_between(start, end):
-        ids += [DailyCounters(date=day).task_id, AggregateUserBase(date=day).task_id,
-                FetchUserBase(date=day).task_id]
-        for kind in KINDS:
-            ids += [FetchTransactions(date=day, kind=kind).task_id, LoadTransactions(date=day, kind=kind).task_id]
-    return ids
 
 
 def run_daily(day: dt.date, **kwargs) -> int:

@@ -237,3 +237,70 @@ def test_a_rerun_within_the_done_cooldown_is_ignored_until_waited_out(tmp_path, 
         assert wait_out_done_cooldown([leaf.task_id], url="http://127.0.0.1:9/") == 0  # no luigid, no wait
     finally:
         server.script("stop")
+
+
+def _cvas_cfg(tmp_path: Path, server: Luigid, nova, root: Path) -> Path:
+    cfg = tmp_path / "cvas-central.cfg"
+    cfg.write_text(f"""[core]
+autoload_range = false
+scheduler_host = 127.0.0.1
+scheduler_port = {server.port}
+[retcode]
+task_failed = 30
+scheduling_error = 35
+not_run = 25
+missing_data = 20
+already_running = 10
+unhandled_exception = 40
+[cvas]
+data_root = {root}
+source = simulated
+scheduler = central
+workers = 2
+batch_days = 1
+master_xlsx = {nova.master_xlsx}
+exclusions = {nova.exclusions}
+log_dir = {tmp_path / 'log'}
+[simulated_source]
+database = {nova.database}
+""")
+    return cfg
+
+
+def test_two_cvas_backfills_through_luigid_build_each_output_once_and_invalidate_reruns(tmp_path, nova):
+    server = start_luigid(tmp_path / "luigid")
+    try:
+        root = tmp_path / "data"
+        cfg = _cvas_cfg(tmp_path, server, nova, root)
+        env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
+        cmd = [sys.executable, "-m", "tasks.cli", "backfill", "--start", str(DAYS[0]), "--end", str(DAYS[-1])]
+        procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=240)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        runs = collections.Counter(tid for tid, _, event in server.events() if event == "RUNNING")
+        per_day = [tid for tid in runs if tid.startswith(("LoadTransactions", "FetchTransactions", "DailyCounters"))]
+        assert len(per_day) == len(DAYS) * 13 and all(runs[tid] == 1 for tid in per_day), runs
+        from cvas.layout import Layout
+        import pyarrow.parquet as pq
+
+        lay = Layout(root)
+        for day in DAYS:
+            for path in root.glob(f"transactions/*/year_month=*/{day}.parquet"):
+                pq.read_table(path)
+            assert pq.read_table(lay.daily_counters(day)).num_rows > 0
+
+        # invalidate while luigid runs: the command waits out the DONE cooldown, the rerun rebuilds
+        inv = subprocess.run([sys.executable, "-m", "tasks.cli", "invalidate", "--start", str(DAYS[1]), "--end",
+                              str(DAYS[1]), "--kind", "act"], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert inv.returncode == 0, inv.stderr
+        again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        assert again.returncode == 0, again.stdout + again.stderr
+        runs = collections.Counter(tid for tid, _, event in server.events() if event == "RUNNING")
+        rerun = {tid for tid, n in runs.items() if n == 2}
+        assert any(t.startswith("LoadTransactions") and "act" in t for t in rerun), rerun
+        assert any(t.startswith("DailyCounters") for t in rerun), rerun
+        assert not list((root / "_invalid").rglob("*.*"))
+    finally:
+        server.script("stop")
