@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,33 +41,51 @@ def load_exclusions(path: Path | None) -> Exclusions:
     """Read the list: headered `msisdn,tmuserid` or the legacy headerless one-msisdn-per-line file.
 
     A missing or unset file excludes nothing (logged). Empty values are ignored; values stay
-    strings (the legacy int parse of the headerless form broke every counter, D-13).
+    strings (the legacy int parse of the headerless form broke every counter, D-13). The file
+    must be UTF-8 (a BOM is allowed) and well-formed CSV (an unterminated quote is an error);
+    errors name the physical line where the record starts, never a value.
     """
     if path is None or not Path(path).exists():
         log.warning("exclusion list %s not found: no user is excluded", path)
         return Exclusions()
     path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ExclusionListError(f"{path}: line {line}: bytes that are not UTF-8 (offset {exc.start}); "
+                                 f"the exclusion list must be UTF-8") from None
     msisdns: set[str] = set()
     tmuserids: set[str] = set()
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
+    # (physical line where the record starts, fields)
+    rows: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for fields in reader:
+            rows.append((start, fields))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ExclusionListError(f"{path}: line {start}: not valid CSV ({exc})") from None
     if not rows:
         return Exclusions(source=str(path))
-    first = [_clean(c).lower() for c in rows[0]]
+    first = [_clean(c).lower() for c in rows[0][1]]
     headered = "msisdn" in first or "tmuserid" in first
     if headered:
         unknown = [c for c in first if c not in ("msisdn", "tmuserid")]
         if unknown:
             raise ExclusionListError(f"{path}: line 1: unknown column(s) {unknown}; expected msisdn,tmuserid")
+        repeated = sorted({c for c in first if first.count(c) > 1})
+        if repeated:
+            raise ExclusionListError(f"{path}: line 1: column(s) {', '.join(repeated)} appear more than once")
         index = {name: first.index(name) for name in ("msisdn", "tmuserid") if name in first}
         body = rows[1:]
-        start = 2
     else:
         index = {"msisdn": 0}
         body = rows
-        start = 1
     width = len(first) if headered else 1
-    for line, fields in enumerate(body, start=start):
+    for line, fields in body:
         if not fields or all(not f.strip() for f in fields):
             continue
         if len(fields) > width:

@@ -115,7 +115,8 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     Values are typed per `cvas.schemas`: ints must be `-?[0-9]+` within int64; floats
     decimal or exponent notation and finite; timestamps `YYYY-MM-DD`, optionally followed by
     ` ` or `T` and `HH:MM:SS[.ffffff]` (naive; offsets are rejected); `tmuserid`/`msisdn`
-    stay text. A row is rejected, with a reason, when: its field count is wrong; a value does
+    stay text. A row is rejected, with a reason, when: its field count is wrong; the file ends
+    inside its quoted field (a truncated file: Arrow would read the cut value); a value does
     not parse; `rev`/`rfnd_amount` is negative (a charge is never negative, refunds are
     separate rows); `trans_type_id` is not the kind's; `instant_rfnd` is not `t`/`f`; the
     primary date is null or not on `day`; a key column is null (except PPD
@@ -153,6 +154,11 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     raw, bad_texts = _read_strings(path, data, body_start, names)
     n_bad_fields = len(bad_texts)
     checks, typed = _validate(ks, day, raw)
+    if _last_record_cut_in_quotes(data, body_start, raw.num_rows, len(names)):
+        cut = np.zeros(raw.num_rows, dtype=bool)
+        cut[-1] = True
+        # first, so that the row's reason class says what happened to it
+        checks.insert(0, _Check("truncated_record", names[0], cut, lambda v: _CUT_REASON))
     bad = _any(checks, raw.num_rows)
     n_bad_rows = int(bad.sum()) if bad is not None else 0
 
@@ -275,6 +281,44 @@ def _read_strings(path: Path, data: bytes, body_start: int, names: list[str]) ->
         what = re.split(r":\s", str(exc).removeprefix("CSV parse error: "), maxsplit=1)[0]
         raise ExtractFormatError(f"{path}: not parseable as CSV ({what})") from None
     return table, bad_rows
+
+
+_CUT_REASON = "the file ends inside a quoted field: the last record is cut off (truncated file?)"
+
+
+def _last_record_cut_in_quotes(data, body_start: int, n_rows: int, ncols: int) -> bool:
+    """Whether the file ends inside a quoted field and that last record has the right field
+    count (Arrow then reads it as a whole row; with a wrong count it is rejected anyway).
+
+    Only a file without a final line break and with an odd number of quotes can end inside
+    quotes; a stray quote inside an unquoted field (literal for Arrow and csv) also makes the
+    count odd, so csv's strict mode, which stops with "unexpected end of data" only there,
+    decides. Costs nothing for an extract that ends with a line break (every COPY output).
+    """
+    end = len(data)
+    if not n_rows or end <= body_start or data[end - 1:end] in (b"\n", b"\r"):
+        return False
+    if np.count_nonzero(np.frombuffer(data, dtype=np.uint8)[body_start:] == ord('"')) % 2 == 0:
+        return False
+    text = str(data[body_start:], "utf-8")
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(max(old_limit, len(text) + 1))
+    try:
+        try:
+            for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+                pass
+        except csv.Error as exc:
+            if "unexpected end of data" not in str(exc):
+                return False          # another strictness complaint first: cannot tell, keep Arrow's reading
+        else:
+            return False
+        last: list[str] = []
+        for fields in csv.reader(io.StringIO(text, newline="")):
+            if fields:
+                last = fields
+    finally:
+        csv.field_size_limit(old_limit)
+    return len(last) == ncols
 
 
 def _check_utf8(path: Path, data: bytes) -> None:

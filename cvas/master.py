@@ -23,6 +23,7 @@ PERIOD_BY_MODEL_WORD = {
     "0": 0, "Other": 0, "Sesion": 0, "PPD": 99999,
 }
 PPD_PERIOD = 99999
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class MasterFormatError(ValueError):
@@ -75,7 +76,8 @@ def read_master_xlsx(path: Path) -> list[MasterRow]:
 
     Rows without a numeric CPC are dropped (logged with their sheet row numbers);
     a duplicate CPC keeps the first row in sheet order (logged); an unmapped subscription
-    model gives period 0 (logged). A non-numeric price fails with the sheet row.
+    model gives period 0 (logged). A price that is not a finite number, a CPC outside int64
+    and a required column present twice fail with the sheet row.
     """
     from openpyxl import load_workbook
 
@@ -96,6 +98,10 @@ def read_master_xlsx(path: Path) -> list[MasterRow]:
         missing = [h for h in REQUIRED_HEADERS if h not in names]
         if missing:
             raise MasterFormatError(f"{path}: sheet {sheet.title!r} row 1: missing column(s) {', '.join(missing)}")
+        repeated = [h for h in REQUIRED_HEADERS if names.count(h) > 1]
+        if repeated:  # which of the two would be meant is a guess
+            raise MasterFormatError(f"{path}: sheet {sheet.title!r} row 1: column(s) {', '.join(repeated)} "
+                                    f"appear more than once")
         col = {h: names.index(h) for h in REQUIRED_HEADERS}
         kept: dict[int, MasterRow] = {}
         dropped: list[int] = []
@@ -108,6 +114,8 @@ def read_master_xlsx(path: Path) -> list[MasterRow]:
                 if any(c not in (None, "") for c in cells):
                     dropped.append(line)
                 continue
+            if not _INT64_MIN <= cpc <= _INT64_MAX:
+                raise MasterFormatError(f"{path}: sheet {sheet.title!r} row {line}: CPC {cpc} does not fit int64")
             if cpc in kept:
                 duplicates.append((cpc, line))
                 continue
@@ -121,8 +129,10 @@ def read_master_xlsx(path: Path) -> list[MasterRow]:
                 try:
                     price = float(price_cell)
                 except (TypeError, ValueError):
+                    price = math.nan
+                if not math.isfinite(price):   # nan/inf would reach every export as text
                     raise MasterFormatError(
-                        f"{path}: sheet {sheet.title!r} row {line}: Price {price_cell!r} is not a number") from None
+                        f"{path}: sheet {sheet.title!r} row {line}: Price {price_cell!r} is not a number")
             kept[cpc] = MasterRow(cpc, _text(cells[col["Service Name"]]), _text(cells[col["TME Category"]]),
                                   period_of(model), price)
     finally:

@@ -1,0 +1,234 @@
+"""Faults: SIGKILL at random moments of a backfill, a write that runs out of space, corrupted published files.
+
+Real `python -m tasks.cli` subprocesses over a tiny simulated Nova (2 days), each run with its
+own luigi.cfg and data root. One uninterrupted backfill is the reference every other run is
+compared with (`tests.cli_runs.published`: bytes, audit timestamps aside). After a kill the
+operator's protocol is followed: rerun the backfill, then `cvas verify` (which marks what it
+finds for rebuild) and, when it found something, one more backfill.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from cvas.layout import Layout, sidecar
+from cvas.status import invalidate
+from cvas.verify import verify_range
+from tests.cli_runs import (
+    BOOKKEEPING,
+    REPO,
+    cvas_cmd,
+    differences,
+    env_for,
+    published,
+    run_cvas,
+    visible_files_are_whole,
+    write_cfg,
+)
+
+START = dt.date(2025, 11, 3)
+DAYS = 2
+END = START + dt.timedelta(days=DAYS - 1)
+RANGE = ("--start", f"{START}", "--end", f"{END}")
+TRIALS = 20
+SEED = 6
+
+
+@pytest.fixture(scope="module")
+def nova(tmp_path_factory):
+    from cvas.simulate import simulate
+
+    return simulate(tmp_path_factory.mktemp("nova"), START, DAYS, new_per_day=12, seed=SEED)
+
+
+@dataclass(frozen=True)
+class Reference:
+    root: Path
+    state: dict
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def reference(nova, tmp_path_factory) -> Reference:
+    """One uninterrupted backfill of the range (shared by every test of the module)."""
+    base = tmp_path_factory.mktemp("reference")
+    cfg = write_cfg(base / "luigi.cfg", base / "data", nova=nova)
+    t0 = time.monotonic()
+    run = run_cvas(cfg, "backfill", *RANGE)
+    seconds = time.monotonic() - t0
+    assert run.returncode == 0, run.stdout + run.stderr
+    return Reference(base / "data", published(base / "data"), seconds)
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file a reader of the dataset roots can see."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).parts[0] not in BOOKKEEPING}
+
+
+# -- SIGKILL -------------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    delay: float
+    killed: bool
+    outputs_at_kill: int
+    problems: list[str]
+    rerun_code: int
+    rerun_output: str
+    repaired: list[str]          # what `cvas verify` found after the rerun (then rebuilt)
+    verified: bool               # `cvas verify` passes in the end
+    diff: list[str]
+
+
+def _trial(base: Path, nova, reference: Reference, delay: float) -> Trial:
+    base.mkdir()
+    root = base / "data"
+    cfg = write_cfg(base / "luigi.cfg", root, nova=nova)
+    proc = subprocess.Popen(cvas_cmd("backfill", *RANGE), cwd=REPO, env=env_for(cfg),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=delay)
+        killed = False
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed = True
+    outputs = len(file_hashes(root)) if root.exists() else 0
+    problems = visible_files_are_whole(root) if root.exists() else []
+    rerun = run_cvas(cfg, "backfill", *RANGE)
+    repaired, verified = [], False
+    if rerun.returncode == 0:
+        verified = verify_range(Layout(root), START, END).ok      # in-process: no interpreter start per trial
+        if not verified:   # `cvas verify` marks what it finds; the next backfill rebuilds it
+            check = run_cvas(cfg, "verify", *RANGE)
+            repaired = [line for line in check.stdout.splitlines() if ": " in line and not line.startswith("verify ")]
+            assert run_cvas(cfg, "backfill", *RANGE).returncode == 0
+            verified = run_cvas(cfg, "verify", *RANGE).returncode == 0
+    diff = differences(published(root), reference.state) if rerun.returncode == 0 else []
+    return Trial(delay, killed, outputs, problems, rerun.returncode, rerun.stdout + rerun.stderr, repaired, verified,
+                 diff)
+
+
+def test_sigkill_at_random_moments_then_a_rerun_gives_the_reference_outputs(nova, reference, tmp_path):
+    rnd = random.Random(SEED)
+    # from interpreter start-up to the end of an uninterrupted run (two trials at a time run slower)
+    delays = [round(rnd.uniform(0.3, reference.seconds), 2) for _ in range(TRIALS)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        trials = list(pool.map(lambda i: _trial(tmp_path / f"trial{i:02d}", nova, reference, delays[i]),
+                               range(TRIALS)))
+    total = len(file_hashes(reference.root))
+    for i, t in enumerate(trials):
+        assert not t.problems, f"trial {i} (kill at {t.delay}s): {t.problems}"
+        assert t.rerun_code == 0, f"trial {i} (kill at {t.delay}s): rerun failed\n{t.rerun_output}"
+        # A kill between publishing a partition and writing its sidecar leaves it without one, and
+        # the rerun keeps it (LoadTransactions is complete when the file exists): `cvas verify`
+        # finds exactly that, and the backfill after it rebuilds the partition.
+        assert all(re.fullmatch(r"transactions/\S+\.parquet: no provenance sidecar: .*", line)
+                   for line in t.repaired), f"trial {i} (kill at {t.delay}s): {t.repaired}"
+        assert t.verified, f"trial {i} (kill at {t.delay}s): verify still fails"
+        assert not t.diff, f"trial {i} (kill at {t.delay}s): outputs differ from the reference: {t.diff}"
+    mid_build = [t for t in trials if t.killed and 0 < t.outputs_at_kill < total]
+    print(f"{TRIALS} trials, kills at {min(delays)}..{max(delays)}s: {sum(t.killed for t in trials)} killed, "
+          f"{len(mid_build)} with part of the {total} outputs published, "
+          f"{sum(bool(t.repaired) for t in trials)} left a partition without its sidecar (found by verify)")
+    # the kills really landed while outputs were being published
+    assert sum(t.killed for t in trials) >= TRIALS * 0.8 and len(mid_build) >= TRIALS // 2, \
+        [(t.delay, t.killed, t.outputs_at_kill) for t in trials]
+
+
+# -- out of space --------------------------------------------------------------------------
+
+
+def _limit_file_size(limit: int):
+    def preexec() -> None:
+        # without this, the kernel kills the writer with SIGXFSZ instead of failing write() with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+def test_a_write_that_runs_out_of_space_fails_the_step_and_keeps_every_published_output(nova, reference, tmp_path):
+    root = tmp_path / "data"
+    cfg = write_cfg(tmp_path / "luigi.cfg", root, nova=nova)
+    assert run_cvas(cfg, "backfill", *RANGE).returncode == 0
+    lay = Layout(root)
+    victim = lay.transactions("reno", END)
+    # the rebuilt partition cannot be written; every smaller file (reports, sidecars, the log) can
+    limit = victim.stat().st_size - 1
+    assert invalidate(lay, END, END, "transactions", ["reno"])
+    before = file_hashes(root)
+
+    run = subprocess.run(cvas_cmd("backfill", *RANGE), cwd=REPO, env=env_for(cfg), capture_output=True, text=True,
+                         timeout=120, preexec_fn=_limit_file_size(limit))
+    assert run.returncode == 30, run.stdout + run.stderr
+    assert f"failed    LoadTransactions(date={END}, kind=reno)" in run.stderr
+    assert "File too large" in run.stderr
+    assert "Logging error" not in run.stderr
+    assert file_hashes(root) == before, "every published output is intact"
+    assert not visible_files_are_whole(root)
+    assert not [p for p in lay.staging.rglob("*") if p.is_file()], "the failed write left nothing in staging"
+
+    # with space again, the step is retried and the outputs are the reference's
+    assert run_cvas(cfg, "backfill", *RANGE).returncode == 0
+    assert victim.read_bytes() == (reference.root / victim.relative_to(root)).read_bytes()
+    check = run_cvas(cfg, "verify", *RANGE)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+# -- corruption ----------------------------------------------------------------------------
+
+
+def test_verify_detects_corrupted_outputs_and_the_next_backfill_rebuilds_them(nova, reference, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(reference.root, root)
+    cfg = write_cfg(tmp_path / "luigi.cfg", root, nova=nova)
+    lay = Layout(root)
+    clean = run_cvas(cfg, "verify", *RANGE)
+    assert clean.returncode == 0 and " 0 problem(s)" in clean.stdout, clean.stdout + clean.stderr
+
+    flipped = lay.transactions("act", START)             # bytes flipped in the middle
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    truncated = lay.daily_counters(END)                  # cut to half
+    with open(truncated, "r+b") as fh:
+        fh.truncate(truncated.stat().st_size // 2)
+    edited = lay.raw("cnr", END)                         # the landing copy edited by hand
+    edited.write_bytes(edited.read_bytes().replace(b",", b";", 1))
+    unrecorded = lay.transactions("dct", END)             # its sidecar lost (a kill between the two writes)
+    sidecar(lay, unrecorded).unlink()
+    damaged = [flipped, truncated, edited, unrecorded]
+
+    report = run_cvas(cfg, "verify", *RANGE, "--no-repair")
+    assert report.returncode == 1
+    for path in damaged:
+        assert f"{path.relative_to(root)}: " in report.stdout, report.stdout
+    assert "4 problem(s)" in report.stdout and not (root / "_invalid").exists()
+
+    report = run_cvas(cfg, "verify", *RANGE)
+    assert report.returncode == 1 and "marked 4 output(s) for rebuild" in report.stdout, report.stdout
+    assert run_cvas(cfg, "backfill", *RANGE).returncode == 0
+    again = run_cvas(cfg, "verify", *RANGE)
+    assert again.returncode == 0 and " 0 problem(s)" in again.stdout, again.stdout
+    for path in (flipped, edited, unrecorded):
+        assert path.read_bytes() == (reference.root / path.relative_to(root)).read_bytes()
+    assert sidecar(lay, unrecorded).exists()
+    assert pq.read_table(truncated).drop_columns(["last_updated"]).equals(
+        pq.read_table(reference.root / truncated.relative_to(root)).drop_columns(["last_updated"]))
