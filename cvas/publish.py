@@ -37,7 +37,11 @@ def staged(staging_root: Path, target: Path) -> Iterator[Path]:
     tmp_dir = Path(tempfile.mkdtemp(prefix=f"{target.stem}.", dir=staging_root))
     tmp = tmp_dir / target.name
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # out of space, file too large, permissions: name what was being written
+            raise PublishError(f"{target}: could not be written ({exc.strerror or exc}); "
+                               "the previous version, if any, is untouched") from exc
         if not tmp.exists():
             raise PublishError(f"nothing was written for {target}")
         with open(tmp, "rb+") as fh:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvas import provenance
-from cvas.layout import Layout, days_in_dir, stat_listing, tombstone
+from cvas.layout import Layout, days_in_dir, sidecar, stat_listing, tombstone
 from cvas.publish import write_text_atomic
 from cvas.schemas import KINDS
 from cvas.state import counter_days, counter_inputs, invalidated, loaded_days, raw_days
@@ -107,6 +107,8 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
         if name in ("raw", "transactions", "user_base_snapshot", "user_base", "counters"):
             dirs = {output_path(layout, name, kind, d).parent for d in days} if name == "transactions" \
                 else {output_path(layout, name, kind, start).parent}
+            if name == "transactions":  # their sidecars too: a partition without one is suspect
+                dirs |= {sidecar(layout, output_path(layout, name, kind, d)).parent for d in days}
             for directory in dirs:
                 for stem, st in stat_listing(directory, "").items():
                     stats[os.path.join(directory, stem)] = st
@@ -129,6 +131,9 @@ def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
                 row[label] = Cell(INVALID, "invalidated")
                 continue
             changed: list[str] = []
+            if name == "transactions" and _lookup(stats, sidecar(layout, path)) is None:
+                row[label] = Cell(STALE, "no provenance sidecar (an interrupted load)")
+                continue
             if name == "transactions":
                 changed = _changed(layout, path, stats, {"raw": layout.raw(kind, day)})
             elif name == "counters":

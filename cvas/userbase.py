@@ -101,11 +101,17 @@ def map_category(category: str) -> str:
     return CATEGORY_MAP.get(category.lower(), category)
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _count(text: str) -> int:
     value = float(text)  # ValueError for text; nan/inf are refused below
     if not math.isfinite(value):
         raise ValueError(f"count {text!r} is not a finite number")
-    return int(value)  # truncation toward zero, as the legacy int(float(x))
+    count = int(value)  # truncation toward zero, as the legacy int(float(x))
+    if count < 0 or count > _INT64_MAX:
+        raise ValueError(f"count {text!r} is not a count of subscriptions (negative or beyond int64)")
+    return count
 
 
 def parse_snapshot(path: Path) -> tuple[list[tuple[int, str, str, int]], dict[str, Any]]:
@@ -136,14 +142,18 @@ def parse_snapshot(path: Path) -> tuple[list[tuple[int, str, str, int]], dict[st
         cpc_text = fields[idx["cpc"]].strip()
         if not _INT.match(cpc_text):
             raise SnapshotFormatError(f"{path}: line {line}: cpc {cpc_text!r} is not an integer")
+        if abs(int(cpc_text)) > _INT64_MAX:
+            raise SnapshotFormatError(f"{path}: line {line}: cpc {cpc_text!r} does not fit int64")
         try:
             count = _count(fields[idx["count"]])
         except (ValueError, OverflowError):
-            raise SnapshotFormatError(
-                f"{path}: line {line}: count {fields[idx['count']]!r} is not a finite number") from None
+            raise SnapshotFormatError(f"{path}: line {line}: count {fields[idx['count']]!r} is not a finite, "
+                                      "non-negative count within int64") from None
         service = fields[idx["service_name"]].strip()
         category = fields[idx["tme_category"]].strip()
         for column, value in (("service_name", service), ("tme_category", category)):
+            if "\x00" in value:
+                raise SnapshotFormatError(f"{path}: line {line}: {column} holds a NUL byte")
             if _FORBIDDEN.search(value):
                 raise SnapshotFormatError(f"{path}: line {line}: {column} {value!r} holds '|' or a line break, "
                                           f"which the pipe-delimited user-base exports cannot carry")

@@ -7,7 +7,7 @@ import luigi
 from cvas.fetch import fetch_transactions
 from cvas.load import load_into_layout
 from cvas.schemas import KINDS
-from cvas.layout import Layout
+from cvas.layout import Layout, sidecar
 from cvas.state import invalidated, loaded_days, raw_days
 from tasks.base import CvasTask
 from tasks.config import cvas, layout, make_source
@@ -68,6 +68,11 @@ class LoadTransactions(CvasTask):
 
     def output(self):
         return luigi.LocalTarget(str(layout().transactions(self.kind, self.date)))
+
+    def complete(self):
+        # the sidecar is written just after the partition: a load killed in between is redone
+        lay = layout()
+        return super().complete() and sidecar(lay, lay.transactions(self.kind, self.date)).exists()
 
     def run(self):
         report = load_into_layout(layout(), self.kind, self.date, max_reject_ratio=cvas().max_reject_ratio)

@@ -268,14 +268,13 @@ SNAP_CASES = [
     Snap("no_header.csv", "no header (data on line 1)",
          error="<file>: line 1: missing column(s) cpc, service_name, tme_category, count (header: "
                "44009|cp|Abaco|1.64|Education|ACTIVE|120)"),
-    Snap("negative_count.csv", "a negative count", groups=1, total=117,
-         note="accepted as is (it subtracts): reported to the user-base owner"),
-    Snap("nul_byte.csv", "a NUL byte inside a service name", groups=1, total=120,
-         note="accepted, the NUL reaches the exports: reported to the user-base owner"),
-    Snap("cpc_beyond_int64.csv", "a cpc beyond int64", gap="SnapshotFormatError naming line 3; today a bare "
-         "OverflowError from pyarrow (reported to the user-base owner)"),
-    Snap("count_beyond_int64.csv", "a count beyond int64 (`1e30`)", gap="SnapshotFormatError naming line 3; today "
-         "a bare OverflowError from pyarrow (reported to the user-base owner)"),
+    Snap("negative_count.csv", "a negative count",
+         error="<file>: line 3: count '-3' is not a finite, non-negative count within int64"),
+    Snap("nul_byte.csv", "a NUL byte inside a service name", error="<file>: line 2: service_name holds a NUL byte"),
+    Snap("cpc_beyond_int64.csv", "a cpc beyond int64",
+         error="<file>: line 3: cpc '99999999999999999999' does not fit int64"),
+    Snap("count_beyond_int64.csv", "a count beyond int64 (`1e30`)",
+         error="<file>: line 3: count '1e30' is not a finite, non-negative count within int64"),
 ]
 
 

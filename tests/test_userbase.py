@@ -94,7 +94,7 @@ def test_a_changed_keyword_list_applies_to_the_whole_history(layout):
     ("cpc,service_name,tme_category\n1,a,b\n", r"line 1: missing column\(s\) count"),
     ("", r"line 1: empty file"),
     (HEADER + "45589,p,Top,1,Music,ACTIVE,3\n893.0,p,X,1,Music,ACTIVE,3\n", r"line 3: cpc '893.0' is not an integer"),
-    (HEADER + "45589,p,Top,1,Music,ACTIVE,abc\n", r"line 2: count 'abc' is not a finite number"),
+    (HEADER + "45589,p,Top,1,Music,ACTIVE,abc\n", r"line 2: count 'abc' is not a finite, non-negative count"),
     (HEADER + "45589,p,Top,1,Music,ACTIVE,nan\n", r"line 2: count 'nan'"),
     (HEADER + "45589,p,Top,1,Music,ACTIVE\n", r"line 2: 6 fields, expected 7"),
     (HEADER + "45589,p,Top|Music,1,Music,ACTIVE,3\n", r"line 2: service_name 'Top\|Music' holds '\|'"),
