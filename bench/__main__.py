@@ -242,6 +242,9 @@ def million_row_day(work: Path) -> None:
     for name in ("load (all kinds)", "counters"):
         r = in_subprocess(cfg, STEP[name].format(day=START))
         say(f"1M-row day: {name} ({total:,} RENO rows)", f"{r['s']:.1f} s, peak {r['mib']:,.0f} MiB")
+    o, b, n = bare_load_ratio(lay, START)
+    say(f"1M-row day: load of the RENO file ({n:,} rows)", f"{o:.2f} s vs bare DuckDB CSV->Parquet {b:.2f} s: "
+        f"ratio {o / b:.2f} (target <= 2)")
     del info
 
 

@@ -47,6 +47,10 @@ def summarize(layout: Layout) -> dict:
             "Counters_CPC": str(layout.counters_cpc),
             "Counters_Service": str(layout.counters_service),
             "MASTERCPC": str(layout.master_cpc),
+            "subscriptions": str(layout.subscriptions_latest),
+            "user base": str(layout.user_base_export("category").parent),
+            "daily reports": str(layout.reports_root),
+            "run logs": "var/log",
         },
     }
 
