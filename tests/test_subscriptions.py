@@ -59,6 +59,8 @@ def write_events(layout, rows: dict[str, list[dict]]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             existing = pq.read_table(path).to_pylist() if path.exists() else []
             pq.write_table(pa.Table.from_pylist(existing + kinds.get(kind, []), schema=spec(kind).schema), path)
+            # with its provenance sidecar, as LoadTransactions records it (no landing copy here)
+            provenance.record(layout, path, inputs={"raw": layout.raw(kind, day)}, params={}, rows=None)
 
 
 def read_view(path) -> dict[int, dict]:
