@@ -34,9 +34,9 @@ unhandled_exception = 40
 
 
 def write_cfg(path: Path, data_root: Path, *, source: str = "simulated", nova=None, log_dir: Path | None = None,
-              workers: int = 1, extra: str = "", **cvas_options) -> Path:
-    """A complete luigi.cfg for one run: its own data root and log folder."""
-    lines = ["[core]", "autoload_range = false", RETCODES, "[cvas]", f"data_root = {data_root}", f"source = {source}",
+              workers: int = 1, extra: str = "", core: dict | None = None, **cvas_options) -> Path:
+    """A complete luigi.cfg for one run: its own data root and log folder (`core`: more [core] keys)."""
+    lines = ["[core]", "autoload_range = false", *(f"{k} = {v}" for k, v in (core or {}).items()), RETCODES, "[cvas]", f"data_root = {data_root}", f"source = {source}",
              f"workers = {workers}", f"log_dir = {log_dir or data_root.parent / 'logs'}"]
     if nova is not None:
         lines += [f"master_xlsx = {nova.master_xlsx}", f"exclusions = {nova.exclusions}"]

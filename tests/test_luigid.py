@@ -240,31 +240,11 @@ def test_a_rerun_within_the_done_cooldown_is_ignored_until_waited_out(tmp_path, 
 
 
 def _cvas_cfg(tmp_path: Path, server: Luigid, nova, root: Path) -> Path:
-    cfg = tmp_path / "cvas-central.cfg"
-    cfg.write_text(f"""[core]
-autoload_range = false
-scheduler_host = 127.0.0.1
-scheduler_port = {server.port}
-[retcode]
-task_failed = 30
-scheduling_error = 35
-not_run = 25
-missing_data = 20
-already_running = 10
-unhandled_exception = 40
-[cvas]
-data_root = {root}
-source = simulated
-scheduler = central
-workers = 2
-batch_days = 1
-master_xlsx = {nova.master_xlsx}
-exclusions = {nova.exclusions}
-log_dir = {tmp_path / 'log'}
-[simulated_source]
-database = {nova.database}
-""")
-    return cfg
+    from tests.cli_runs import write_cfg
+
+    return write_cfg(tmp_path / "cvas-central.cfg", root, nova=nova, log_dir=tmp_path / "log", workers=2,
+                     core={"scheduler_host": "127.0.0.1", "scheduler_port": server.port},
+                     scheduler="central", batch_days=1)
 
 
 def test_two_cvas_backfills_through_luigid_build_each_output_once_and_invalidate_reruns(tmp_path, nova):
