@@ -1,6 +1,6 @@
 """Luigi tasks of cvas: thin wrappers that resolve paths and call one cvas function each."""
 
-from tasks.config import cvas, directory_source, simulated_source  # noqa: F401
+from tasks.config import CvasSettings, directory_source, simulated_source  # noqa: F401
 from tasks.counters import DailyCounters, ExportCounters, MasterCpc  # noqa: F401
 from tasks.pipeline import Backfill, DailyPipeline  # noqa: F401
 from tasks.report import DailyReport  # noqa: F401

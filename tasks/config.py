@@ -5,14 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import luigi
+from luigi.task_register import Register
 
 from cvas.layout import Layout
 from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
 from cvas.sources import Source
 
 
-class cvas(luigi.Config):  # noqa: N801 - the section name in luigi.cfg is [cvas]
-    """The [cvas] section: where data lives and where it comes from."""
+class CvasSettings(luigi.Config):
+    """The [cvas] section: where data lives and where it comes from. Read it through `cvas()`."""
+
+    @classmethod
+    def get_task_family(cls):
+        return "cvas"  # the section name in luigi.cfg
 
     data_root = luigi.Parameter(default="data", description="Root of every dataset cvas writes")
     source = luigi.ChoiceParameter(choices=["simulated", "directory", "ssh"], default="simulated",
@@ -47,6 +52,23 @@ class directory_source(luigi.Config):  # noqa: N801
     """The [directory_source] section: legacy CSV drops."""
 
     root = luigi.Parameter(default="data/drops", description="Folder holding Daily_Data/, Historical_Data/, User_Base/")
+
+
+_cached: list = [None, None]
+
+
+def cvas() -> CvasSettings:  # noqa: N802 - reads as the [cvas] section
+    """The [cvas] settings, resolved once per configuration.
+
+    Instantiating a luigi.Config re-reads every parameter from the parser (about 1 ms); tasks
+    ask for settings many times each, which made it most of Luigi's per-task overhead. The
+    cache follows Luigi's instance cache, which tests and tools clear when they change the
+    configuration.
+    """
+    current = Register._Register__instance_cache
+    if _cached[0] is not current or current is None:
+        _cached[:] = [current, CvasSettings()]
+    return _cached[1]
 
 
 def layout() -> Layout:
