@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import luigi
@@ -14,29 +15,60 @@ from cvas.layout import Layout
 REPO = Path(__file__).resolve().parents[1]
 
 
+class LuigiOverrides:
+    """Temporary luigi.cfg values, undone in reverse order; Luigi's instance cache (and with it
+    cvas's settings cache) is cleared on every change."""
+
+    def __init__(self) -> None:
+        self.cfg = luigi.configuration.get_config()
+        self.saved: list[tuple[str, str, str | None]] = []
+
+    def __call__(self, section: str, key: str, value) -> None:
+        old = self.cfg.get(section, key, None) if self.cfg.has_section(section) else None
+        self.saved.append((section, key, old))
+        if not self.cfg.has_section(section):
+            self.cfg.add_section(section)
+        self.cfg.set(section, key, str(value))
+        Register.clear_instance_cache()
+
+    def undo(self) -> None:
+        for section, key, old in reversed(self.saved):
+            if old is None:
+                self.cfg.remove_option(section, key)
+            else:
+                self.cfg.set(section, key, old)
+        self.saved.clear()
+        Register.clear_instance_cache()
+
+
+@contextlib.contextmanager
+def luigi_settings(settings: dict[tuple[str, str], object]):
+    """Apply {(section, key): value} for the duration of a block (module-scoped fixtures)."""
+    overrides = LuigiOverrides()
+    for (section, key), value in settings.items():
+        overrides(section, key, value)
+    try:
+        yield
+    finally:
+        overrides.undo()
+
+
+def simulated_settings(data_root: Path, nova, workers: int = 1) -> dict[tuple[str, str], object]:
+    """The settings that point cvas at a data root and a simulated Nova."""
+    return {("cvas", "data_root"): data_root, ("cvas", "source"): "simulated",
+            ("simulated_source", "database"): nova.database, ("cvas", "master_xlsx"): nova.master_xlsx,
+            ("cvas", "exclusions"): nova.exclusions, ("cvas", "workers"): workers,
+            ("core", "autoload_range"): "false"}
+
+
 @pytest.fixture
 def luigi_config(tmp_path):
     """Point the [cvas] settings at a temporary data root; returns a setter for more keys."""
-    cfg = luigi.configuration.get_config()
-    saved: list[tuple[str, str, str | None]] = []
-
-    def set_option(section: str, key: str, value) -> None:
-        old = cfg.get(section, key, None) if cfg.has_section(section) else None
-        saved.append((section, key, old))
-        if not cfg.has_section(section):
-            cfg.add_section(section)
-        cfg.set(section, key, str(value))
-        Register.clear_instance_cache()
-
-    set_option("cvas", "data_root", tmp_path / "data")
-    set_option("core", "autoload_range", "false")
-    yield set_option
-    for section, key, old in reversed(saved):
-        if old is None:
-            cfg.remove_option(section, key)
-        else:
-            cfg.set(section, key, old)
-    Register.clear_instance_cache()
+    overrides = LuigiOverrides()
+    overrides("cvas", "data_root", tmp_path / "data")
+    overrides("core", "autoload_range", "false")
+    yield overrides
+    overrides.undo()
 
 
 @pytest.fixture

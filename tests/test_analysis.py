@@ -15,7 +15,7 @@ from luigi.execution_summary import LuigiStatusCode
 
 from cvas.layout import Layout
 from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
-from tests.test_report import luigi_settings
+from tests.conftest import luigi_settings, simulated_settings
 
 START = dt.date(2025, 9, 29)  # Monday; the five days cross into October
 DAYS = 5
@@ -32,12 +32,7 @@ def built(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("analysis")
     nova = simulate(root / "nova", START, DAYS, new_per_day=20, seed=3)
-    settings = {
-        ("cvas", "data_root"): root / "data", ("cvas", "source"): "simulated",
-        ("simulated_source", "database"): nova.database, ("cvas", "master_xlsx"): nova.master_xlsx,
-        ("cvas", "exclusions"): nova.exclusions, ("cvas", "workers"): 1, ("core", "autoload_range"): "false",
-    }
-    with luigi_settings(settings):
+    with luigi_settings(simulated_settings(root / "data", nova)):
         assert run_backfill(START, END, progress=lambda _: None) == 0
         result = luigi.build([SubscriptionView(date=END - dt.timedelta(days=1))], local_scheduler=True, workers=1,
                              log_level="WARNING", detailed_summary=True)

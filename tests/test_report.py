@@ -3,7 +3,6 @@ its KPIs checked against the day's counter file, and its data-health panel on ga
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import re
@@ -21,9 +20,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from luigi.execution_summary import LuigiStatusCode
-from luigi.task_register import Register
 
 from cvas.layout import Layout
+from tests.conftest import luigi_settings, simulated_settings
 from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,28 +35,6 @@ TAB_BLUE = (0x1F, 0x77, 0xB4)
 
 # -- a small pipeline, built once for the module -----------------------------------------------
 
-@contextlib.contextmanager
-def luigi_settings(values: dict[tuple[str, str], object]):
-    """Set luigi.cfg keys for the duration (the module-scoped twin of the luigi_config fixture)."""
-    cfg = luigi.configuration.get_config()
-    saved = []
-    for (section, key), value in values.items():
-        if not cfg.has_section(section):
-            cfg.add_section(section)
-        saved.append((section, key, cfg.get(section, key, None)))
-        cfg.set(section, key, str(value))
-    Register.clear_instance_cache()
-    try:
-        yield
-    finally:
-        for section, key, old in reversed(saved):
-            if old is None:
-                cfg.remove_option(section, key)
-            else:
-                cfg.set(section, key, old)
-        Register.clear_instance_cache()
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Five simulated days through the real pipeline (counters, user base, view), then DailyReport."""
@@ -67,12 +44,7 @@ def built(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("report")
     nova = simulate(root / "nova", START, DAYS, new_per_day=20, seed=7)
-    settings = {
-        ("cvas", "data_root"): root / "data", ("cvas", "source"): "simulated",
-        ("simulated_source", "database"): nova.database, ("cvas", "master_xlsx"): nova.master_xlsx,
-        ("cvas", "exclusions"): nova.exclusions, ("cvas", "workers"): 1, ("core", "autoload_range"): "false",
-    }
-    with luigi_settings(settings):
+    with luigi_settings(simulated_settings(root / "data", nova)):
         assert run_backfill(START, END, progress=lambda _: None) == 0
         result = luigi.build([DailyReport(date=END)], local_scheduler=True, workers=1, log_level="WARNING",
                              detailed_summary=True)
