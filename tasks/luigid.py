@@ -60,9 +60,8 @@ def wait_out_done_cooldown(task_ids: Iterable[str], *, url: str | None = None, c
     return remaining
 
 
-def running_elsewhere(task_ids: Iterable[str], url: str | None = None, timeout: float = 5.0) -> set[str]:
-    """Those of `task_ids` (or tasks they wait on) that luigid reports RUNNING or PENDING now."""
-    wanted = set(task_ids)
+def luigid_busy(url: str | None = None, timeout: float = 5.0) -> set[str]:
+    """The tasks luigid reports RUNNING or PENDING now, any worker's; empty when it cannot be reached."""
     busy: set[str] = set()
     for status in ("RUNNING", "PENDING"):
         query = urllib.parse.urlencode({"data": json.dumps({"status": status, "limit": False})})
@@ -72,18 +71,24 @@ def running_elsewhere(task_ids: Iterable[str], url: str | None = None, timeout: 
                 busy |= set(json.load(response)["response"])
         except (OSError, urllib.error.URLError, ValueError):
             return set()
-    return busy if wanted & busy or busy else set()
+    return busy
 
 
-def wait_for_other_workers(tasks, *, limit_s: float = 6 * 3600, poll_s: float = 1.0,
+def wait_for_other_workers(tasks, *, limit_s: float = 6 * 3600, poll_s: float = 1.0, idle_s: float = 15.0,
                            sleep: Callable[[float], None] = time.sleep) -> bool:
     """After a central build reported NOT_RUN (another worker held the tasks), wait until the
-    tasks are complete or luigid has nothing left running for them; returns whether all are complete."""
+    tasks are complete, or until luigid has had nothing running or pending for `idle_s` (the
+    other worker may be between two of its builds); returns whether all are complete."""
     deadline = time.monotonic() + limit_s
+    idle_since = None
     while time.monotonic() < deadline:
         if all(t.complete() for t in tasks):
             return True
-        if not running_elsewhere([t.task_id for t in tasks]):
+        if luigid_busy():
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > idle_s:
             return all(t.complete() for t in tasks)
         sleep(poll_s)
     return False
