@@ -109,7 +109,7 @@ def timed_backfill(start: dt.date, end: dt.date) -> tuple[float, float]:
 def rows_between(layout, start: dt.date, end: dt.date) -> int:
     import pyarrow.parquet as pq
 
-    from cvas.schemas import KINDS
+    from cvas.core.schemas import KINDS
 
     n, day = 0, start
     while day <= end:
@@ -120,8 +120,8 @@ def rows_between(layout, start: dt.date, end: dt.date) -> int:
 
 INCREMENT = """
 import datetime as dt, luigi
-from tasks.counters import ExportCounters
-from tasks.user_base import ExportUserBase
+from tasks.steps.counters import ExportCounters
+from tasks.steps.user_base import ExportUserBase
 day = dt.date.fromisoformat('{day}')
 r = luigi.build([ExportCounters(date=day), ExportUserBase(date=day)], local_scheduler=True, workers=1,
                 detailed_summary=True, log_level='WARNING')
@@ -132,7 +132,7 @@ assert r.status.name.startswith('SUCCESS'), r.summary_text
 def increment(cfg: Path, layout, day: dt.date) -> tuple[float, float]:
     """One daily increment (fetch + load + counters + exports, user base) on top of the history,
     median of REPEAT; the day's outputs are removed before each run so each does the same work."""
-    from cvas.schemas import KINDS
+    from cvas.core.schemas import KINDS
 
     peaks = []
 
@@ -153,7 +153,7 @@ def bare_load_ratio(layout, day: dt.date) -> tuple[float, float, int]:
     """load_day of the day's RENO extract vs DuckDB's bare CSV→Parquet conversion of the same file."""
     import duckdb
 
-    from cvas.load import load_day
+    from cvas.steps.load import load_day
 
     raw = layout.raw("reno", day)
     scratch = layout.root / ".staging" / "bench-load"
@@ -178,27 +178,27 @@ def bare_load_ratio(layout, day: dt.date) -> tuple[float, float, int]:
 
 
 STEP = {
-    "fetch (all kinds)": "from tasks.transactions import FetchTransactions as T; import luigi, datetime as dt\n"
+    "fetch (all kinds)": "from tasks.steps.transactions import FetchTransactions as T; import luigi, datetime as dt\n"
                          "luigi.build([T(date=dt.date.fromisoformat('{day}'), kind=k) for k in "
                          "('act','reno','dct','cnr','rfnd','ppd')], local_scheduler=True, workers=1, log_level='WARNING')",
-    "load (all kinds)": "from tasks.transactions import LoadTransactions as T; import luigi, datetime as dt\n"
+    "load (all kinds)": "from tasks.steps.transactions import LoadTransactions as T; import luigi, datetime as dt\n"
                         "luigi.build([T(date=dt.date.fromisoformat('{day}'), kind=k) for k in "
                         "('act','reno','dct','cnr','rfnd','ppd')], local_scheduler=True, workers=1, log_level='WARNING')",
-    "counters": "from tasks.counters import DailyCounters as T; import luigi, datetime as dt\n"
+    "counters": "from tasks.steps.counters import DailyCounters as T; import luigi, datetime as dt\n"
                 "luigi.build([T(date=dt.date.fromisoformat('{day}'))], local_scheduler=True, workers=1, log_level='WARNING')",
-    "exports": "from tasks.counters import ExportCounters as T; import luigi, datetime as dt\n"
+    "exports": "from tasks.steps.counters import ExportCounters as T; import luigi, datetime as dt\n"
                "luigi.build([T(date=dt.date.fromisoformat('{day}'))], local_scheduler=True, workers=1, log_level='WARNING')",
-    "subscription view": "from tasks.subscriptions import SubscriptionView as T; import luigi, datetime as dt\n"
+    "subscription view": "from tasks.steps.subscriptions import SubscriptionView as T; import luigi, datetime as dt\n"
                          "luigi.build([T(date=dt.date.fromisoformat('{day}'))], local_scheduler=True, workers=1, "
                          "log_level='WARNING')",
-    "user base": "from tasks.user_base import ExportUserBase as T; import luigi, datetime as dt\n"
+    "user base": "from tasks.steps.user_base import ExportUserBase as T; import luigi, datetime as dt\n"
                  "luigi.build([T(date=dt.date.fromisoformat('{day}'))], local_scheduler=True, workers=1, log_level='WARNING')",
 }
 
 
 def step_memory(cfg: Path, layout, day: dt.date) -> None:
     """Peak RSS of each step of one day, each run alone in a fresh interpreter."""
-    from cvas.schemas import KINDS
+    from cvas.core.schemas import KINDS
 
     for kind in KINDS:
         layout.raw(kind, day).unlink(missing_ok=True)
@@ -215,13 +215,13 @@ def million_row_day(work: Path) -> None:
     """Load + counters of a synthetic day of ~1M transactions (RENO rows replicated with new ids)."""
     import duckdb
 
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
 
     nova = work / "nova-1m"
     info = simulate(nova, START, 1, new_per_day=NEW_PER_DAY, seed=5)
     root = work / "data-1m"
     cfg = configure(work, root, nova)
-    from cvas.layout import Layout
+    from cvas.core.layout import Layout
     from tasks.config import layout as cfg_layout
 
     lay: Layout = cfg_layout()
@@ -251,10 +251,10 @@ def million_row_day(work: Path) -> None:
 def fabricate_years(work: Path, template_root: Path, template_day: dt.date, years: int) -> tuple[Path, dt.date, dt.date]:
     """A fully built tree of `years` years, each day a copy of one real built day (with its own
     provenance sidecars), to time the no-op decision on realistic file counts."""
-    from cvas import provenance
-    from cvas.layout import Layout
-    from cvas.schemas import KINDS
-    from cvas.state import counter_inputs
+    from cvas.core import provenance
+    from cvas.core.layout import Layout
+    from cvas.core.schemas import KINDS
+    from cvas.core.freshness import counter_inputs
 
     src, dst = Layout(template_root), Layout(work / "data-years")
     start = dt.date(2023, 1, 1)
@@ -322,7 +322,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cvas-bench-"))
     print(f"cvas benchmark: {DAYS} days at {NEW_PER_DAY} new subscriptions/day; work dir {work}", file=sys.stderr)
     try:
-        from cvas.simulate import simulate
+        from cvas.simulator.simulate import simulate
 
         nova = work / "nova"
         t = time.perf_counter()
@@ -355,7 +355,7 @@ def main() -> None:
         say("scheduling overhead of that backfill (target < 10%)",
             f"{(walls - spent) / walls:.1%} (task run() time {spent:.0f} s of {walls:.0f} s)")
 
-        from cvas.subscriptions import bench_view
+        from cvas.steps.subscriptions import bench_view
 
         v = bench_view(lay, START + dt.timedelta(days=DAYS - 1), repeat=REPEAT)
         vs, bs = statistics.median(v["runs"]["view"]), statistics.median(v["runs"]["bare"])

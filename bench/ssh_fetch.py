@@ -26,8 +26,8 @@ def run(new_per_day: int = 2500, repeat: int = 3, kind: str = "reno") -> dict:
     """Median figures of `repeat` fetches of `kind` for one simulated day; see the module docstring."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from cvas.nova_pg import load_into_postgres
-    from cvas.simulate import simulate
+    from cvas.simulator.nova_pg import load_into_postgres
+    from cvas.simulator.simulate import simulate
     from cvas.sources.ssh import SshSettings, SshSource, bench_ssh_fetch
     from tests.servers import start_postgres, start_sshd
 

@@ -1,9 +1,9 @@
 """Luigi tasks of cvas: thin wrappers that resolve paths and call one cvas function each."""
 
 from tasks.config import CvasSettings, directory_source, simulated_source  # noqa: F401
-from tasks.counters import DailyCounters, ExportCounters, MasterCpc  # noqa: F401
+from tasks.steps.counters import DailyCounters, ExportCounters, MasterCpc  # noqa: F401
 from tasks.pipeline import Backfill, DailyPipeline  # noqa: F401
-from tasks.report import DailyReport  # noqa: F401
-from tasks.subscriptions import SubscriptionView  # noqa: F401
-from tasks.transactions import FetchTransactions, LoadTransactions  # noqa: F401
-from tasks.user_base import AggregateUserBase, ExportUserBase, FetchUserBase  # noqa: F401
+from tasks.analyst.report import DailyReport  # noqa: F401
+from tasks.steps.subscriptions import SubscriptionView  # noqa: F401
+from tasks.steps.transactions import FetchTransactions, LoadTransactions  # noqa: F401
+from tasks.steps.user_base import AggregateUserBase, ExportUserBase, FetchUserBase  # noqa: F401

@@ -7,8 +7,8 @@ from pathlib import Path
 import luigi
 from luigi.task import flatten
 
-from cvas.logs import redact
-from cvas.state import clear_invalidation, is_invalidated
+from cvas.core.logs import redact
+from cvas.core.freshness import clear_invalidation, is_invalidated
 from tasks.config import layout
 
 

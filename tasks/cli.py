@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from cvas.schemas import KINDS
+from cvas.core.schemas import KINDS
 
 
 def _date(text: str) -> dt.date:
@@ -33,7 +33,7 @@ def _setup_logging(command: str, verbose: bool) -> None:
         return
     import luigi.configuration
 
-    from cvas.logs import setup_run_logging
+    from cvas.core.logs import setup_run_logging
     from tasks.config import cvas
 
     setup_run_logging(Path(cvas().log_dir), command, verbose)
@@ -42,12 +42,12 @@ def _setup_logging(command: str, verbose: bool) -> None:
 
 
 def cmd_simulate(args) -> int:
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
 
     info = simulate(Path(args.out), args.start, args.days, new_per_day=args.new_per_day, seed=args.seed)
     print(f"simulated Nova {info.start}..{info.end} (seed {info.seed}, {info.new_per_day} new/day) in {args.out}")
     if args.postgres:
-        from cvas.nova_pg import load_into_postgres
+        from cvas.simulator.nova_pg import load_into_postgres
 
         counts = load_into_postgres(info.database, args.postgres)
         print("loaded into PostgreSQL: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
@@ -67,7 +67,7 @@ def cmd_backfill(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from cvas.status import format_grid, grid, grid_json
+    from cvas.ops.status import format_grid, grid, grid_json
     from tasks.config import exclusions_path, layout
 
     cells = grid(layout(), args.start, args.end, exclusions_path())
@@ -76,7 +76,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from cvas.status import format_plan
+    from cvas.ops.status import format_plan
     from tasks.pipeline import planned_steps
 
     print(format_plan(planned_steps(args.start, args.end, only_missing=args.only_missing)))
@@ -88,13 +88,13 @@ def _wait_for_luigid_cooldown(marked) -> None:
     from tasks.config import cvas
 
     if marked and cvas().scheduler == "central":
-        from tasks.luigid import wait_before_rerun
+        from tasks.ops.luigid import wait_before_rerun
 
         wait_before_rerun()
 
 
 def cmd_invalidate(args) -> int:
-    from cvas.status import invalidate
+    from cvas.ops.status import invalidate
     from tasks.config import layout
 
     marked = invalidate(layout(), args.start, args.end, dataset=args.dataset, kinds=args.kind)
@@ -105,7 +105,7 @@ def cmd_invalidate(args) -> int:
 
 
 def cmd_adopt(args) -> int:
-    from cvas.adopt import adopt, format_reconciliation
+    from cvas.ops.adopt import adopt, format_reconciliation
     from tasks.config import layout
 
     counts = adopt(Path(args.legacy_root), layout(), progress=print)
@@ -114,7 +114,7 @@ def cmd_adopt(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from cvas.summary import format_summary, summarize
+    from cvas.ops.summary import format_summary, summarize
     from tasks.config import layout
 
     print(format_summary(summarize(layout())))
@@ -122,7 +122,7 @@ def cmd_summary(args) -> int:
 
 
 def cmd_query(args) -> int:
-    from cvas.query import format_investigation, investigate
+    from cvas.analyst.query import format_investigation, investigate
     from tasks.config import layout
 
     # a manual tool: the report (with msisdn/tmuserid) goes to the terminal, never to a log
@@ -133,8 +133,8 @@ def cmd_query(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from cvas.simulate import simulate
-    from cvas.summary import format_summary, summarize
+    from cvas.simulator.simulate import simulate
+    from cvas.ops.summary import format_summary, summarize
     from tasks.config import cvas, layout, simulated_source
     from tasks.pipeline import run_backfill
 
@@ -153,7 +153,7 @@ def cmd_demo(args) -> int:
 
 
 def _print_table(table, csv_path: str | None) -> None:
-    from cvas.analysis import format_table, write_csv
+    from cvas.analyst.analysis import format_table, write_csv
 
     print(format_table(table))
     for note in table.notes:
@@ -164,7 +164,7 @@ def _print_table(table, csv_path: str | None) -> None:
 
 
 def cmd_report(args) -> int:
-    from cvas.report import build_report
+    from cvas.analyst.report import build_report
     from tasks.config import excluded_services, exclusions_path, layout
 
     # renders from what is built (it builds nothing): `cvas daily` first for a new day
@@ -177,7 +177,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_revenue(args) -> int:
-    from cvas.analysis import revenue_by_service_month
+    from cvas.analyst.analysis import revenue_by_service_month
     from tasks.config import layout
 
     _print_table(revenue_by_service_month(Path(args.file) if args.file else layout().counters_service,
@@ -186,8 +186,8 @@ def cmd_revenue(args) -> int:
 
 
 def cmd_refunds(args) -> int:
-    from cvas.analysis import refunds_by_cpc
-    from cvas.master import read_master_csv
+    from cvas.analyst.analysis import refunds_by_cpc
+    from cvas.steps.master import read_master_csv
     from tasks.config import layout
 
     lay = layout()
@@ -196,8 +196,8 @@ def cmd_refunds(args) -> int:
 
 
 def cmd_ltv(args) -> int:
-    from cvas.analysis import lifetime_value
-    from cvas.master import read_master_csv
+    from cvas.analyst.analysis import lifetime_value
+    from cvas.steps.master import read_master_csv
     from tasks.config import layout
 
     lay = layout()
@@ -208,8 +208,8 @@ def cmd_ltv(args) -> int:
 
 
 def cmd_check_userbase(args) -> int:
-    from cvas.analysis import check_user_base, format_table, mismatches, write_csv
-    from cvas.master import read_master_csv
+    from cvas.analyst.analysis import check_user_base, format_table, mismatches, write_csv
+    from cvas.steps.master import read_master_csv
     from tasks.config import layout
 
     lay = layout()
@@ -228,7 +228,7 @@ def cmd_check_userbase(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from cvas.verify import format_report, mark_findings, verify_range
+    from cvas.ops.verify import format_report, mark_findings, verify_range
     from tasks.config import layout
 
     lay = layout()

@@ -7,8 +7,8 @@ from pathlib import Path
 import luigi
 from luigi.task_register import Register
 
-from cvas.layout import Layout
-from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
+from cvas.core.layout import Layout
+from cvas.core.schemas import DEFAULT_EXCLUDED_SERVICES
 from cvas.sources import Source
 
 

@@ -10,13 +10,13 @@ from collections.abc import Callable
 import luigi
 from luigi.execution_summary import LuigiStatusCode
 
-from cvas.report import report_is_current
-from cvas.status import DATASETS, grid, mark_for_rebuild, output_path, plan
+from cvas.analyst.report import report_is_current
+from cvas.ops.status import DATASETS, grid, mark_for_rebuild, output_path, plan
 from tasks.config import cvas, excluded_services, exclusions_path, layout
-from tasks.counters import DailyCounters, ExportCounters
-from tasks.report import DailyReport
-from tasks.subscriptions import SubscriptionView
-from tasks.user_base import AggregateUserBase, ExportUserBase
+from tasks.steps.counters import DailyCounters, ExportCounters
+from tasks.analyst.report import DailyReport
+from tasks.steps.subscriptions import SubscriptionView
+from tasks.steps.user_base import AggregateUserBase, ExportUserBase
 
 log = logging.getLogger("cvas.backfill")
 
@@ -49,7 +49,7 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def planned_steps(start: dt.date, end: dt.date, only_missing: bool = False):
-    """The explained plan of a backfill over [start, end] (see cvas.status.plan)."""
+    """The explained plan of a backfill over [start, end] (see cvas.ops.status.plan)."""
     datasets = [d for d in DATASETS if cvas().user_base or not d[0].startswith("user_base")]
     cells = grid(layout(), start, end, exclusions_path(), datasets)
     return plan(cells, only_missing=only_missing)
@@ -88,7 +88,7 @@ def build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int 
     log.info("%s", result.summary_text)
     if central and result.status == LuigiStatusCode.NOT_RUN:
         # another worker sharing luigid holds the tasks: wait for it, and succeed with it
-        from tasks.luigid import wait_for_other_workers
+        from tasks.ops.luigid import wait_for_other_workers
 
         if wait_for_other_workers(tasks):
             return 0

@@ -10,7 +10,7 @@ import luigi.configuration
 import pytest
 from luigi.task_register import Register
 
-from cvas.layout import Layout
+from cvas.core.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,6 +81,6 @@ def simulated_nova(tmp_path_factory):
     """A small simulated Nova (3 days from Monday 2025-10-06, 20 new subscriptions a day, seed 7)."""
     import datetime as dt
 
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
 
     return simulate(tmp_path_factory.mktemp("nova"), dt.date(2025, 10, 6), 3, new_per_day=20, seed=7)

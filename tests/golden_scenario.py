@@ -69,7 +69,7 @@ def write_drop(path, kind: str, rows: list[dict]) -> None:
     """A legacy daily CSV (LEGACY §3.3 column order; RFND dates are date-only)."""
     import csv
 
-    from cvas.schemas import spec
+    from cvas.core.schemas import spec
 
     def fmt(v):
         if v is None:
@@ -91,7 +91,7 @@ NBS_SNAPSHOT = ("cpc,content_provider,service_name,last_billed_amount,tme_catego
 
 def write_golden_drops(root, day=DAY) -> None:
     """The golden day as a legacy drop folder: six daily CSVs and an NBS snapshot."""
-    from cvas.schemas import KINDS
+    from cvas.core.schemas import KINDS
 
     for kind in KINDS:
         write_drop(root / "Daily_Data" / f"{day}" / f"{kind}_atlas_day.csv", kind, ROWS[kind])

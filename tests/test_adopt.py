@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from cvas.adopt import adopt, format_reconciliation
-from cvas.layout import Layout
-from cvas.schemas import KINDS
-from cvas.simulate_legacy import write_legacy_tree
+from cvas.ops.adopt import adopt, format_reconciliation
+from cvas.core.layout import Layout
+from cvas.core.schemas import KINDS
+from cvas.simulator.legacy import write_legacy_tree
 
 
 def test_adopt_reconciles_every_row(simulated_nova, tmp_path):
@@ -35,7 +35,7 @@ def test_adopt_reconciles_every_row(simulated_nova, tmp_path):
 
 
 def test_adopted_days_need_no_fetch(simulated_nova, tmp_path, luigi_config):
-    from cvas.status import grid
+    from cvas.ops.status import grid
 
     days = simulated_nova.days
     legacy = tmp_path / "legacy"

@@ -1,5 +1,5 @@
 """The analysis commands on a simulated pipeline spanning two months, each against values computed
-here with plain pyarrow and python over the Parquet files (never through cvas.analysis)."""
+here with plain pyarrow and python over the Parquet files (never through cvas.analyst.analysis)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from cvas.layout import Layout
-from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
+from cvas.core.layout import Layout
+from cvas.core.schemas import DEFAULT_EXCLUDED_SERVICES
 from tests.conftest import luigi_settings, simulated_settings
 
 START = dt.date(2025, 9, 29)  # Monday; the five days cross into October
@@ -26,9 +26,9 @@ MONTHS = ["2025-10", "2025-09"]
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Five simulated days through the real pipeline (counters, user base, view) and an earlier as-of view."""
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
     from tasks.pipeline import run_backfill
-    from tasks.subscriptions import SubscriptionView
+    from tasks.steps.subscriptions import SubscriptionView
 
     root = tmp_path_factory.mktemp("analysis")
     nova = simulate(root / "nova", START, DAYS, new_per_day=20, seed=3)
@@ -266,7 +266,7 @@ def test_bad_arguments_fail_with_a_message(built, capsys):
 
 
 def test_format_table_aligns_for_people():
-    from cvas.analysis import Table, csv_text, format_table
+    from cvas.analyst.analysis import Table, csv_text, format_table
 
     table = Table(("service", "2025-10", "TOTAL"), ("text", "eur", "eur"), [("A, b", 1234.5, 1234.5), ("Cc", None, 0)])
     assert format_table(table).splitlines() == [

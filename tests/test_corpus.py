@@ -32,13 +32,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from cvas import provenance
-from cvas.exclusions import ExclusionListError, load_exclusions
-from cvas.layout import Layout
-from cvas.load import ExtractFormatError, RejectRatioExceeded, load_into_layout
-from cvas.master import MasterFormatError, master_csv_text, read_master_csv, read_master_xlsx
-from cvas.schemas import KINDS, spec
-from cvas.userbase import SnapshotFormatError, build_user_base_daily
+from cvas.core import provenance
+from cvas.steps.exclusions import ExclusionListError, load_exclusions
+from cvas.core.layout import Layout
+from cvas.steps.load import ExtractFormatError, RejectRatioExceeded, load_into_layout
+from cvas.steps.master import MasterFormatError, master_csv_text, read_master_csv, read_master_xlsx
+from cvas.core.schemas import KINDS, spec
+from cvas.steps.user_base import SnapshotFormatError, build_user_base_daily
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).parent / "corpus"
@@ -416,7 +416,7 @@ def test_excel_master(case: Master, tmp_path, caplog):
     """Through read_master_xlsx and MASTERCPC.csv written and read back (what MasterCpc and the exports run)."""
     path = tmp_path / "Master_CPCs.xlsx"
     _write_master(case, path, tmp_path)
-    caplog.set_level("INFO", logger="cvas.master")
+    caplog.set_level("INFO", logger="cvas.steps.master")
     if case.error:
         with pytest.raises(MasterFormatError) as err:
             read_master_xlsx(path)
@@ -662,7 +662,7 @@ def render_doc() -> str:
         "`<file>` stands for the file's path, `<columns>` for the kind's column list. Line numbers are physical "
         "lines (a quoted line break counts).",
         "",
-        "## Transaction extracts (`cvas.load`, task LoadTransactions)",
+        "## Transaction extracts (`cvas.steps.load`, task LoadTransactions)",
         "",
         "Loaded for 2026-02-10 as the kind the file name starts with.",
         "",
@@ -682,7 +682,7 @@ def render_doc() -> str:
                    f"exact output pinned by tests/test_load.py |")
     out += [
         "",
-        "## NBS snapshots (`cvas.userbase`, task AggregateUserBase)",
+        "## NBS snapshots (`cvas.steps.user_base`, task AggregateUserBase)",
         "",
         "A malformed snapshot fails as a whole (nothing of it is counted). More cases (a `893.0` cpc, text and `nan` "
         "counts, `|` or a line break in a name, the encoding decided once per file) are in tests/test_userbase.py.",
@@ -700,7 +700,7 @@ def render_doc() -> str:
         out.append(f"| `corpus/user_base/{c.file}` | {_cell(c.what)} | {_cell(outcome)} | {_cell(note)} |")
     out += [
         "",
-        "## Excel CPC master (`cvas.master`, task MasterCpc)",
+        "## Excel CPC master (`cvas.steps.master`, task MasterCpc)",
         "",
         "Workbooks built by the test with openpyxl; read, written as MASTERCPC.csv and read back.",
         "",
@@ -715,7 +715,7 @@ def render_doc() -> str:
         out.append(f"| `{c.name}` | {_cell(c.what)} | {_cell(outcome)} | {_cell(c.note)} |")
     out += [
         "",
-        "## Exclusion list (`cvas.exclusions`, task DailyCounters)",
+        "## Exclusion list (`cvas.steps.exclusions`, task DailyCounters)",
         "",
         "| file | malformation | outcome | note |",
         "|---|---|---|---|",

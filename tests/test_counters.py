@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cvas.counters import CounterInputError, build_daily_counters, compute_daily_counters, export_counters
-from cvas.exclusions import Exclusions, load_exclusions
-from cvas.master import master_csv_text, read_master_csv, MasterRow, period_of
-from cvas.schemas import DEFAULT_EXCLUDED_SERVICES, KINDS, SERVICE_EXPORT_COLUMNS, spec
+from cvas.steps.counters import CounterInputError, build_daily_counters, compute_daily_counters, export_counters
+from cvas.steps.exclusions import Exclusions, load_exclusions
+from cvas.steps.master import master_csv_text, read_master_csv, MasterRow, period_of
+from cvas.core.schemas import DEFAULT_EXCLUDED_SERVICES, KINDS, SERVICE_EXPORT_COLUMNS, spec
 from tests.golden_scenario import DAY, MASTER, ROWS
 
 NOW = dt.datetime(2026, 2, 11, 9, 30)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cvas.load import parse_extract
-from cvas.schemas import spec
+from cvas.steps.load import parse_extract
+from cvas.core.schemas import spec
 from cvas.sources import SourceError
 from cvas.sources.directory import DirectorySource
 

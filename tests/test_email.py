@@ -9,7 +9,7 @@ import re
 import luigi
 import pytest
 
-from cvas.logs import redact
+from cvas.core.logs import redact
 from tests.luigid_tasks import Fails
 from tests.smtp_sink import SmtpSink, text_body
 

@@ -10,7 +10,7 @@ import re
 import duckdb
 import pytest
 
-from cvas.schemas import KINDS, SPECS
+from cvas.core.schemas import KINDS, SPECS
 from cvas.sources import SourceError
 from cvas.sources.simulated import SimulatedSource
 from cvas.sql import load_sql, psql_variables

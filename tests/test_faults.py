@@ -26,9 +26,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from cvas.layout import Layout, sidecar
-from cvas.status import invalidate
-from cvas.verify import verify_range
+from cvas.core.layout import Layout, sidecar
+from cvas.ops.status import invalidate
+from cvas.ops.verify import verify_range
 from tests.cli_runs import (
     BOOKKEEPING,
     REPO,
@@ -51,7 +51,7 @@ SEED = 6
 
 @pytest.fixture(scope="module")
 def nova(tmp_path_factory):
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
 
     return simulate(tmp_path_factory.mktemp("nova"), START, DAYS, new_per_day=12, seed=SEED)
 

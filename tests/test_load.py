@@ -1,4 +1,4 @@
-"""cvas.load: golden extracts in tests/golden/load, and the publishing contract of load_day.
+"""cvas.steps.load: golden extracts in tests/golden/load, and the publishing contract of load_day.
 
 Each `<case>_in.csv` is parsed as the kind named by its prefix for DAY; the expected table
 is `<case>_expected.csv` (null as an empty field), the report and the rejects (or the
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cvas.load import (
+from cvas.steps.load import (
     ExtractFormatError,
     RejectRatioExceeded,
     load_day,
@@ -30,7 +30,7 @@ from cvas.load import (
     read_quality,
     sort_columns,
 )
-from cvas.schemas import SPECS, spec
+from cvas.core.schemas import SPECS, spec
 
 GOLDEN = Path(__file__).parent / "golden" / "load"
 CASES = sorted(p.name[: -len("_in.csv")] for p in GOLDEN.glob("*_in.csv"))
@@ -96,8 +96,8 @@ def test_golden_rejects_point_at_their_record():
                                          ("reno_cr_stray_quote", False)])
 def test_quick_and_careful_reject_locators_agree(case, quick):
     """The numpy locator either agrees with the csv-module scan or declines (None)."""
-    import cvas.load as load
-    from cvas.schemas import spec as kind_spec
+    import cvas.steps.load as load
+    from cvas.core.schemas import spec as kind_spec
 
     path = GOLDEN / f"{case}_in.csv"
     ks = kind_spec(case.split("_", 1)[0])
@@ -219,7 +219,7 @@ def _paths(tmp_path: Path) -> dict[str, Path]:
 
 def test_load_day_publishes_parquet_rejects_and_report(tmp_path, caplog):
     paths = _paths(tmp_path)
-    caplog.set_level(logging.INFO, logger="cvas.load")
+    caplog.set_level(logging.INFO, logger="cvas.steps.load")
     report = load_day("reno", DAY, GOLDEN / "reno_bom_crlf_in.csv", max_reject_ratio=0.5, **paths)
     assert report["rows_written"] == 3 and report["rejected"] == 1
     assert pq.read_schema(paths["out"]).remove_metadata() == spec("reno").schema

@@ -12,7 +12,7 @@ import warnings
 import luigi
 import pytest
 
-from cvas.logs import RedactLongDigits, redact, rotate_logs, run_log_name, setup_run_logging
+from cvas.core.logs import RedactLongDigits, redact, rotate_logs, run_log_name, setup_run_logging
 from tests.luigid_tasks import Fails, Leaf
 
 STAMPED = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} (DEBUG|INFO|WARNING|ERROR|CRITICAL) +\S+(: |\| )")
@@ -57,7 +57,7 @@ def test_one_file_per_run_named_by_start_run_and_pid(tmp_path):
 
 def test_every_line_of_a_traceback_and_a_multiline_message_is_stamped(tmp_path):
     path = setup_run_logging(tmp_path, "daily", verbose=False)
-    log = logging.getLogger("cvas.load")
+    log = logging.getLogger("cvas.steps.load")
     try:
         raise ValueError("bad header in act.csv\nexpected 15 columns")
     except ValueError:
@@ -66,11 +66,11 @@ def test_every_line_of_a_traceback_and_a_multiline_message_is_stamped(tmp_path):
 
     lines = stamped_lines(path)
     text = "\n".join(lines)
-    assert "ERROR    cvas.load: loading act failed" in text
-    assert "ERROR    cvas.load| Traceback (most recent call last):" in text
-    assert "ERROR    cvas.load| ValueError: bad header in act.csv" in text
-    assert "ERROR    cvas.load| expected 15 columns" in text
-    assert "WARNING  cvas.load|   reno 5 rows" in text
+    assert "ERROR    cvas.steps.load: loading act failed" in text
+    assert "ERROR    cvas.steps.load| Traceback (most recent call last):" in text
+    assert "ERROR    cvas.steps.load| ValueError: bad header in act.csv" in text
+    assert "ERROR    cvas.steps.load| expected 15 columns" in text
+    assert "WARNING  cvas.steps.load|   reno 5 rows" in text
 
 
 def test_console_gets_warnings_or_info_when_verbose(tmp_path, capsys):

@@ -21,7 +21,7 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 from luigi.task import flatten
 
-from tasks.luigid import done_since, wait_out_done_cooldown
+from tasks.ops.luigid import done_since, wait_out_done_cooldown
 from tests.luigid_tasks import RUN_LOG, Leaf, Total, expected_total
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def luigid(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nova(tmp_path_factory):
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
 
     return simulate(tmp_path_factory.mktemp("nova"), START, len(DAYS), new_per_day=20, seed=7)
 
@@ -261,7 +261,7 @@ def test_two_cvas_backfills_through_luigid_build_each_output_once_and_invalidate
         runs = collections.Counter(tid for tid, _, event in server.events() if event == "RUNNING")
         per_day = [tid for tid in runs if tid.startswith(("LoadTransactions", "FetchTransactions", "DailyCounters"))]
         assert len(per_day) == len(DAYS) * 13 and all(runs[tid] == 1 for tid in per_day), runs
-        from cvas.layout import Layout
+        from cvas.core.layout import Layout
         import pyarrow.parquet as pq
 
         lay = Layout(root)

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from cvas.layout import Layout
-from cvas.schemas import KINDS, spec
+from cvas.core.layout import Layout
+from cvas.core.schemas import KINDS, spec
 from tests.golden_scenario import DAY, MASTER, write_golden_drops
 
 START = dt.date(2026, 3, 1)
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def nova(tmp_path_factory):
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
 
     return simulate(tmp_path_factory.mktemp("nova"), START, DAYS, new_per_day=25, seed=11)
 
@@ -166,9 +166,9 @@ def test_a_killed_backfill_leaves_no_partial_file_and_resumes(simulated, tmp_pat
 
 
 def test_a_new_day_is_appended_to_the_exports_and_equals_a_full_rebuild(simulated, tmp_path):
-    from cvas.counters import export_counters
-    from cvas.exports import counters_export_additions
-    from cvas.master import read_master_csv
+    from cvas.steps.counters import export_counters
+    from cvas.steps.exports import counters_export_additions
+    from cvas.steps.master import read_master_csv
     from tasks.config import excluded_services
     from tasks.pipeline import run_backfill
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from cvas.query import QueryError, format_investigation, investigate, normalize_msisdn
-from cvas.subscriptions import build_subscription_view
+from cvas.analyst.query import QueryError, format_investigation, investigate, normalize_msisdn
+from cvas.steps.subscriptions import build_subscription_view
 from tests.golden_scenario import DAY, ROWS
 from tests.test_subscriptions import at, sub_row, write_events
 
@@ -99,12 +99,12 @@ def test_a_simulated_subscription_agrees_with_its_timeline(luigi_config, tmp_pat
     and check the view's figures against their own timelines."""
     import luigi
 
-    from cvas.layout import Layout
-    from cvas.schemas import KINDS
-    from cvas.simulate import simulate
-    from tasks.subscriptions import SubscriptionView
-    from tasks.transactions import LoadTransactions
-    from tasks.user_base import ExportUserBase
+    from cvas.core.layout import Layout
+    from cvas.core.schemas import KINDS
+    from cvas.simulator.simulate import simulate
+    from tasks.steps.subscriptions import SubscriptionView
+    from tasks.steps.transactions import LoadTransactions
+    from tasks.steps.user_base import ExportUserBase
 
     start, days = dt.date(2026, 3, 1), 3
     end = start + dt.timedelta(days=days - 1)

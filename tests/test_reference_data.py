@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from openpyxl import Workbook
 
-from cvas.layout import Layout
-from cvas.schemas import KINDS
+from cvas.core.layout import Layout
+from cvas.core.schemas import KINDS
 from tests.golden_scenario import DAY, MASTER, write_golden_drops
 
 
@@ -50,7 +50,7 @@ def sha(path) -> str:
 
 
 def test_a_changed_exclusion_list_makes_the_day_stale_and_a_backfill_rebuilds_it(golden_day):
-    from tasks.counters import DailyCounters
+    from tasks.steps.counters import DailyCounters
     from tasks.pipeline import missing_days, planned_steps, run_backfill
 
     layout, tmp = golden_day
@@ -77,7 +77,7 @@ def test_a_changed_exclusion_list_makes_the_day_stale_and_a_backfill_rebuilds_it
 
 
 def test_a_changed_master_rebuilds_mastercpc_and_the_service_export_only(golden_day):
-    from tasks.counters import DailyCounters, ExportCounters, MasterCpc
+    from tasks.steps.counters import DailyCounters, ExportCounters, MasterCpc
     from tasks.pipeline import missing_days, run_daily
 
     layout, tmp = golden_day

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from cvas.layout import Layout
+from cvas.core.layout import Layout
 from tests.conftest import luigi_settings, simulated_settings
-from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
+from cvas.core.schemas import DEFAULT_EXCLUDED_SERVICES
 
 REPO = Path(__file__).resolve().parents[1]
 START = dt.date(2025, 10, 6)
@@ -38,9 +38,9 @@ TAB_BLUE = (0x1F, 0x77, 0xB4)
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Five simulated days through the real pipeline (counters, user base, view), then DailyReport."""
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
     from tasks.pipeline import run_backfill
-    from tasks.report import DailyReport
+    from tasks.analyst.report import DailyReport
 
     root = tmp_path_factory.mktemp("report")
     nova = simulate(root / "nova", START, DAYS, new_per_day=20, seed=7)
@@ -53,7 +53,7 @@ def built(tmp_path_factory):
         yield Layout(root / "data")
 
 
-# -- independent expectations (pyarrow and csv, not cvas.report) --------------------------------
+# -- independent expectations (pyarrow and csv, not cvas.analyst.report) --------------------------------
 
 def master_names(layout: Layout) -> dict[int, str]:
     with open(layout.master_cpc, newline="", encoding="utf-8") as fh:
@@ -215,7 +215,7 @@ def read_png(path: Path) -> np.ndarray:
 # -- tests ---------------------------------------------------------------------------------------
 
 def test_daily_report_task_publishes_one_page_per_day(built):
-    from cvas.report import report_days, report_is_current
+    from cvas.analyst.report import report_days, report_is_current
 
     page = built.report(END)
     assert page == built.root / "reports" / "2025-10-10.html"
@@ -233,7 +233,7 @@ def test_daily_report_task_publishes_one_page_per_day(built):
 
 
 def test_report_renders_in_chromium_with_charts_and_the_days_counters(built, tmp_path):
-    from cvas.report import _CSS, PALETTE
+    from cvas.analyst.report import _CSS, PALETTE
 
     page = built.report(END)
     dom = Dom(chromium(page, tmp_path, "--dump-dom").stdout)
@@ -290,7 +290,7 @@ def test_report_renders_in_chromium_with_charts_and_the_days_counters(built, tmp
 
 
 def test_report_is_self_contained_and_deterministic(built, tmp_path):
-    from cvas.report import build_report
+    from cvas.analyst.report import build_report
 
     a, b = tmp_path / "a.html", tmp_path / "b.html"
     for out in (a, b):
@@ -306,7 +306,7 @@ def test_report_is_self_contained_and_deterministic(built, tmp_path):
 
 
 def test_report_renders_with_missing_days_and_without_user_base(built, tmp_path):
-    from cvas.report import build_report
+    from cvas.analyst.report import build_report
 
     copy = Layout(tmp_path / "data")
     shutil.copytree(built.root, copy.root)
@@ -343,7 +343,7 @@ def test_cli_report(built, tmp_path, capsys):
 
 
 def test_numbers_are_formatted_for_people():
-    from cvas.report import fmt_count, fmt_eur, fmt_pct, fmt_signed, machine_value
+    from cvas.analyst.report import fmt_count, fmt_eur, fmt_pct, fmt_signed, machine_value
 
     assert fmt_count(1234567) == "1,234,567"
     assert fmt_eur(1234.5) == "€1,234.50"
@@ -355,8 +355,8 @@ def test_numbers_are_formatted_for_people():
 
 
 def test_a_day_without_transactions_reports_zeros_not_gaps(layout, tmp_path):
-    from cvas.report import build_report
-    from cvas.schemas import COUNTER_SCHEMA
+    from cvas.analyst.report import build_report
+    from cvas.core.schemas import COUNTER_SCHEMA
 
     day = dt.date(2026, 1, 5)
     layout.daily_counters(day).parent.mkdir(parents=True)
@@ -374,7 +374,7 @@ def test_a_day_without_transactions_reports_zeros_not_gaps(layout, tmp_path):
 
 
 def test_the_report_day_must_have_counters(layout):
-    from cvas.report import ReportInputError, build_report
+    from cvas.analyst.report import ReportInputError, build_report
 
     with pytest.raises(ReportInputError, match="no counters for 2026-01-05"):
         build_report(layout, dt.date(2026, 1, 5), excluded_services=KEYWORDS)

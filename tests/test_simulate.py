@@ -10,8 +10,8 @@ import duckdb
 import pytest
 from openpyxl import load_workbook
 
-from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
-from cvas.simulate import CATALOGUE, simulate
+from cvas.core.schemas import DEFAULT_EXCLUDED_SERVICES
+from cvas.simulator.simulate import CATALOGUE, simulate
 
 START = dt.date(2025, 10, 6)
 NOVA_TABLES = ("telefonicaes_sub_mgr_fact", "channel_dim", "delaydcttlog_v1_0_0_fact", "refund_v1_0_0_fact",

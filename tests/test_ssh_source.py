@@ -13,10 +13,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from cvas.fetch import fetch_transactions, fetch_user_base
-from cvas.layout import Layout
-from cvas.nova_pg import load_into_postgres
-from cvas.schemas import KINDS
+from cvas.steps.fetch import fetch_transactions, fetch_user_base
+from cvas.core.layout import Layout
+from cvas.simulator.nova_pg import load_into_postgres
+from cvas.core.schemas import KINDS
 from cvas.sources.simulated import SimulatedSource
 from cvas.sources.ssh import (
     AuthenticationError,
@@ -65,7 +65,7 @@ def sshd():
 @pytest.fixture(scope="session")
 def nova(tmp_path_factory, pg):
     """A small simulated Nova, in DuckDB and loaded into the cluster's `nova` database."""
-    from cvas.simulate import simulate
+    from cvas.simulator.simulate import simulate
 
     info = simulate(tmp_path_factory.mktemp("nova_ssh"), START, DAYS, new_per_day=40, seed=5)
     pg.sql("CREATE DATABASE nova;")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cvas.layout import Layout
+from cvas.core.layout import Layout
 from tests.test_pipeline import simulated, nova, snapshot  # noqa: F401 - fixtures
 
 START = dt.date(2026, 3, 1)
@@ -30,7 +30,7 @@ def cli(*args):
 
 
 def test_status_and_plan_show_missing_stale_and_failed_days(built, luigi_config, tmp_path, capsys):
-    from cvas.status import grid
+    from cvas.ops.status import grid
     from tasks.config import exclusions_path
     from tasks.pipeline import planned_steps
 
@@ -78,7 +78,7 @@ def test_status_and_plan_show_missing_stale_and_failed_days(built, luigi_config,
 
 
 def test_invalidate_then_backfill_rebuilds_only_that_day_and_downstream(built):
-    from cvas.status import invalidate
+    from cvas.ops.status import invalidate
     from tasks.pipeline import run_backfill
 
     lay: Layout = built

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cvas import provenance
-from cvas.schemas import KINDS, spec
-from cvas.subscriptions import (
+from cvas.core import provenance
+from cvas.core.schemas import KINDS, spec
+from cvas.steps.subscriptions import (
     SUBSCRIPTION_SCHEMA,
     SubscriptionViewError,
     as_of_days,
@@ -146,7 +146,7 @@ def test_as_of_ignores_later_events_and_rebuilds_identically(layout, tmp_path):
     first = digest(layout.subscriptions(DAY))
 
     # the same as-of on a root holding only the golden day: later events changed nothing
-    from cvas.layout import Layout
+    from cvas.core.layout import Layout
 
     only = Layout(tmp_path / "only")
     write_events(only, ROWS)
@@ -286,7 +286,7 @@ def test_the_contract_check_refuses_a_bad_file(tmp_path):
 
 
 def test_the_task_rebuilds_when_a_day_is_reloaded(luigi_config, layout):
-    from tasks.subscriptions import SubscriptionView
+    from tasks.steps.subscriptions import SubscriptionView
 
     write_events(layout, ROWS)
     assert luigi.build([SubscriptionView(date=DAY)], local_scheduler=True, log_level="WARNING")

@@ -10,8 +10,8 @@ import luigi
 import pyarrow.parquet as pq
 import pytest
 
-from cvas.schemas import DEFAULT_EXCLUDED_SERVICES
-from cvas.userbase import (
+from cvas.core.schemas import DEFAULT_EXCLUDED_SERVICES
+from cvas.steps.user_base import (
     SnapshotFormatError,
     aggregate_snapshot,
     build_user_base_daily,
@@ -121,7 +121,7 @@ def test_the_encoding_is_decided_once_per_file(tmp_path):
 
 
 def test_the_tasks_fetch_aggregate_and_export(luigi_config, layout, tmp_path):
-    from tasks.user_base import AggregateUserBase, ExportUserBase
+    from tasks.steps.user_base import AggregateUserBase, ExportUserBase
 
     drops = tmp_path / "drops" / "User_Base" / "NBS_BASE"
     drops.mkdir(parents=True)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cvas.schemas import KindSpec, spec
+from cvas.core.schemas import KindSpec, spec
 from cvas.sources import SourceError
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The simulated source: the legacy extracts run read-only against the embedded DuckDB Nova made by cvas.simulate."""
+"""The simulated source: the legacy extracts run read-only against the embedded DuckDB Nova made by cvas.simulator.simulate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from cvas.schemas import spec
+from cvas.core.schemas import spec
 from cvas.sources import SourceError
 from cvas.sql import for_duckdb, load_sql
 

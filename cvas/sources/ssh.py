@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import paramiko
 
-from cvas.schemas import KINDS, SPECS
+from cvas.core.schemas import KINDS, SPECS
 from cvas.sources import SourceError
 from cvas.sql import load_sql
 

@@ -1,0 +1,983 @@
+"""The daily report: one self-contained HTML page with a day's KPIs, 90-day trends, breakdowns and data health.
+
+What it reads, and nothing else (never the transaction history): the per-day counter files
+of the window, MASTERCPC.csv, the per-day user-base files of the window and of the day
+before it, the window's quality reports, and directory listings and provenance sidecars
+for the health panel. Charts are matplotlib SVG inlined in the page (no script, no font,
+no stylesheet and no image is fetched), rendered deterministically.
+
+Definitions (LEGACY §9.4, DESIGN D7):
+
+* scope: the service export's. Counter rows whose master service name contains an excluded
+  keyword (case-insensitive) are left out of every figure; unmapped CPCs stay in as
+  `UNKNOWN`. The health panel says what was left out. The user base has the user-base
+  exports' scope (services excluded by the snapshot's names, LEGACY §5.4);
+* activations = act_count (regular ACT, UPGRADE excluded), of which free = act_free and
+  paid = act_pay; upgrades = upg_count; renewals = reno_count; deactivations = dct_count
+  (UPGRADE DCT excluded); cancellations = cnr_count; refunds = rfnd_count (Σ rfnd_cnt) and
+  rfnd_amount; revenue = rev;
+* net adds = activations − deactivations (the legacy notes' net_activations);
+* user base (D) = Σ User_Base of the day's snapshot;
+* churn (D) = deactivations(D) / (user base(D−1) + activations(D)): the legacy notes' formula
+  with the previous day's snapshot as the start-of-day base; n/a without that snapshot;
+* ARPU (D) = revenue(D) / the mean user base of D−1 and D (those present); ARPU 30 days =
+  revenue of the 30 days ending D / the mean daily user base of those days;
+* categories: the master's tme_category, stripped and mapped as the user base maps it
+  (LEGACY §5.5: Education/Images → Edu_Ima, News/Sports → News_Sport), so counters and
+  user base share one vocabulary; services: master names, stripped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cvas import __version__
+from cvas.core import provenance
+from cvas.core.layout import Layout, days_in_dir
+from cvas.steps.master import read_master_csv
+from cvas.core.publish import write_text_atomic
+from cvas.core.schemas import COUNTER_SCHEMA, KINDS
+from cvas.core.freshness import counter_days
+from cvas.steps.user_base import map_category
+
+log = logging.getLogger(__name__)
+
+WINDOW_DAYS = 90
+ARPU_DAYS = 30
+TOP_SERVICES = 10
+TOP_CATEGORIES = 8  # stacked charts: the largest categories, the rest as "Other"
+
+COUNT_COLUMNS: tuple[str, ...] = ("act_count", "act_free", "act_pay", "upg_count", "reno_count", "dct_count",
+                                  "upg_dct_count", "cnr_count", "ppd_count", "rfnd_count")
+AMOUNT_COLUMNS: tuple[str, ...] = ("rfnd_amount", "rev")
+
+# KPI tiles: key (the `data-kpi` attribute), label, format.
+KPI_DEFS: tuple[tuple[str, str, str], ...] = (
+    ("revenue", "Revenue", "eur"),
+    ("activations", "Activations", "count"),
+    ("activations_free", "Free activations", "count"),
+    ("activations_paid", "Paid activations", "count"),
+    ("upgrades", "Upgrades", "count"),
+    ("renewals", "Renewals", "count"),
+    ("deactivations", "Deactivations", "count"),
+    ("cancellations", "Cancellations", "count"),
+    ("net_adds", "Net adds", "signed"),
+    ("refunds", "Refunds", "count"),
+    ("refund_amount", "Refunded", "eur"),
+    ("user_base", "User base", "count"),
+    ("churn", "Churn", "pct"),
+    ("arpu", "ARPU (day)", "eur_ratio"),
+    ("arpu_30d", "ARPU (30 days)", "eur_ratio"),
+)
+# KPI key → column of the daily frame.
+KPI_COLUMN: dict[str, str] = {
+    "revenue": "rev", "activations": "act_count", "activations_free": "act_free", "activations_paid": "act_pay",
+    "upgrades": "upg_count", "renewals": "reno_count", "deactivations": "dct_count", "cancellations": "cnr_count",
+    "net_adds": "net_adds", "refunds": "rfnd_count", "refund_amount": "rfnd_amount", "user_base": "user_base",
+    "churn": "churn", "arpu": "arpu",
+}
+
+UNKNOWN_SERVICE = "UNKNOWN"
+NO_CATEGORY = "(none)"
+
+# matplotlib's tab10 then tab20's light tones: categories keep one colour across the charts.
+PALETTE: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                            "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896")
+
+
+class ReportInputError(RuntimeError):
+    """Raised when the report day has no counter file: there is nothing to report on."""
+
+
+# -- formatting for people ---------------------------------------------------------------
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt_count(value: Any) -> str:
+    """1234 → '1,234'; n/a for a missing value."""
+    return "n/a" if _missing(value) else f"{int(round(value)):,}"
+
+
+def fmt_signed(value: Any) -> str:
+    """Net figures: '+12', '−3', '0'."""
+    if _missing(value):
+        return "n/a"
+    n = int(round(value))
+    return f"+{n:,}" if n > 0 else (f"\u2212{-n:,}" if n < 0 else "0")
+
+
+def fmt_eur(value: Any) -> str:
+    """1234.5 → '€1,234.50'; negative amounts with a minus sign."""
+    if _missing(value):
+        return "n/a"
+    text = f"€{abs(value):,.2f}"
+    return "\u2212" + text if round(value, 2) < 0 else text
+
+
+def fmt_pct(value: Any, digits: int = 2) -> str:
+    """A ratio as a percentage: 0.01234 → '1.23%'."""
+    return "n/a" if _missing(value) else f"{value * 100:.{digits}f}%"
+
+
+FORMATTERS = {"count": fmt_count, "signed": fmt_signed, "eur": fmt_eur, "eur_ratio": fmt_eur, "pct": fmt_pct}
+
+
+def machine_value(value: Any, kind: str) -> str:
+    """The `data-value` of a KPI: integers for counts, 2 decimals for amounts, full precision
+    for ratios (percentages, euros per user); empty when not available."""
+    if _missing(value):
+        return ""
+    if kind in ("count", "signed"):
+        return str(int(round(value)))
+    if kind == "eur":
+        return f"{value:.2f}"
+    return repr(round(float(value), 10))
+
+
+# -- what the report is made of ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Kpi:
+    key: str
+    label: str
+    kind: str
+    value: Any
+    previous: Any = None
+    average_7d: Any = None
+    note: str = ""
+
+
+@dataclass
+class Health:
+    """The data-health panel: gaps, rejects, stale outputs, what was left out of the figures."""
+
+    history_start: dt.date | None = None
+    missing_counter_days: list[dt.date] = field(default_factory=list)
+    user_base_start: dt.date | None = None
+    user_base_days: int = 0
+    missing_user_base_days: list[dt.date] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[tuple[dt.date, str, str, str]] = field(default_factory=list)
+    outputs: list[tuple[str, bool, str]] = field(default_factory=list)
+    excluded_keywords: tuple[str, ...] = ()
+    excluded_services: list[str] = field(default_factory=list)
+    excluded_rows: int = 0
+    excluded_revenue: float = 0.0
+    unmapped_cpcs: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ReportData:
+    day: dt.date
+    window: list[dt.date]
+    shown: list[dt.date]          # the window from the first day with data on: what the trends plot
+    daily: pd.DataFrame           # one row per window day: counter totals and derived KPIs (NaN = no data)
+    kept: pd.DataFrame            # counter rows in scope, with service and category
+    user_base: pd.DataFrame       # user-base rows in scope (date, cpc, service_name, tme_category, user_base)
+    kpis: list[Kpi]
+    categories: pd.DataFrame      # the day, per category
+    services: pd.DataFrame        # the day, top services by revenue
+    health: Health
+
+
+def report_window(day: dt.date, window_days: int = WINDOW_DAYS) -> list[dt.date]:
+    """The days a report covers: the `window_days` days ending with `day`."""
+    return [day - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
+
+
+def report_inputs(layout: Layout, day: dt.date, window_days: int = WINDOW_DAYS) -> dict[str, Path]:
+    """The files a report is rendered from (its provenance inputs): the window's counter files,
+    the user-base files of the window and of the day before it, and the master."""
+    window = report_window(day, window_days)
+    inputs: dict[str, Path] = {"master": layout.master_cpc}
+    for d in window:
+        inputs[f"counters:{d}"] = layout.daily_counters(d)
+    for d in [window[0] - dt.timedelta(days=1)] + window:
+        inputs[f"user_base:{d}"] = layout.user_base_daily(d)
+    return inputs
+
+
+def _excluded(name: str, keywords: tuple[str, ...]) -> bool:
+    low = name.lower()
+    return any(k in low for k in keywords)
+
+
+def _category(raw: Any) -> str:
+    text = "" if raw is None or (isinstance(raw, float) and math.isnan(raw)) else str(raw).strip()
+    return map_category(text) if text else NO_CATEGORY
+
+
+def read_counter_window(layout: Layout, days: list[dt.date]) -> tuple[pd.DataFrame, set[dt.date]]:
+    """The counter rows of the days of `days` that have a counter file (one listing, one read
+    each), and those days (a file without rows is a day without transactions, not a gap)."""
+    built = counter_days(layout) & set(days)
+    tables = [pq.read_table(layout.daily_counters(d)).cast(COUNTER_SCHEMA) for d in sorted(built)]
+    table = pa.concat_tables(tables) if tables else COUNTER_SCHEMA.empty_table()
+    return table.drop(["last_updated"]).to_pandas(date_as_object=True), built
+
+
+def scope_counters(counters: pd.DataFrame, master: pa.Table,
+                   excluded_keywords: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept, dropped): counter rows mapped to service and category, split on the excluded
+    services as the service export does (unmapped CPCs kept as UNKNOWN)."""
+    m = master.select(["cpc", "service_name", "tme_category"]).to_pandas()
+    df = counters.merge(m, on="cpc", how="left")
+    names = df["service_name"].where(df["service_name"].notna() & (df["service_name"] != ""), UNKNOWN_SERVICE)
+    df["service_name"] = names
+    df["mapped"] = counters["cpc"].isin(m["cpc"]).to_numpy()
+    dropped = df["service_name"].map(lambda s: _excluded(s, excluded_keywords)).astype(bool)
+    df["service"] = df["service_name"].str.strip()
+    df["category"] = df["tme_category"].map(_category)
+    return df[~dropped].reset_index(drop=True), df[dropped].reset_index(drop=True)
+
+
+def read_user_base_window(layout: Layout, days: list[dt.date], excluded_keywords: tuple[str, ...]) -> pd.DataFrame:
+    """The per-day user-base rows of `days` (those with a file), without the excluded services."""
+    have = days_in_dir(layout.user_base_daily_root, ".parquet")
+    tables = [pq.read_table(layout.user_base_daily(d)) for d in days if d in have]
+    columns = ["date", "cpc", "service_name", "tme_category", "user_base"]
+    if not tables:
+        return pd.DataFrame({c: pd.Series(dtype="object" if c in ("date", "service_name", "tme_category") else "int64")
+                             for c in columns})
+    df = pa.concat_tables([t.select(columns) for t in tables]).to_pandas(date_as_object=True)
+    keep = ~df["service_name"].map(lambda s: _excluded(s, excluded_keywords)).astype(bool)
+    return df[keep].reset_index(drop=True)
+
+
+def daily_frame(kept: pd.DataFrame, user_base: pd.DataFrame, window: list[dt.date],
+                counted: set[dt.date]) -> pd.DataFrame:
+    """One row per window day: counter totals (0 on a counted day without rows, NaN on a day
+    without counters), net adds, user base, churn and ARPU by the module's definitions."""
+    totals = kept.groupby("date")[list(COUNT_COLUMNS + AMOUNT_COLUMNS)].sum()
+    daily = totals.reindex(window).astype("float64")
+    daily.loc[[d for d in window if d in counted]] = daily.loc[[d for d in window if d in counted]].fillna(0.0)
+    for column in AMOUNT_COLUMNS:
+        daily[column] = daily[column].round(2)
+    daily["net_adds"] = daily["act_count"] - daily["dct_count"]
+    base = user_base.groupby("date")["user_base"].sum().astype("float64")
+    previous_days = [d - dt.timedelta(days=1) for d in window]
+    ub = base.reindex(window).to_numpy()
+    ub_before = base.reindex(previous_days).to_numpy()
+    daily["user_base"] = ub
+    daily["user_base_start"] = ub_before
+    start = daily["user_base_start"] + daily["act_count"]
+    daily["churn"] = (daily["dct_count"] / start).where(start > 0)
+    mean_base = pd.concat([daily["user_base_start"], daily["user_base"]], axis=1).mean(axis=1, skipna=True)
+    daily["arpu"] = (daily["rev"] / mean_base).where(mean_base > 0)
+    daily.index.name = "date"
+    return daily
+
+
+def arpu_over(daily: pd.DataFrame, day: dt.date, days: int = ARPU_DAYS) -> tuple[float, int]:
+    """(ARPU over the `days` days ending `day`, days with both revenue and user base counted)."""
+    span = daily.loc[[d for d in daily.index if day - dt.timedelta(days=days) < d <= day]]
+    revenue = span["rev"].sum(skipna=True)
+    base = span["user_base"].mean(skipna=True)
+    covered = int((span["rev"].notna() & span["user_base"].notna()).sum())
+    if _missing(base) or not base or span["rev"].notna().sum() == 0:
+        return math.nan, covered
+    return float(revenue / base), covered
+
+
+def compute_kpis(daily: pd.DataFrame, day: dt.date) -> list[Kpi]:
+    """The KPI tiles of `day`: value, previous day and mean of the 7 days ending `day`."""
+    previous = day - dt.timedelta(days=1)
+    last7 = [d for d in daily.index if day - dt.timedelta(days=7) < d <= day]
+    kpis = []
+    for key, label, kind in KPI_DEFS:
+        if key == "arpu_30d":
+            value, covered = arpu_over(daily, day)
+            note = "" if covered >= ARPU_DAYS else f"{covered} of {ARPU_DAYS} days with revenue and user base"
+            kpis.append(Kpi(key, label, kind, value, note=note))
+            continue
+        column = KPI_COLUMN[key]
+        value = daily.at[day, column]
+        prev = daily.at[previous, column] if previous in daily.index else math.nan
+        avg = daily.loc[last7, column].mean(skipna=True)
+        kpis.append(Kpi(key, label, kind, float(value), float(prev), float(avg)))
+    return kpis
+
+
+def category_table(kept: pd.DataFrame, user_base: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The day per category: counters, revenue share and user base, by revenue (then name)."""
+    rows = kept[kept["date"] == day]
+    table = rows.groupby("category")[list(COUNT_COLUMNS + AMOUNT_COLUMNS)].sum()
+    base = user_base[user_base["date"] == day].copy()
+    base["category"] = base["tme_category"].map(_category)
+    table = table.join(base.groupby("category")["user_base"].sum(), how="outer").fillna(0)
+    total = table["rev"].sum()
+    table["share"] = table["rev"] / total if total else 0.0
+    table.index.name = "category"
+    table = table.reset_index()
+    return table.sort_values(["rev", "category"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
+
+
+def service_table(kept: pd.DataFrame, user_base: pd.DataFrame, master: pa.Table, day: dt.date,
+                  top: int = TOP_SERVICES) -> pd.DataFrame:
+    """The day's top services by revenue (then name), with their user base: the snapshot's
+    CPCs assigned to services by the master, as the counters are."""
+    rows = kept[kept["date"] == day]
+    table = rows.groupby("service").agg(
+        category=("category", lambda s: ", ".join(sorted(set(s)))),
+        **{c: (c, "sum") for c in COUNT_COLUMNS + AMOUNT_COLUMNS})
+    m = master.select(["cpc", "service_name"]).to_pandas()
+    base = user_base[user_base["date"] == day].merge(m.rename(columns={"service_name": "master_name"}), on="cpc",
+                                                     how="left")
+    base["service"] = base["master_name"].fillna(UNKNOWN_SERVICE).map(lambda s: s.strip() or UNKNOWN_SERVICE)
+    table = table.join(base.groupby("service")["user_base"].sum(), how="left")
+    total = table["rev"].sum()
+    table["share"] = table["rev"] / total if total else 0.0
+    table = table.reset_index()
+    table = table.sort_values(["rev", "service"], ascending=[False, True], kind="mergesort")
+    return table.head(top).reset_index(drop=True)
+
+
+# -- health ------------------------------------------------------------------------------
+
+def _first(days: set[dt.date]) -> dt.date | None:
+    return min(days) if days else None
+
+
+def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusions: Path | None,
+                   excluded_keywords: tuple[str, ...], dropped: pd.DataFrame, kept: pd.DataFrame) -> Health:
+    """Gaps, rejects and stale outputs of the window, from listings, sidecars and quality reports."""
+    from cvas.steps.exports import counters_export_current
+    from cvas.ops.status import MISSING, PRESENT, dataset_label, grid
+    from cvas.steps.subscriptions import as_of_days, view_is_current
+    from cvas.steps.user_base import daily_days, exports_current
+
+    health = Health(excluded_keywords=excluded_keywords)
+    built = counter_days(layout)
+    health.history_start = _first(built)
+    ub_days = daily_days(layout)
+    health.user_base_start = _first(ub_days)
+    in_window = set(window)
+    if health.history_start is not None:
+        health.missing_counter_days = [d for d in window if d >= health.history_start and d not in built]
+    health.user_base_days = len(ub_days & in_window)
+    if health.user_base_start is not None:
+        health.missing_user_base_days = [d for d in window if d >= health.user_base_start and d not in ub_days]
+
+    start = max(window[0], health.history_start or day)
+    datasets = [("transactions", k) for k in KINDS] + [("counters", None), ("user_base", None)]
+    own_checks = {dataset_label("counters", None), dataset_label("user_base", None)}  # missing days: above
+    cells = grid(layout, start, day, exclusions, datasets=datasets)
+    for d, row in cells.items():
+        for label, cell in row.items():
+            if cell.state not in (PRESENT, MISSING):
+                health.problems.append((d, label, cell.state, cell.reason))
+            elif cell.state == MISSING and label not in own_checks and d in built:
+                health.problems.append((d, label, cell.state, "partition absent but counters exist"))
+
+    for kind in KINDS:
+        read = rejected = days = 0
+        failed: list[dt.date] = []
+        for d in window:
+            try:
+                report = json.loads(layout.quality(kind, d).read_text(encoding="utf-8"))
+            except (FileNotFoundError, ValueError):
+                continue
+            days += 1
+            read += int(report.get("rows_read", 0) or 0)
+            rejected += int(report.get("rejected", 0) or 0)
+            if report.get("status") == "failed":
+                failed.append(d)
+        health.rejects.append({"kind": kind, "days": days, "rows_read": read, "rejected": rejected, "failed": failed})
+
+    ok = counters_export_current(layout, day, excluded_keywords)
+    health.outputs.append(("Counters_CPC.parquet / Counters_Service.csv", ok,
+                           "up to date" if ok else "missing, or older than the per-day counters or master"))
+    if ub_days:
+        ok = exports_current(layout, day, excluded_keywords)
+        health.outputs.append(("user_base_by_{service,category,cpc}.csv", ok,
+                               "up to date" if ok else "missing, or older than the per-day user-base files"))
+    views = as_of_days(layout)
+    if not views:
+        health.outputs.append(("subscription view", False, "not built"))
+    else:
+        newest = max(views)
+        current = view_is_current(layout, newest)
+        text = f"newest as of {newest}" + ("" if newest >= day else " (before the report day)")
+        text += ", up to date" if current else ", stale: transaction files changed since it was built"
+        health.outputs.append(("subscription view", current and newest >= day, text))
+
+    today = dropped[dropped["date"] == day]
+    health.excluded_rows = int(len(today))
+    health.excluded_revenue = round(float(today["rev"].sum()), 2)
+    health.excluded_services = sorted(set(today["service"]))
+    unmapped = kept[(kept["date"] == day) & ~kept["mapped"]]
+    health.unmapped_cpcs = sorted(int(c) for c in set(unmapped["cpc"]))
+    return health
+
+
+# -- collect -----------------------------------------------------------------------------
+
+def collect(layout: Layout, day: dt.date, *, excluded_services: tuple[str, ...], exclusions: Path | None = None,
+            master: pa.Table | None = None, window_days: int = WINDOW_DAYS) -> ReportData:
+    """Everything the report shows, computed from the window's files."""
+    if not layout.daily_counters(day).exists():
+        raise ReportInputError(f"no counters for {day} ({layout.daily_counters(day)}): "
+                               f"build the day first (cvas daily --date {day})")
+    keywords = tuple(k.strip().lower() for k in excluded_services if k.strip())
+    window = report_window(day, window_days)
+    master = master if master is not None else read_master_csv(layout.master_cpc)
+    counters, counted = read_counter_window(layout, window)
+    kept, dropped = scope_counters(counters, master, keywords)
+    user_base = read_user_base_window(layout, [window[0] - dt.timedelta(days=1)] + window, keywords)
+    daily = daily_frame(kept, user_base, window, counted)
+    health = collect_health(layout, day, window, exclusions, keywords, dropped, kept)
+    first_data = min([d for d in (health.history_start, health.user_base_start) if d] or [day])
+    shown = [d for d in window if d >= first_data]
+    data = ReportData(day=day, window=window, shown=shown, daily=daily, kept=kept,
+                      user_base=user_base[user_base["date"].isin(set(window))].reset_index(drop=True),
+                      kpis=compute_kpis(daily, day), categories=category_table(kept, user_base, day),
+                      services=service_table(kept, user_base, master, day), health=health)
+    log.info("report %s: %d counter days, %d user-base days in the %d-day window; %d CPC rows left out "
+             "(excluded services)", day, int(daily["rev"].notna().sum()), health.user_base_days, window_days,
+             len(dropped))
+    return data
+
+
+# -- charts ------------------------------------------------------------------------------
+
+_SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
+_ID = re.compile(r'\bid="([^"]+)"')
+_HREF = re.compile(r'((?:xlink:)?href)="#([^"]+)"')
+_URL = re.compile(r"url\(#([^)]+)\)")
+
+
+def _figure(height: float = 2.5, width: float = 6.4):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)  # the Agg backend, per figure: no global backend switch
+    ax = fig.add_subplot()
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(labelsize=8)
+    ax.grid(axis="y", color="#e5e8eb", linewidth=0.6)
+    ax.set_axisbelow(True)
+    return fig, ax
+
+
+def _inline_svg(svg: str, name: str, title: str) -> str:
+    """An SVG document made fit to sit in a page: no prolog, ids prefixed (many charts share
+    glyph ids), scaled to its container, labelled."""
+    svg = svg[svg.index("<svg"):]
+    ids = set(_ID.findall(svg))
+    prefix = f"c-{name}-"
+    svg = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', svg)
+    svg = _HREF.sub(lambda m: f'{m.group(1)}="#{prefix}{m.group(2)}"' if m.group(2) in ids else m.group(0), svg)
+    svg = _URL.sub(lambda m: f"url(#{prefix}{m.group(1)})" if m.group(1) in ids else m.group(0), svg)
+    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
+                 lambda m: f'<svg {m.group(1)}width="100%" role="img" aria-label="{html.escape(title)}" '
+                           f'data-chart="{name}"', svg, count=1)
+    return svg.strip()
+
+
+def _svg(fig, name: str, title: str) -> str:
+    import matplotlib
+
+    buf = io.StringIO()
+    # a fixed salt per chart makes the generated ids, hence the bytes, reproducible
+    with matplotlib.rc_context({"svg.hashsalt": f"cvas-{name}", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", metadata=_SVG_METADATA, bbox_inches="tight")
+    return _inline_svg(buf.getvalue(), name, title)
+
+
+def _runs(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    runs: list[tuple[dt.date, dt.date]] = []
+    for d in sorted(days):
+        if runs and d - runs[-1][1] == dt.timedelta(days=1):
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
+
+
+def _time_axis(ax, shown: list[dt.date], missing: list[dt.date]) -> None:
+    import matplotlib.dates as mdates
+
+    ax.set_xlim(mdates.date2num(shown[0]) - 0.5, mdates.date2num(shown[-1]) + 0.5)
+    for first, last in _runs([d for d in missing if shown[0] <= d <= shown[-1]]):
+        ax.axvspan(mdates.date2num(first) - 0.5, mdates.date2num(last) + 0.5, color="#e9ebee", lw=0, zorder=0)
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=8))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+
+
+def _tick_format(kind: str):
+    from matplotlib.ticker import FuncFormatter
+
+    if kind == "eur":
+        return FuncFormatter(lambda v, _: f"€{v:,.0f}" if abs(v) >= 10 or v == 0 else f"€{v:,.2f}")
+    if kind == "pct":
+        return FuncFormatter(lambda v, _: f"{v * 100:.2f}%")
+    return FuncFormatter(lambda v, _: f"{v:,.0f}")
+
+
+def _y_format(ax, kind: str) -> None:
+    ax.yaxis.set_major_formatter(_tick_format(kind))
+
+
+def _legend(ax, ncol: int = 4) -> None:
+    ax.legend(loc="upper left", fontsize=7.5, frameon=False, ncol=ncol, bbox_to_anchor=(0, 1.2))
+
+
+def _series(daily: pd.DataFrame, shown: list[dt.date], column: str) -> list[float]:
+    return [float(v) for v in daily.loc[shown, column]]
+
+
+def _trend(data: ReportData, name: str, title: str, parts: list[tuple[str, str, str, str]], kind: str = "count") -> str:
+    """A trend chart over the shown days. parts: (column, label, 'bar'|'stack'|'line', colour)."""
+    import matplotlib.dates as mdates
+
+    fig, ax = _figure()
+    x = [mdates.date2num(d) for d in data.shown]
+    bottom = [0.0] * len(x)
+    width = 0.8 if len(x) > 1 else 0.5
+    for column, label, style, colour in parts:
+        values = _series(data.daily, data.shown, column)
+        if style == "line":
+            ax.plot(x, values, color=colour, lw=1.6, label=label, marker="o" if len(x) <= 31 else None, ms=2.5)
+        else:
+            clean = [0.0 if math.isnan(v) else v for v in values]
+            ax.bar(x, clean, width=width, color=colour, label=label, bottom=bottom if style == "stack" else None)
+            if style == "stack":
+                bottom = [b + v for b, v in zip(bottom, clean)]
+    _time_axis(ax, data.shown, data.health.missing_counter_days)
+    _y_format(ax, kind)
+    if kind in ("count", "signed"):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    if kind == "signed":
+        ax.axhline(0, color="#444", lw=0.8)
+    if len(parts) > 1:
+        _legend(ax)
+    return _svg(fig, name, title)
+
+
+def _twin_trend(data: ReportData, name: str, title: str, left: tuple[str, str, str, str],
+                right: tuple[str, str, str, str], missing: list[dt.date]) -> str:
+    """Two series on two axes: (column, label, format, colour) each, left as bars, right as a line."""
+    import matplotlib.dates as mdates
+
+    fig, ax = _figure()
+    x = [mdates.date2num(d) for d in data.shown]
+    column, label, kind, colour = left
+    values = [0.0 if math.isnan(v) else v for v in _series(data.daily, data.shown, column)]
+    ax.bar(x, values, width=0.8 if len(x) > 1 else 0.5, color=colour, label=label)
+    _y_format(ax, kind)
+    ax2 = ax.twinx()
+    column2, label2, kind2, colour2 = right
+    ax2.plot(x, _series(data.daily, data.shown, column2), color=colour2, lw=1.6, label=label2,
+             marker="o" if len(x) <= 31 else None, ms=2.5)
+    ax2.tick_params(labelsize=8)
+    ax2.spines["top"].set_visible(False)
+    _y_format(ax2, kind2)
+    _time_axis(ax, data.shown, missing)
+    handles = ax.get_legend_handles_labels()
+    handles2 = ax2.get_legend_handles_labels()
+    ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], loc="upper left", fontsize=7.5, frameon=False,
+              ncol=2, bbox_to_anchor=(0, 1.2))
+    return _svg(fig, name, title)
+
+
+def _lines(data: ReportData, name: str, title: str, parts: list[tuple[str, str, str, str]],
+           missing: list[dt.date]) -> str:
+    """Lines on up to two axes: (column, label, format, colour); a second format gets the right axis."""
+    import matplotlib.dates as mdates
+
+    fig, ax = _figure()
+    x = [mdates.date2num(d) for d in data.shown]
+    axes = {parts[0][2]: ax}
+    for column, label, kind, colour in parts:
+        if kind not in axes:
+            axes[kind] = ax.twinx()
+            axes[kind].tick_params(labelsize=8)
+            axes[kind].spines["top"].set_visible(False)
+        axes[kind].plot(x, _series(data.daily, data.shown, column), color=colour, lw=1.6, label=label,
+                        marker="o" if len(x) <= 31 else None, ms=2.5)
+    for kind, a in axes.items():
+        _y_format(a, kind)
+    _time_axis(ax, data.shown, missing)
+    handles, labels = [], []
+    for a in axes.values():
+        h, lab = a.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    ax.legend(handles, labels, loc="upper left", fontsize=7.5, frameon=False, ncol=3, bbox_to_anchor=(0, 1.2))
+    return _svg(fig, name, title)
+
+
+def _top_and_other(pivot: pd.DataFrame, top: int = TOP_CATEGORIES) -> pd.DataFrame:
+    order = pivot.sum().sort_values(ascending=False, kind="mergesort")
+    keep = list(order.index[:top])
+    out = pivot[keep].copy()
+    rest = [c for c in pivot.columns if c not in keep]
+    if rest:
+        out["Other"] = pivot[rest].sum(axis=1)
+    return out
+
+
+def _colours(names: list[str]) -> dict[str, str]:
+    return {n: ("#c7c7c7" if n == "Other" else PALETTE[i % len(PALETTE)]) for i, n in enumerate(sorted(names))}
+
+
+def _stacked_area(data: ReportData, name: str, title: str, pivot: pd.DataFrame, kind: str,
+                  missing: list[dt.date], colours: dict[str, str]) -> str:
+    """A stacked area over the days that have data (gaps are shaded, not drawn as zero)."""
+    import matplotlib.dates as mdates
+
+    fig, ax = _figure(height=2.8)
+    if pivot.empty:
+        ax.text(0.5, 0.5, "no data in the window", ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    else:
+        pivot = _top_and_other(pivot)
+        x = [mdates.date2num(d) for d in pivot.index]
+        ys = [pivot[c].fillna(0).to_numpy() for c in pivot.columns]
+        ax.stackplot(x, ys, labels=list(pivot.columns), colors=[colours.get(c, "#c7c7c7") for c in pivot.columns],
+                     alpha=0.9, lw=0)
+        ax.legend(loc="upper left", fontsize=7, frameon=False, ncol=1, bbox_to_anchor=(1.01, 1.0))
+    _time_axis(ax, data.shown, missing)
+    _y_format(ax, kind)
+    return _svg(fig, name, title)
+
+
+def _hbar(name: str, title: str, labels: list[str], values: list[float], kind: str, colours: list[str]) -> str:
+    """Horizontal bars, largest first."""
+    fig, ax = _figure(height=max(1.6, 0.28 * len(labels) + 0.6))
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", color="#e5e8eb", linewidth=0.6)
+    if labels:
+        ax.barh(range(len(labels)), values, color=colours)
+        ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
+        ax.invert_yaxis()
+    else:
+        ax.text(0.5, 0.5, "no activity", ha="center", va="center", transform=ax.transAxes, fontsize=9)
+        ax.set_yticks([])
+    ax.xaxis.set_major_formatter(_tick_format(kind))
+    return _svg(fig, name, title)
+
+
+def charts(data: ReportData) -> dict[str, tuple[str, str]]:
+    """Every chart of the report: name → (title, inline SVG)."""
+    out: dict[str, tuple[str, str]] = {}
+    missing = data.health.missing_counter_days
+    out["revenue"] = ("Revenue per day", _trend(data, "revenue", "Revenue per day",
+                                                [("rev", "Revenue", "bar", PALETTE[0])], kind="eur"))
+    out["activations"] = ("Activations and upgrades", _trend(data, "activations", "Activations and upgrades", [
+        ("act_pay", "Paid activations", "stack", PALETTE[0]), ("act_free", "Free activations", "stack", PALETTE[10]),
+        ("upg_count", "Upgrades", "line", PALETTE[1])]))
+    out["renewals"] = ("Renewals", _trend(data, "renewals", "Renewals",
+                                          [("reno_count", "Renewals", "bar", PALETTE[2])]))
+    out["terminations"] = ("Deactivations and cancellations", _trend(
+        data, "terminations", "Deactivations and cancellations",
+        [("dct_count", "Deactivations", "line", PALETTE[3]), ("cnr_count", "Cancellations", "line", PALETTE[4])]))
+    out["net_adds"] = ("Net adds (activations − deactivations)", _trend(
+        data, "net_adds", "Net adds", [("net_adds", "Net adds", "bar", PALETTE[9])], kind="signed"))
+    out["refunds"] = ("Refunds", _twin_trend(data, "refunds", "Refunds", ("rfnd_count", "Refunds", "count", PALETTE[5]),
+                                             ("rfnd_amount", "Refunded (€)", "eur", PALETTE[3]), missing))
+    if data.health.user_base_days:
+        ub_missing = data.health.missing_user_base_days
+        out["user_base"] = ("User base", _lines(data, "user_base", "User base",
+                                                [("user_base", "User base", "count", PALETTE[0])], ub_missing))
+        out["churn_arpu"] = ("Churn and ARPU per day", _lines(
+            data, "churn_arpu", "Churn and ARPU per day",
+            [("churn", "Churn", "pct", PALETTE[3]), ("arpu", "ARPU (€)", "eur", PALETTE[2])],
+            sorted(set(missing) | set(ub_missing))))
+    revenue = data.kept.pivot_table(index="date", columns="category", values="rev", aggfunc="sum")
+    base = data.user_base.assign(category=data.user_base["tme_category"].map(_category)).pivot_table(
+        index="date", columns="category", values="user_base", aggfunc="sum")
+    colours = _colours(list(set(revenue.columns) | set(base.columns) | set(data.categories["category"])))
+    out["revenue_by_category"] = ("Revenue by category", _stacked_area(
+        data, "revenue_by_category", "Revenue by category", revenue, "eur", missing, colours))
+    cats = data.categories
+    out["categories_day"] = (f"Revenue by category on {data.day}", _hbar(
+        "categories_day", "Revenue by category", list(cats["category"]), [float(v) for v in cats["rev"]], "eur",
+        [colours[c] for c in cats["category"]]))
+    svc = data.services
+    out["services_day"] = (f"Top {TOP_SERVICES} services by revenue on {data.day}", _hbar(
+        "services_day", "Top services by revenue", list(svc["service"]), [float(v) for v in svc["rev"]], "eur",
+        [PALETTE[0]] * len(svc)))
+    if data.health.user_base_days:
+        out["user_base_by_category"] = ("User base by category", _stacked_area(
+            data, "user_base_by_category", "User base by category", base, "count",
+            data.health.missing_user_base_days, colours))
+    return out
+
+
+# -- HTML --------------------------------------------------------------------------------
+
+_CSS = """
+*{box-sizing:border-box}
+body{font-family:"DejaVu Sans",system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:0;color:#1d2329;
+ background:#f4f5f7;font-size:14px}
+header{background:#1d2b3a;color:#fff;padding:16px 28px}
+header h1{margin:0;font-size:22px;font-weight:600}
+header p{margin:4px 0 0;color:#c9d3dd;font-size:13px}
+main{padding:8px 28px 28px;max-width:1500px}
+section{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:12px 18px 16px;margin:14px 0}
+h2{font-size:16px;margin:2px 0 10px}
+.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(165px,1fr));gap:10px}
+.kpi{border:1px solid #e3e6ea;border-radius:5px;padding:8px 10px;background:#fbfcfd}
+.kpi .label{font-size:11px;color:#5b6570;text-transform:uppercase;letter-spacing:.04em}
+.kpi .value{font-size:21px;font-weight:600;margin:3px 0;font-variant-numeric:tabular-nums;white-space:nowrap}
+.kpi .sub{font-size:11px;color:#6b7580;line-height:1.35}
+.charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:14px 18px}
+figure{margin:0}
+figcaption{font-size:13px;font-weight:600;margin-bottom:2px}
+svg{display:block;height:auto;max-width:100%}
+table{border-collapse:collapse;font-size:12.5px;width:100%}
+th,td{padding:4px 8px;border-bottom:1px solid #eceff2;text-align:right;font-variant-numeric:tabular-nums}
+th{color:#5b6570;font-weight:600;background:#f7f8fa}
+th:first-child,td:first-child{text-align:left}
+.two{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:18px;align-items:start}
+.note{color:#5b6570;font-size:12px;margin:6px 0 0}
+ul.checks{list-style:none;padding:0;margin:0 0 10px}
+ul.checks li{padding:3px 0}
+.badge{display:inline-block;min-width:44px;text-align:center;border-radius:3px;font-size:11px;font-weight:600;
+ padding:1px 6px;margin-right:8px}
+.ok .badge{background:#e3f1e4;color:#256b2a}
+.warn .badge{background:#fdecd2;color:#8a4b00}
+footer{color:#6b7580;font-size:11.5px;padding:0 28px 24px}
+@media print{body{background:#fff}section{break-inside:avoid;border:0}}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _kpi_html(k: Kpi) -> str:
+    fmt = FORMATTERS[k.kind]
+    sub = []
+    if k.key != "arpu_30d":
+        sub.append(f"previous day {fmt(k.previous)}")
+        sub.append(f"7-day mean {fmt(k.average_7d) if k.kind != 'signed' else fmt_signed(k.average_7d)}")
+    if k.note:
+        sub.append(k.note)
+    return (f'<div class="kpi" data-kpi="{_e(k.key)}" data-value="{_e(machine_value(k.value, k.kind))}">'
+            f'<div class="label">{_e(k.label)}</div><div class="value">{_e(fmt(k.value))}</div>'
+            f'<div class="sub">{"<br>".join(_e(s) for s in sub)}</div></div>')
+
+
+def _figure_html(title: str, svg: str) -> str:
+    return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
+
+
+def _table_html(headers: list[str], rows: list[list[str]], row_attrs: list[str] | None = None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        attrs = f" {row_attrs[i]}" if row_attrs else ""
+        body.append(f"<tr{attrs}>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _category_section(data: ReportData, chart: dict[str, tuple[str, str]]) -> str:
+    c = data.categories
+    rows, attrs = [], []
+    for r in c.itertuples(index=False):
+        rows.append([r.category, fmt_count(r.act_count), fmt_count(r.upg_count), fmt_count(r.reno_count),
+                     fmt_count(r.dct_count), fmt_count(r.cnr_count), fmt_count(r.rfnd_count), fmt_eur(r.rfnd_amount),
+                     fmt_eur(r.rev), fmt_pct(r.share, 1),
+                     fmt_count(r.user_base) if data.health.user_base_days else "n/a"])
+        attrs.append(f'data-category="{_e(r.category)}" data-revenue="{r.rev:.2f}" '
+                     f'data-activations="{int(r.act_count)}"')
+    table = _table_html(["Category", "Activations", "Upgrades", "Renewals", "Deactivations", "Cancellations",
+                         "Refunds", "Refunded", "Revenue", "Share", "User base"], rows, attrs)
+    return (f'<section id="categories"><h2>By category</h2><div class="charts">'
+            f'{_figure_html(*chart["revenue_by_category"])}{_figure_html(*chart["categories_day"])}</div>'
+            f'<h2 style="margin-top:14px">Categories on {_e(data.day)}</h2>{table}'
+            f'<p class="note">Categories as in the user base (LEGACY §5.5 mapping of the master\'s category); '
+            f'CPCs missing from the master are counted as {UNKNOWN_SERVICE} with category {NO_CATEGORY}.</p></section>')
+
+
+def _service_section(data: ReportData, chart: dict[str, tuple[str, str]]) -> str:
+    s = data.services
+    rows, attrs = [], []
+    for r in s.itertuples(index=False):
+        rows.append([r.service, r.category, fmt_count(r.act_count), fmt_count(r.reno_count), fmt_count(r.dct_count),
+                     fmt_count(r.cnr_count), fmt_count(r.rfnd_count), fmt_eur(r.rev), fmt_pct(r.share, 1),
+                     fmt_count(r.user_base)])
+        attrs.append(f'data-service="{_e(r.service)}" data-revenue="{r.rev:.2f}"')
+    table = _table_html(["Service", "Category", "Activations", "Renewals", "Deactivations", "Cancellations", "Refunds",
+                         "Revenue", "Share", "User base"], rows, attrs)
+    return (f'<section id="services"><h2>Top services on {_e(data.day)}</h2>{table}'
+            f'<div class="charts" style="margin-top:12px">{_figure_html(*chart["services_day"])}</div></section>')
+
+
+def _user_base_section(data: ReportData, chart: dict[str, tuple[str, str]]) -> str:
+    if not data.health.user_base_days:
+        return ('<section id="user-base"><h2>User base</h2><p class="note" data-user-base="absent">No user-base files '
+                'in the window: user base, churn and ARPU are not available (see Data health).</p></section>')
+    day_rows = data.user_base[data.user_base["date"] == data.day]
+    body = ""
+    if len(day_rows):
+        per = day_rows.assign(category=day_rows["tme_category"].map(_category)).groupby("category")["user_base"].sum()
+        per = per.sort_values(ascending=False, kind="mergesort")
+        total = per.sum()
+        rows = [[cat, fmt_count(v), fmt_pct(v / total if total else 0, 1)] for cat, v in per.items()]
+        rows.append(["Total", fmt_count(total), "100.0%"])
+        body = f'<h2>User base on {_e(data.day)}</h2>' + _table_html(["Category", "Users", "Share"], rows)
+    else:
+        body = f'<p class="note">No user-base file for {_e(data.day)}.</p>'
+    return (f'<section id="user-base"><h2>User base</h2><div class="two">'
+            f'{_figure_html(*chart["user_base_by_category"])}<div>{body}</div></div></section>')
+
+
+def _days_text(days: list[dt.date], limit: int = 12) -> str:
+    runs = [f"{a}" if a == b else f"{a} … {b}" for a, b in _runs(days)]
+    return ", ".join(runs[:limit]) + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
+
+
+def _check(key: str, ok: bool, count: int, text: str) -> str:
+    return (f'<li class="{"ok" if ok else "warn"}" data-health="{_e(key)}" data-count="{count}">'
+            f'<span class="badge">{"OK" if ok else "CHECK"}</span>{text}</li>')
+
+
+def _health_section(data: ReportData) -> str:
+    h = data.health
+    checks = []
+    n = len(h.missing_counter_days)
+    text = f"Missing counter days in the window: <b>{n}</b>"
+    if n:
+        text += f" ({_e(_days_text(h.missing_counter_days))})"
+    if h.history_start and h.history_start > data.window[0]:
+        text += f". History starts {_e(h.history_start)}."
+    checks.append(_check("missing_days", n == 0, n, text))
+    if not h.user_base_days:
+        checks.append(_check("user_base", False, 0, "User base: <b>no user-base files in the window</b>; user base, "
+                                                    "churn and ARPU are not shown"))
+    else:
+        n = len(h.missing_user_base_days)
+        checks.append(_check("user_base", n == 0, n, (
+            f"Missing user-base days in the window: <b>{n}</b>"
+            + (f" ({_e(_days_text(h.missing_user_base_days))})" if n else ""))))
+    rejected = sum(r["rejected"] for r in h.rejects)
+    failed = sorted({d for r in h.rejects for d in r["failed"]})
+    checks.append(_check("rejected_rows", rejected == 0 and not failed, rejected,
+                         f"Rejected rows in the window: <b>{rejected:,}</b>"
+                         + (f"; days failing the reject limit: {_e(_days_text(failed))}" if failed else "")))
+    checks.append(_check("stale_outputs", not h.problems, len(h.problems),
+                         f"Stale, failed or invalidated per-day outputs: <b>{len(h.problems)}</b>"))
+    for name, ok, text in h.outputs:
+        checks.append(_check("output", ok, 0 if ok else 1, f"{_e(name)}: {_e(text)}"))
+    checks.append(_check("unmapped_cpcs", not h.unmapped_cpcs, len(h.unmapped_cpcs), (
+        f"CPCs not in MASTERCPC.csv on {_e(data.day)}: <b>{len(h.unmapped_cpcs)}</b>"
+        + (f" ({_e(', '.join(map(str, h.unmapped_cpcs[:20])))}; counted as {UNKNOWN_SERVICE})"
+           if h.unmapped_cpcs else ""))))
+    excluded = (f"Excluded services (keywords: {_e(', '.join(h.excluded_keywords) or 'none')}) left out on "
+                f"{_e(data.day)}: {h.excluded_rows:,} CPC rows, {_e(fmt_eur(h.excluded_revenue))} revenue"
+                + (f" ({_e(', '.join(h.excluded_services))})" if h.excluded_services else ""))
+    checks.append(f'<li class="ok" data-health="excluded" data-count="{h.excluded_rows}"><span class="badge">INFO'
+                  f'</span>{excluded}</li>')
+    reject_rows = [[r["kind"], fmt_count(r["days"]), fmt_count(r["rows_read"]), fmt_count(r["rejected"]),
+                    fmt_pct(r["rejected"] / r["rows_read"] if r["rows_read"] else 0, 3),
+                    _days_text(r["failed"]) or "none"] for r in h.rejects]
+    parts = [f'<section id="health"><h2>Data health</h2><ul class="checks">{"".join(checks)}</ul>',
+             _table_html(["Kind", "Days loaded", "Rows read", "Rejected", "Reject ratio", "Days over the limit"],
+                         reject_rows)]
+    if h.problems:
+        shown = h.problems[:40]
+        parts.append('<h2 style="margin-top:14px">Per-day outputs needing attention</h2>')
+        parts.append(_table_html(["Day", "Dataset", "State", "Why"],
+                                 [[str(d), lab, st, why] for d, lab, st, why in shown]))
+        if len(h.problems) > len(shown):
+            parts.append(f'<p class="note">and {len(h.problems) - len(shown)} more: see <code>cvas status</code>.</p>')
+    parts.append('<p class="note">Missing days are shaded grey in the trends. Rejected rows are in '
+                 '<code>rejects/&lt;kind&gt;/&lt;date&gt;.csv</code>; <code>cvas status</code> and '
+                 '<code>cvas plan</code> show what a backfill would rebuild.</p></section>')
+    return "".join(parts)
+
+
+def render_html(data: ReportData, generated_at: dt.datetime | None = None) -> str:
+    """The report page: inline CSS and SVG only, nothing fetched when it is opened."""
+    chart = charts(data)
+    kpis = "".join(_kpi_html(k) for k in data.kpis)
+    trend_names = ["revenue", "activations", "renewals", "terminations", "net_adds", "refunds", "user_base",
+                   "churn_arpu"]
+    trends = "".join(_figure_html(*chart[n]) for n in trend_names if n in chart)
+    span = f"{data.shown[0]} … {data.day}" if data.shown else str(data.day)
+    scope = ("Figures cover every CPC except the excluded services (as Counters_Service.csv); "
+             "the user base as the user-base exports.")
+    generated = f" · generated {generated_at:%Y-%m-%d %H:%M}" if generated_at else ""
+    return "".join([
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        f"<title>CVAS daily report {_e(data.day)}</title><style>{_CSS}</style></head>",
+        f'<body data-report-date="{_e(data.day)}">',
+        f"<header><h1>CVAS daily report · {_e(f'{data.day:%A %d %B %Y}')}</h1>",
+        f"<p>Trends over {len(data.window)} days ({_e(span)} with data). {_e(scope)}</p></header><main>",
+        f'<section id="kpis"><h2>Key figures for {_e(data.day)}</h2><div class="kpis">{kpis}</div>',
+        '<p class="note">Net adds = activations − deactivations. Churn = deactivations ÷ (previous day\'s user base '
+        '+ activations). ARPU = revenue ÷ mean user base (of the previous day and the day; over 30 days: of the '
+        'days).</p></section>',
+        f'<section id="trends"><h2>Trends</h2><div class="charts">{trends}</div></section>',
+        _category_section(data, chart),
+        _service_section(data, chart),
+        _user_base_section(data, chart),
+        _health_section(data),
+        f"</main><footer>cvas {_e(__version__)}{_e(generated)} · from counters_daily/, reference/MASTERCPC.csv and "
+        f"user_base/daily/ of the window.</footer></body></html>\n",
+    ])
+
+
+# -- publish -----------------------------------------------------------------------------
+
+def build_report(layout: Layout, day: dt.date, *, excluded_services: tuple[str, ...], exclusions: Path | None = None,
+                 out: Path | None = None, window_days: int = WINDOW_DAYS,
+                 generated_at: dt.datetime | None = None) -> dict[str, Any]:
+    """Render the report of `day` and publish it atomically: at `layout.report(day)` with a
+    provenance sidecar (what `report_is_current` checks), or at `out` (a copy for someone, no
+    sidecar). Returns facts about it."""
+    data = collect(layout, day, excluded_services=excluded_services, exclusions=exclusions, window_days=window_days)
+    page = render_html(data, generated_at=generated_at)
+    target = Path(out) if out is not None else layout.report(day)
+    staging = layout.staging if out is None else target.parent  # same filesystem as the target
+    write_text_atomic(staging, target, page)
+    if out is None:
+        provenance.record(layout, target, inputs=report_inputs(layout, day, window_days),
+                          params={"date": str(day), "window_days": window_days}, rows=None,
+                          extra={"excluded_services": list(excluded_services)})
+    info = {"path": str(target), "bytes": len(page.encode("utf-8")), "charts": page.count("data-chart="),
+            "counter_days": int(data.daily["rev"].notna().sum()), "user_base_days": data.health.user_base_days}
+    log.info("report %s: %s (%d bytes, %d charts)", day, target, info["bytes"], info["charts"])
+    return info
+
+
+def report_is_current(layout: Layout, day: dt.date, excluded_services: tuple[str, ...],
+                      window_days: int = WINDOW_DAYS) -> bool:
+    """Whether the published report of `day` exists and was rendered from the files now present
+    in its window and the current excluded-service keywords."""
+    target = layout.report(day)
+    if not target.exists():
+        return False
+    meta = provenance.read(layout, target)
+    if meta is None or meta.get("excluded_services") != list(excluded_services):
+        return False
+    if meta.get("params", {}).get("window_days") != window_days:
+        return False
+    return not provenance.changed_inputs(layout, target, report_inputs(layout, day, window_days))
+
+
+def report_days(layout: Layout) -> set[dt.date]:
+    """Days with a published report (one listing)."""
+    return days_in_dir(layout.reports_root, ".html")

@@ -1,0 +1,209 @@
+"""Where every dataset lives: each output path is a pure function of (data_root, parameters)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvas.core.schemas import spec
+
+
+def month_of(day: dt.date) -> str:
+    """The Hive partition value `YYYY-MM` of a day."""
+    return f"{day:%Y-%m}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The storage layout under one data root.
+
+    Dataset roots (what readers glob) never contain temporary files: staging lives in
+    `<root>/.staging`, on the same filesystem so publishing is a rename.
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- staging and bookkeeping -------------------------------------------------
+    @property
+    def staging(self) -> Path:
+        return self.root / ".staging"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def lock(self, name: str) -> Path:
+        """A lock file serialising one read-decide-publish step (not a dataset)."""
+        return self.root / ".locks" / f"{name}.lock"
+
+    # -- transactions ------------------------------------------------------------
+    def raw(self, kind: str, day: dt.date) -> Path:
+        """The landing copy of one day's extract, in the legacy CSV format."""
+        spec(kind)
+        return self.root / "raw" / kind / f"{day:%Y-%m-%d}.csv"
+
+    def transactions_root(self, kind: str | None = None) -> Path:
+        base = self.root / "transactions"
+        return base / spec(kind).kind if kind else base
+
+    def transactions(self, kind: str, day: dt.date) -> Path:
+        """One Parquet file per kind and day inside its Hive month partition."""
+        return self.transactions_root(kind) / f"year_month={month_of(day)}" / f"{day:%Y-%m-%d}.parquet"
+
+    def transactions_glob(self, kind: str) -> str:
+        return str(self.transactions_root(kind) / "year_month=*" / "*.parquet")
+
+    def quality(self, kind: str, day: dt.date) -> Path:
+        """The per-day quality report of a load (rows read, written, duplicates, rejects)."""
+        spec(kind)
+        return self.root / "quality" / kind / f"{day:%Y-%m-%d}.json"
+
+    def rejects(self, kind: str, day: dt.date) -> Path:
+        """Rows quarantined by a load, with source file, line and reason."""
+        spec(kind)
+        return self.root / "rejects" / kind / f"{day:%Y-%m-%d}.csv"
+
+    # -- counters ----------------------------------------------------------------
+    @property
+    def daily_counters_root(self) -> Path:
+        return self.root / "counters_daily"
+
+    def daily_counters(self, day: dt.date) -> Path:
+        return self.daily_counters_root / f"{day:%Y-%m-%d}.parquet"
+
+    @property
+    def counters_export_dir(self) -> Path:
+        return self.root / "Counters"
+
+    @property
+    def counters_cpc(self) -> Path:
+        return self.counters_export_dir / "Counters_CPC.parquet"
+
+    @property
+    def counters_service(self) -> Path:
+        return self.counters_export_dir / "Counters_Service.csv"
+
+    # -- reference data ----------------------------------------------------------
+    @property
+    def master_cpc(self) -> Path:
+        return self.root / "reference" / "MASTERCPC.csv"
+
+    # -- subscriptions -----------------------------------------------------------
+    @property
+    def subscriptions_root(self) -> Path:
+        return self.root / "subscriptions"
+
+    def subscriptions(self, as_of: dt.date) -> Path:
+        return self.subscriptions_root / f"as_of={as_of:%Y-%m-%d}" / "subscriptions.parquet"
+
+    @property
+    def subscriptions_latest(self) -> Path:
+        """The legacy path, replaced atomically with the newest as-of."""
+        return self.root / "Parquet_Data" / "aggregated" / "subscriptions.parquet"
+
+    # -- user base ---------------------------------------------------------------
+    @property
+    def user_base_snapshot_root(self) -> Path:
+        return self.root / "user_base" / "snapshots"
+
+    def user_base_snapshot(self, day: dt.date) -> Path:
+        return self.user_base_snapshot_root / f"{day:%Y%m%d}_NBS_Base.csv"
+
+    @property
+    def user_base_daily_root(self) -> Path:
+        return self.root / "user_base" / "daily"
+
+    def user_base_daily(self, day: dt.date) -> Path:
+        return self.user_base_daily_root / f"{day:%Y-%m-%d}.parquet"
+
+    def user_base_export(self, by: str) -> Path:
+        if by not in ("service", "category", "cpc"):
+            raise ValueError(f"unknown user base export {by!r}")
+        return self.root / "User_Base" / f"user_base_by_{by}.csv"
+
+    # -- reports -----------------------------------------------------------------
+    @property
+    def reports_root(self) -> Path:
+        return self.root / "reports"
+
+    def report(self, day: dt.date) -> Path:
+        """The self-contained HTML daily report of one day."""
+        return self.reports_root / f"{day:%Y-%m-%d}.html"
+
+
+def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:
+    """The days whose `<day><suffix>` file exists in `directory`: one listing, no stat per day."""
+    found: set[dt.date] = set()
+    try:
+        names = [entry.name for entry in directory.iterdir()]
+    except FileNotFoundError:
+        return found
+    for name in names:
+        if name.endswith(suffix):
+            try:
+                found.add(dt.datetime.strptime(name[: -len(suffix)], fmt).date())
+            except ValueError:
+                continue
+    return found
+
+
+def stat_listing(directory: Path, suffix: str) -> dict[str, list[int]]:
+    """{stem: [size, mtime_ns]} of the `*<suffix>` files of a directory, from one scan."""
+    import os
+
+    listing: dict[str, list[int]] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return listing
+    for entry in entries:
+        if entry.name.endswith(suffix):
+            st = entry.stat()
+            listing[entry.name[: len(entry.name) - len(suffix)]] = [st.st_size, st.st_mtime_ns]
+    return listing
+
+
+def transaction_days(layout: Layout, kind: str) -> set[dt.date]:
+    """Days with a published transaction partition for `kind` (one listing per month dir)."""
+    found: set[dt.date] = set()
+    root = layout.transactions_root(kind)
+    try:
+        months = [p for p in root.iterdir() if p.name.startswith("year_month=")]
+    except FileNotFoundError:
+        return found
+    for month_dir in months:
+        found |= days_in_dir(month_dir, ".parquet")
+    return found
+
+
+def sidecar(layout: Layout, output: Path) -> Path:
+    """The provenance sidecar of a published output: `<root>/_meta/<relative path>.json`.
+
+    Kept outside the dataset directories so a reader globbing `*.parquet` or `*.csv` never
+    meets it.
+    """
+    return layout.root / "_meta" / (str(_relative(layout, output)) + ".json")
+
+
+def tombstone(layout: Layout, output: Path) -> Path:
+    """The invalidation marker of an output: present means "rebuild me", while the old file
+    stays readable until the rebuild replaces it atomically."""
+    return layout.root / "_invalid" / _relative(layout, output)
+
+
+def _relative(layout: Layout, output: Path) -> Path:
+    """`output` relative to the data root; paths made by the layout need no filesystem access."""
+    try:
+        return Path(output).relative_to(layout.root)
+    except ValueError:
+        return Path(output).resolve().relative_to(layout.root.resolve())
+
+
+def through(listing: dict[str, list[int]], day) -> dict[str, list[int]]:
+    """The entries of a `{YYYY-MM-DD: stat}` listing for days up to and including `day`."""
+    key = f"{day:%Y-%m-%d}"
+    return {d: st for d, st in listing.items() if d <= key}

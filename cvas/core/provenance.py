@@ -1,0 +1,92 @@
+"""Provenance sidecars: what an output was built from, so a changed input marks it stale."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cvas import __version__
+from cvas.core.layout import Layout, sidecar
+from cvas.core.publish import write_text_atomic
+
+_CHUNK = 1 << 20
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's bytes, as `sha256:<hex>`."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def fingerprint(path: Path) -> dict[str, Any]:
+    """Size and content hash of an input file; a missing file is recorded as such."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return {"missing": True}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": file_hash(path)}
+
+
+def same_file(recorded: dict[str, Any] | None, path: Path) -> bool:
+    """Whether `path` still has the recorded content: size+mtime first, the hash only if they moved."""
+    if recorded is None:
+        return False
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        return bool(recorded.get("missing"))
+    if recorded.get("missing"):
+        return False
+    if st.st_size != recorded.get("size"):
+        return False
+    if st.st_mtime_ns == recorded.get("mtime_ns"):
+        return True
+    return file_hash(path) == recorded.get("hash")
+
+
+def record(layout: Layout, output: Path, *, inputs: dict[str, Path], params: dict[str, Any],
+           rows: int | None, run_id: str | None = None, extra: dict[str, Any] | None = None,
+           output_hash: str | None = None) -> dict[str, Any]:
+    """Write the sidecar of `output` (call it just before or after publishing `output`)."""
+    meta = {
+        "output": str(Path(output).resolve().relative_to(layout.root.resolve())),
+        "output_hash": output_hash or (file_hash(output) if Path(output).exists() else None),
+        "inputs": {name: fingerprint(p) for name, p in sorted(inputs.items())},
+        "params": params,
+        "rows": rows,
+        "code_version": __version__,
+        "run_id": run_id or os.environ.get("CVAS_RUN_ID"),
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    if extra:
+        meta.update(extra)
+    write_text_atomic(layout.staging, sidecar(layout, output), json.dumps(meta, indent=1, sort_keys=True, default=str))
+    return meta
+
+
+def read(layout: Layout, output: Path) -> dict[str, Any] | None:
+    """The sidecar of `output`, or None when it has none."""
+    try:
+        return json.loads(sidecar(layout, output).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def changed_inputs(layout: Layout, output: Path, inputs: dict[str, Path]) -> list[str]:
+    """Names of the inputs whose current fingerprint differs from the recorded one.
+
+    An output without a sidecar reports `["<no provenance>"]`.
+    """
+    meta = read(layout, output)
+    if meta is None:
+        return ["<no provenance>"]
+    recorded = meta.get("inputs", {})
+    return [name for name, path in sorted(inputs.items()) if not same_file(recorded.get(name), path)]

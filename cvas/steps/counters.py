@@ -1,0 +1,104 @@
+"""Daily per-CPC counters from one day's partitions, and the legacy counter exports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cvas.steps.exclusions import Exclusions
+from cvas.core.publish import PublishError, staged
+from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS
+from cvas.sql import load_sql
+
+log = logging.getLogger(__name__)
+
+
+class CounterInputError(RuntimeError):
+    """Raised when a day's transaction partition needed by the counters is missing."""
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("set threads = 2")
+    return con
+
+
+def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,
+                           computed_at: dt.datetime) -> pa.Table:
+    """The counters of `day` from exactly that day's six partitions (no other file is read)."""
+    missing = [k for k in KINDS if k not in partitions or not Path(partitions[k]).exists()]
+    if missing:
+        raise CounterInputError(f"counters for {day}: missing transaction partition(s) for {', '.join(missing)}")
+    con = _connect()
+    try:
+        for kind in KINDS:
+            # ParquetFile, not read_table: the latter adds `year_month` from the directory name
+            con.register(kind, pq.ParquetFile(partitions[kind]).read())
+        con.register("ex_msisdn", pa.table({"v": pa.array(sorted(exclusions.msisdn), pa.large_string())}))
+        con.register("ex_tmuserid", pa.table({"v": pa.array(sorted(exclusions.tmuserid), pa.large_string())}))
+        table = con.execute(load_sql("daily_counters"), {"day": day, "last_updated": computed_at}).fetch_arrow_table()
+        null_cpc = sum(con.execute(f"select count(*) from {k} where cpc is null").fetchone()[0] for k in KINDS)
+    finally:
+        con.close()
+    if null_cpc:
+        log.warning("counters %s: %d transaction row(s) without a CPC are not counted", day, null_cpc)
+    table = table.cast(COUNTER_SCHEMA)
+    log.info("counters %s: %d CPC rows", day, table.num_rows)
+    return table
+
+
+def write_parquet_checked(table: pa.Table, staging: Path, target: Path) -> None:
+    """Publish `table` as Parquet at `target` atomically, after re-reading the staged file."""
+    with staged(staging, target) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+        check = pq.read_metadata(tmp)
+        if check.num_rows != table.num_rows:
+            raise PublishError(f"{target}: staged file has {check.num_rows} rows, expected {table.num_rows}")
+
+
+def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,
+                         out: Path, staging: Path, computed_at: dt.datetime | None = None) -> int:
+    """Compute and publish one day's counters; returns the number of CPC rows (0 is a valid day)."""
+    table = compute_daily_counters(day, partitions, exclusions, computed_at or dt.datetime.now().replace(microsecond=0))
+    write_parquet_checked(table, staging, out)
+    return table.num_rows
+
+
+def export_counters(daily_files: list[Path], master: pa.Table, excluded_services: tuple[str, ...],
+                    cpc_out: Path, service_out: Path, staging: Path, base: Path | None = None) -> dict[str, int]:
+    """Rebuild `Counters_CPC.parquet` (all CPCs, D7) and `Counters_Service.csv` (excluded services
+    dropped, RFC 4180 quoting, D10) from the per-day counter files, each replaced atomically.
+
+    With `base` (the published Counters_CPC.parquet), `daily_files` are only the days to add
+    after it: the daily step then opens two files however long the history is."""
+    con = _connect()
+    try:
+        files = [str(p) for p in sorted(daily_files)] + ([str(base)] if base else [])
+        if files:
+            counters = con.execute("select * from read_parquet($files) order by date, cpc", {"files": files}).fetch_arrow_table()
+            counters = counters.cast(COUNTER_SCHEMA)
+        else:
+            counters = COUNTER_SCHEMA.empty_table()
+        con.register("counters", counters)
+        con.register("master", master)
+        con.register("excluded", pa.table({"keyword": pa.array([k.lower() for k in excluded_services], pa.string())}))
+        service = con.execute(load_sql("export_counters_service")).fetch_arrow_table()
+        if tuple(service.column_names) != SERVICE_EXPORT_COLUMNS:
+            raise PublishError(f"service export columns {service.column_names} differ from the contract")
+        write_parquet_checked(counters, staging, cpc_out)
+        with staged(staging, service_out) as tmp:
+            con.register("service_rows", service)
+            con.execute(f"copy service_rows to '{tmp}' (header, delimiter ',')")
+            written = con.execute(f"select count(*) from read_csv('{tmp}', header=true, all_varchar=true)").fetchone()[0]
+            if written != service.num_rows:
+                raise PublishError(f"{service_out}: staged CSV has {written} rows, expected {service.num_rows}")
+    finally:
+        con.close()
+    log.info("exports: %d counter rows over %d days; %d service rows", counters.num_rows, len(daily_files),
+             service.num_rows)
+    return {"days": len(daily_files), "cpc_rows": counters.num_rows, "service_rows": service.num_rows}

@@ -1,0 +1,382 @@
+"""The subscription lifecycle view as of a date, built by DuckDB straight from the transaction Parquet files.
+
+Which subscriptions it holds: every subscription id with at least one ACT or RENO row dated
+on or before the as-of date. ACT and RENO are the only events that say a subscription
+exists and is billed (its user, CPC and activation); a DCT, CNR or RFND row alone refers to
+a subscription whose start lies outside the loaded history, so it has no activation,
+revenue or lifetime to report (it appears through `cvas query`). PPD rows are one-off
+pay-per-download purchases: they have no subscription id and no lifecycle (no renewal,
+deactivation or cancellation), so they are not in the view; `cvas query` shows them per user.
+
+Decisions (LEGACY §8, DESIGN D2–D4, D6, D9; the SQL is `cvas/sql/subscription_view.sql`):
+
+* as of the end of the date: ACT/RENO/DCT count by `trans_date`, CNR by `cancel_date`, RFND by
+  `refnd_date`; events after the date, or without a date, are ignored;
+* tie-breakers: the ACT/RENO rows of a subscription are ordered by trans_date, then ACT
+  before RENO, then regular before UPGRADE (a free activation and its upgrade in the same
+  second), then a hash of the remaining columns; "first" is the minimum of that order and
+  "latest"/"current" the maximum. The loader keeps one row per (subscription_id,
+  trans_date, kind) and a day's file holds only that day's rows, so the hash never decides
+  in practice; it keeps the result deterministic regardless. Exact duplicate rows across
+  files would break the unique-id check and fail the build loudly. DCT ties: (trans_date,
+  channel_dct); CNR ties: (cancel_date, mode); the greatest wins, nulls last;
+* the activation is the earliest regular (non-UPGRADE) ACT: `activation_trans_date` (else
+  the first transaction's trans_date) and `activation_revenue` (else 0) are its own, and
+  `missing_act_record` is true when there is none. `activation_date`, `_campaign` and
+  `_channel` are the first transaction's act_date (request_ts), camp_name and channel, as
+  the legacy; `activation_month` is always the month of `activation_date`;
+* upgrades (D4): `has_upgraded`/`upgrade_date`/`upgraded_to_cpc` come from the latest ACT
+  whose channel is UPGRADE and are false/null otherwise; `total_revenue` = activation +
+  renewal revenue; `total_revenue_with_upgrade` adds the UPGRADE ACT charges (each ACT is
+  counted once);
+* status (D3): Deactivated if a qualifying DCT (channel null or not UPGRADE, D2) exists,
+  else Cancelled if a CNR does, else Active; `end_date` follows the same order and
+  `lifetime_days` runs from activation_date to end_date, else to the as-of date (D6);
+* `cpc_list` holds the distinct non-null CPCs in order of first appearance (legacy: a null
+  CPC was an element); `cpc_count` is its length; `refund_count` = Σ rfnd_cnt (D9) and the
+  refund columns count RFND rows with a subscription id (sbnid) only;
+* rows without a subscription id (ACT/RENO) have no lifecycle and are left out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cvas.core import provenance
+from cvas.core.layout import Layout, month_of, sidecar
+from cvas.core.locking import exclusive
+from cvas.core.publish import PublishError, staged
+from cvas.core.schemas import spec
+from cvas.sql import load_sql
+
+log = logging.getLogger(__name__)
+
+# The kinds the view reads (PPD has no lifecycle, see the module docstring).
+VIEW_KINDS: tuple[str, ...] = ("act", "reno", "dct", "cnr", "rfnd")
+
+STATUSES: tuple[str, ...] = ("Active", "Cancelled", "Deactivated")
+
+_STR, _INT, _FLT, _TS, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.timestamp("us"), pa.bool_()
+
+# LEGACY §8.3: the 34 columns of subscriptions.parquet, in order, as DuckDB writes them.
+SUBSCRIPTION_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("subscription_id", _INT), ("tmuserid", _STR), ("msisdn", _STR), ("cpc_list", pa.list_(_INT)),
+    ("cpc_count", _INT), ("first_cpc", _INT), ("current_cpc", _INT), ("has_upgraded", _BOOL),
+    ("upgrade_date", _TS), ("upgraded_to_cpc", _INT), ("activation_date", _TS), ("activation_trans_date", _TS),
+    ("missing_act_record", _BOOL), ("activation_campaign", _STR), ("activation_channel", _STR),
+    ("activation_revenue", _FLT), ("activation_month", _STR), ("renewal_count", _INT), ("renewal_revenue", _FLT),
+    ("last_renewal_date", _TS), ("first_renewal_date", _TS), ("last_activity_date", _TS),
+    ("deactivation_date", _TS), ("deactivation_mode", _STR), ("cancellation_date", _TS),
+    ("cancellation_mode", _STR), ("refund_count", _INT), ("total_refunded", _FLT), ("last_refund_date", _TS),
+    ("total_revenue", _FLT), ("total_revenue_with_upgrade", _FLT), ("subscription_status", _STR),
+    ("lifetime_days", _INT), ("end_date", _TS),
+)
+SUBSCRIPTION_SCHEMA = pa.schema([pa.field(n, t) for n, t in SUBSCRIPTION_COLUMNS])
+
+DEFAULT_KEEP_DAYS = 7
+
+_AS_OF_DIR = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
+
+
+class SubscriptionViewError(PublishError):
+    """Raised when a built view breaks its contract (columns, types, unique non-null ids,
+    status values); the staged file is then discarded and nothing is published."""
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection (all cores unless `threads` is given)."""
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"set threads = {int(threads)}")
+    return con
+
+
+def sql_path(path: Path | str) -> str:
+    """A layout-made path as a SQL string literal (the only text ever formatted into SQL)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def register_transactions(con: duckdb.DuckDBPyConnection, layout: Layout,
+                          kinds: tuple[str, ...] = VIEW_KINDS) -> dict[str, bool]:
+    """Create one view per kind over its Parquet files (`transactions/<kind>/year_month=*/*.parquet`).
+
+    A kind with no file yet becomes an empty relation with its declared schema, so a young
+    data root still gives a (smaller) view. Returns {kind: whether it has files}.
+    """
+    present = {}
+    for kind in kinds:
+        root = layout.transactions_root(kind)
+        has_files = next(root.glob("year_month=*/*.parquet"), None) is not None
+        present[kind] = has_files
+        if has_files:
+            con.execute(f"create or replace temp view {kind} as select * from "
+                        f"read_parquet({sql_path(layout.transactions_glob(kind))}, hive_partitioning = false)")
+        else:
+            con.register(kind, spec(kind).schema.empty_table())
+    return present
+
+
+def view_sql() -> str:
+    """The view query (parameter $as_of)."""
+    return load_sql("subscription_view")
+
+
+def copy_view(con: duckdb.DuckDBPyConnection, as_of: dt.date, dest: Path) -> int:
+    """Run the view query for `as_of` and have DuckDB write it to `dest` as Parquet; returns rows."""
+    (rows,) = con.execute(f"copy ({view_sql()}) to {sql_path(dest)} (format parquet, compression zstd)",
+                          {"as_of": as_of}).fetchone()
+    return int(rows)
+
+
+def check_view_file(path: Path, expected_rows: int, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, int]:
+    """Enforce the view contract on a written file: the 34 columns and types, the row count,
+    `subscription_id` unique and not null, `subscription_status` within STATUSES.
+
+    Returns the number of subscriptions per status.
+    """
+    schema = pq.read_schema(path)
+    got = [(f.name, f.type) for f in schema]
+    if [n for n, _ in got] != [n for n, _ in SUBSCRIPTION_COLUMNS]:
+        raise SubscriptionViewError(f"{path}: columns {[n for n, _ in got]} differ from the 34 of LEGACY §8.3")
+    wrong = [f"{n}: {t} (expected {e})" for (n, t), (_, e) in zip(got, SUBSCRIPTION_COLUMNS) if not t.equals(e)]
+    if wrong:
+        raise SubscriptionViewError(f"{path}: column types differ: {'; '.join(wrong)}")
+    own = con is None
+    con = con or connect()
+    try:
+        rows, distinct, null_ids, bad_status, by_status = con.execute(
+            f"select count(*), count(distinct subscription_id), count(*) - count(subscription_id), "
+            f"count(*) filter (where subscription_status is null "
+            f"or not list_contains($statuses, subscription_status)), "
+            f"histogram(subscription_status) "
+            f"from read_parquet({sql_path(path)})", {"statuses": list(STATUSES)}).fetchone()
+    finally:
+        if own:
+            con.close()
+    if rows != expected_rows:
+        raise SubscriptionViewError(f"{path}: {rows} rows written, the query returned {expected_rows}")
+    if null_ids or distinct != rows:
+        raise SubscriptionViewError(f"{path}: subscription_id must be unique and not null "
+                                    f"({rows} rows, {distinct} distinct ids, {null_ids} null)")
+    if bad_status:
+        raise SubscriptionViewError(f"{path}: {bad_status} row(s) with a status outside {', '.join(STATUSES)}")
+    return {k: int(v) for k, v in sorted((by_status or {}).items())}
+
+
+def as_of_days(layout: Layout) -> set[dt.date]:
+    """The as-of dates with a published view (one listing of the subscriptions root)."""
+    found: set[dt.date] = set()
+    try:
+        entries = list(os.scandir(layout.subscriptions_root))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        m = _AS_OF_DIR.match(entry.name)
+        if m and entry.is_dir():
+            day = dt.date.fromisoformat(m.group(1))
+            if layout.subscriptions(day).exists():
+                found.add(day)
+    return found
+
+
+def transaction_listing_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...] = VIEW_KINDS) -> str:
+    """A digest of (path, size, mtime) of every transaction file of `kinds` dated on or before
+    `through`: what an as-of view was built from. A reloaded or backfilled day changes it."""
+    entries = []
+    for kind in kinds:
+        root = layout.transactions_root(kind)
+        try:
+            months = [e for e in os.scandir(root) if e.name.startswith("year_month=") and e.is_dir()]
+        except FileNotFoundError:
+            continue
+        for month in months:
+            if month.name[len("year_month="):] > month_of(through):
+                continue
+            for f in os.scandir(month.path):
+                if f.name.endswith(".parquet") and f.name[:10] <= f"{through:%Y-%m-%d}":
+                    st = f.stat()
+                    entries.append(f"{kind}/{month.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    digest = hashlib.sha256("\n".join(sorted(entries)).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def view_is_current(layout: Layout, as_of: dt.date) -> bool:
+    """Whether the as-of view exists and was built from the transaction files now present
+    (dated up to `as_of`); when it is the newest as-of, the latest copy must exist too."""
+    if not layout.subscriptions(as_of).exists():
+        return False
+    meta = provenance.read(layout, layout.subscriptions(as_of))
+    if meta is None or meta.get("transactions") != transaction_listing_digest(layout, as_of):
+        return False
+    days = as_of_days(layout)
+    return not (days and as_of >= max(days) and not layout.subscriptions_latest.exists())
+
+
+def outside_retention(layout: Layout, as_of: dt.date, keep_days: int) -> bool:
+    """Whether a view as of `as_of` would be pruned at once (older than the retention window
+    that ends at the newest published as-of)."""
+    days = as_of_days(layout)
+    return bool(days) and as_of <= max(days) - dt.timedelta(days=keep_days)
+
+
+def publish_latest(layout: Layout, as_of: dt.date) -> None:
+    """Replace the legacy `subscriptions.parquet` with the as-of view, atomically.
+
+    A hard link in the staging area renamed into place: no copy, and readers see the old
+    file or the new one. Published files are never modified in place, so sharing the inode
+    is safe. Falls back to a copy where links are not supported.
+    """
+    source = layout.subscriptions(as_of)
+    with staged(layout.staging, layout.subscriptions_latest) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+    meta = provenance.read(layout, source) or {}
+    provenance.record(layout, layout.subscriptions_latest, inputs={}, params={"as_of": str(as_of)},
+                      rows=meta.get("rows"), output_hash=meta.get("output_hash"),
+                      extra={"as_of": str(as_of), "transactions": meta.get("transactions")})
+
+
+def prune_views(layout: Layout, keep_days: int) -> list[dt.date]:
+    """Remove as-of views older than `keep_days` days before the newest one; returns their dates.
+
+    The window is anchored on the newest published as-of, not the wall clock, so pruning
+    is deterministic. The newest is always kept.
+    """
+    if keep_days < 1:
+        raise ValueError(f"subscriptions_keep_days must be at least 1, got {keep_days}")
+    days = as_of_days(layout)
+    if not days:
+        return []
+    cutoff = max(days) - dt.timedelta(days=keep_days)
+    pruned = sorted(d for d in days if d <= cutoff)
+    for day in pruned:
+        path = layout.subscriptions(day)
+        meta = sidecar(layout, path)
+        with contextlib.suppress(FileNotFoundError):
+            meta.unlink()
+        path.unlink()
+        for directory in (path.parent, meta.parent):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+    if pruned:
+        log.info("subscription views: pruned %d as-of snapshot(s) up to %s (keep %d days)", len(pruned),
+                 pruned[-1], keep_days)
+    return pruned
+
+
+def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = DEFAULT_KEEP_DAYS,
+                            threads: int | None = None) -> dict:
+    """Build and publish `subscriptions/as_of=<as_of>/subscriptions.parquet`.
+
+    DuckDB reads the transaction files and writes the Parquet file itself into the staging
+    area; the file is checked (check_view_file) and renamed into place. When `as_of` is the
+    newest published as-of, the legacy `Parquet_Data/aggregated/subscriptions.parquet` is
+    replaced with it; views older than `keep_days` before the newest are then pruned.
+    Publishing, the latest copy and pruning hold a lock, so concurrent builds of several
+    as-of dates cannot leave an older view as the latest.
+    """
+    if keep_days < 1:
+        raise ValueError(f"subscriptions_keep_days must be at least 1, got {keep_days}")
+    t0 = time.monotonic()
+    target = layout.subscriptions(as_of)
+    digest = transaction_listing_digest(layout, as_of)
+    con = connect(threads)
+    try:
+        present = register_transactions(con, layout)
+        with exclusive(layout.lock("subscriptions")):
+            with staged(layout.staging, target) as tmp:
+                rows = copy_view(con, as_of, tmp)
+                status = check_view_file(tmp, rows, con)
+            provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=rows,
+                              extra={"as_of": str(as_of), "transactions": digest,
+                                     "kinds_with_files": sorted(k for k, v in present.items() if v)})
+            newest = max(as_of_days(layout))
+            is_latest = as_of >= newest
+            if is_latest:
+                publish_latest(layout, as_of)
+            pruned = prune_views(layout, keep_days)
+    finally:
+        con.close()
+    elapsed = time.monotonic() - t0
+    log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs%s", as_of, rows,
+             ", ".join(f"{k} {v}" for k, v in status.items()), elapsed, "; published as latest" if is_latest else "")
+    return {"as_of": str(as_of), "rows": rows, "status": status, "latest": is_latest,
+            "pruned": [str(d) for d in pruned], "seconds": round(elapsed, 3)}
+
+
+def bench_view(layout: Layout, as_of: dt.date, *, repeat: int = 3, threads: int | None = None) -> dict:
+    """Time the whole view build against the same query run bare in DuckDB.
+
+    `bare_s`: a fresh connection, the same views and SQL, `COPY ... TO` a scratch file (no
+    check, no publish). `view_s`: build_subscription_view (views, COPY into staging, contract
+    check, rename, latest link, sidecar, pruning). Both are the best of `repeat` runs after
+    one warm-up of each, so the file cache is equally warm. The limit in `make bench` is
+    `ratio <= 1.3`. Note: it publishes the as-of view (and the latest when newest).
+    """
+    scratch = layout.staging / f"bench-{os.getpid()}"
+    scratch.mkdir(parents=True, exist_ok=True)
+
+    def bare() -> float:
+        t = time.monotonic()
+        con = connect(threads)
+        try:
+            register_transactions(con, layout)
+            copy_view(con, as_of, scratch / "bare.parquet")
+        finally:
+            con.close()
+        return time.monotonic() - t
+
+    def full() -> float:
+        t = time.monotonic()
+        build_subscription_view(layout, as_of, keep_days=10_000, threads=threads)
+        return time.monotonic() - t
+
+    try:
+        bare()
+        full()
+        bare_times, view_times = [], []
+        for _ in range(max(1, repeat)):
+            bare_times.append(bare())
+            view_times.append(full())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    rows = pq.read_metadata(layout.subscriptions(as_of)).num_rows
+    tx_rows = {}
+    con = connect(threads)
+    try:
+        register_transactions(con, layout)
+        for kind in VIEW_KINDS:
+            tx_rows[kind] = con.execute(f"select count(*) from {kind}").fetchone()[0]
+    finally:
+        con.close()
+    bare_s, view_s = min(bare_times), min(view_times)
+    return {"as_of": str(as_of), "subscriptions": rows, "transactions": tx_rows, "bare_s": round(bare_s, 3),
+            "view_s": round(view_s, 3), "ratio": round(view_s / bare_s, 3) if bare_s else None,
+            "runs": {"bare": [round(t, 3) for t in bare_times], "view": [round(t, 3) for t in view_times]}}
+
+
+def read_view_meta(layout: Layout, path: Path) -> dict:
+    """The sidecar of a published view (as-of and row count), {} when it has none."""
+    return provenance.read(layout, path) or {}
+
+
+__all__ = [
+    "DEFAULT_KEEP_DAYS", "STATUSES", "SUBSCRIPTION_COLUMNS", "SUBSCRIPTION_SCHEMA", "SubscriptionViewError",
+    "VIEW_KINDS", "as_of_days", "bench_view", "build_subscription_view", "check_view_file", "connect",
+    "copy_view", "outside_retention", "prune_views", "publish_latest", "read_view_meta", "register_transactions",
+    "transaction_listing_digest", "view_is_current", "view_sql",
+]

@@ -1,0 +1,53 @@
+"""The daily HTML report."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import luigi
+
+from cvas.analyst.report import WINDOW_DAYS, build_report, report_is_current
+from tasks.base import CvasTask
+from tasks.config import cvas, excluded_services, exclusions_path, layout
+from tasks.steps.counters import ExportCounters
+from tasks.steps.subscriptions import SubscriptionView
+from tasks.steps.user_base import ExportUserBase
+
+
+class DailyReport(CvasTask):
+    """`reports/<date>.html`: one self-contained page with the day's KPIs, the 90-day trends,
+    breakdowns by category and service, the user base and a data-health panel.
+
+    Reads the per-day counter and user-base files of the window and the master only. It
+    requires the day's counters (through their exports, so the master is current), the day's
+    user base (through its exports) and the subscription view, so the health panel's
+    freshness lines describe the finished day; earlier days are used as they are, and their
+    gaps show in the health panel.
+
+    Complete when the page exists and the files of its window, the master and the excluded
+    service list are the ones it was rendered from (a backfilled day in the window makes it
+    stale).
+    """
+
+    date = luigi.DateParameter(description="The report day")
+
+    def requires(self):
+        needs = {"counters": ExportCounters(date=self.date), "view": SubscriptionView(date=self.date)}
+        if cvas().user_base:
+            needs["user_base"] = ExportUserBase(date=self.date)
+        return needs
+
+    def output(self):
+        return luigi.LocalTarget(str(layout().report(self.date)))
+
+    def complete(self):
+        # stale as soon as an upstream export is: a sibling rebuilding it in the same run must
+        # not leave this page complete before and stale after
+        return (super().complete() and all(t.complete() for t in luigi.task.flatten(self.requires()))
+                and report_is_current(layout(), self.date, excluded_services(), WINDOW_DAYS))
+
+    def run(self):
+        info = build_report(layout(), self.date, excluded_services=excluded_services(), exclusions=exclusions_path(),
+                            generated_at=dt.datetime.now().replace(microsecond=0))
+        self.set_status_message(f"{info['charts']} charts, {info['counter_days']} counter days, "
+                                f"{info['user_base_days']} user-base days")

@@ -1,0 +1,41 @@
+"""The subscription lifecycle view as of a day."""
+
+from __future__ import annotations
+
+import luigi
+
+from cvas.steps.subscriptions import VIEW_KINDS, build_subscription_view, outside_retention, view_is_current
+from tasks.base import CvasTask
+from tasks.config import cvas, layout
+from tasks.steps.transactions import LoadTransactions
+
+
+class SubscriptionView(CvasTask):
+    """`subscriptions/as_of=<date>/subscriptions.parquet`: every subscription with an ACT or RENO
+    on or before `date`, its lifecycle as of the end of that day (LEGACY §8.3, 34 columns).
+
+    Built by DuckDB over the whole transaction history; when `date` is the newest as-of it
+    also replaces `Parquet_Data/aggregated/subscriptions.parquet`, and as-of views older
+    than `[cvas] subscriptions_keep_days` before the newest are pruned.
+
+    Complete when the view exists, is not invalidated and was built from the transaction
+    files now present up to `date` (a reloaded or backfilled day makes it stale), or when
+    `date` lies outside the retention window (such a view would be pruned as soon as built).
+    """
+
+    date = luigi.DateParameter(description="The as-of day: events dated after it are ignored")
+
+    def requires(self):
+        return {kind: LoadTransactions(date=self.date, kind=kind) for kind in VIEW_KINDS}
+
+    def output(self):
+        return luigi.LocalTarget(str(layout().subscriptions(self.date)))
+
+    def complete(self):
+        lay = layout()
+        return outside_retention(lay, self.date, cvas().subscriptions_keep_days) or (
+            super().complete() and view_is_current(lay, self.date))
+
+    def run(self):
+        stats = build_subscription_view(layout(), self.date, keep_days=cvas().subscriptions_keep_days)
+        self.set_status_message(f"{stats['rows']} subscriptions{' (latest)' if stats['latest'] else ''}")
