@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cvas.core.catalogue import invalidatable
 from cvas.core.schemas import KINDS
 
 
@@ -67,19 +68,26 @@ def cmd_backfill(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from cvas.ops.status import format_grid, grid, grid_json
-    from tasks.config import exclusions_path, layout
+    from cvas.core.catalogue import grid_columns
+    from cvas.ops.status import format_grid, format_outputs, grid, grid_json, outputs_as_of
+    from tasks.config import layout
+    from tasks.datasets import settings, switches
 
-    cells = grid(layout(), args.start, args.end, exclusions_path())
-    print(grid_json(cells) if args.json else format_grid(cells))
+    cells = grid(layout(), args.start, args.end, settings(), grid_columns(switches()))
+    if args.json:
+        print(grid_json(cells))
+    else:
+        print(format_grid(cells))
+        print(format_outputs(args.end, outputs_as_of(layout(), args.end, settings(), switches())))
     return 0
 
 
 def cmd_plan(args) -> int:
     from cvas.ops.status import format_plan
-    from tasks.pipeline import planned_steps
+    from tasks.pipeline import planned_outputs, planned_steps
 
-    print(format_plan(planned_steps(args.start, args.end, only_missing=args.only_missing)))
+    steps = planned_steps(args.start, args.end, only_missing=args.only_missing)
+    print(format_plan(steps + planned_outputs(args.end, steps)))
     return 0
 
 
@@ -280,8 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("invalidate", help="mark outputs and their downstream for rebuild by the next backfill")
     p.add_argument("--start", type=_date, required=True)
     p.add_argument("--end", type=_date, required=True)
-    p.add_argument("--dataset", default="transactions",
-                   choices=["raw", "transactions", "counters", "user_base_snapshot", "user_base"])
+    p.add_argument("--dataset", default="transactions", choices=invalidatable())
     p.add_argument("--kind", action="append", choices=list(KINDS), help="repeat for several kinds (default: all)")
     p.set_defaults(func=cmd_invalidate)
 

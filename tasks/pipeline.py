@@ -10,36 +10,36 @@ from collections.abc import Callable
 import luigi
 from luigi.execution_summary import LuigiStatusCode
 
-from cvas.analyst.report import report_is_current
-from cvas.ops.status import DATASETS, grid, mark_for_rebuild, output_path, plan
-from tasks.config import cvas, excluded_services, exclusions_path, layout
-from tasks.steps.counters import DailyCounters, ExportCounters
-from tasks.analyst.report import DailyReport
-from tasks.steps.subscriptions import SubscriptionView
-from tasks.steps.user_base import AggregateUserBase, ExportUserBase
+from cvas.core.catalogue import grid_columns, leaves, output_path, products, split_label
+from cvas.core.freshness import Freshness
+from cvas.ops.status import grid, mark_for_rebuild, outputs_as_of, plan, plan_outputs
+from tasks import datasets
+from tasks.config import cvas, layout
+from tasks.steps.counters import DailyCounters
 
 log = logging.getLogger("cvas.backfill")
 
 
 class DailyPipeline(luigi.WrapperTask):
-    """Everything one day produces: its partitions, counters and the exports that include it."""
+    """Everything one day produces: its partitions, counters and the products that include it
+    (the catalogue's products: exports, view, report)."""
 
     date = luigi.DateParameter(description="The day to build")
 
     def requires(self):
-        needs = [ExportCounters(date=self.date), SubscriptionView(date=self.date), DailyReport(date=self.date)]
-        return needs + ([ExportUserBase(date=self.date)] if cvas().user_base else [])
+        return [datasets.task_for(name, self.date) for name in products(datasets.switches())]
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
-        """Days whose per-day outputs are all present and fresh (one listing per dataset)."""
-        tuples = list(parameter_tuples)
-        days = [p["date"] if isinstance(p, dict) else p for p in tuples]
-        if not days:
+        """Days whose per-day outputs are all present and fresh (one listing per dataset) and
+        whose report is fresh."""
+        wanted = datasets.unpack(cls, parameter_tuples)
+        if not wanted:
             return []
+        days = [d for _, d, _ in wanted]
         pending = {day for day, _, _ in planned_steps(min(days), max(days))}
-        lay, services = layout(), excluded_services()
-        return [p for p, d in zip(tuples, days) if d not in pending and report_is_current(lay, d, services)]
+        fresh = Freshness(layout(), datasets.settings())
+        return [p for p, d, _ in wanted if d not in pending and fresh.state("report", d).fresh]
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -50,9 +50,14 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 
 def planned_steps(start: dt.date, end: dt.date, only_missing: bool = False):
     """The explained plan of a backfill over [start, end] (see cvas.ops.status.plan)."""
-    datasets = [d for d in DATASETS if cvas().user_base or not d[0].startswith("user_base")]
-    cells = grid(layout(), start, end, exclusions_path(), datasets)
+    cells = grid(layout(), start, end, datasets.settings(), grid_columns(datasets.switches()))
     return plan(cells, only_missing=only_missing)
+
+
+def planned_outputs(end: dt.date, steps) -> list[tuple[dt.date, str, str]]:
+    """The whole-history outputs and products a backfill ending on `end` refreshes at its end, and why."""
+    cells = outputs_as_of(layout(), end, datasets.settings(), datasets.switches())
+    return plan_outputs(end, cells, steps)
 
 
 def missing_days(start: dt.date, end: dt.date, only_missing: bool = False) -> list[dt.date]:
@@ -108,20 +113,18 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     days_between(start, end)
     steps = planned_steps(start, end, only_missing)
     lay = layout()
+    per_day: dict[dt.date, set[luigi.Task]] = {}
     for day, label, why in steps:
-        name, _, kind = label.partition(":")
-        path = output_path(lay, name, kind or None, day)
+        name, kind = split_label(label)
+        path = output_path(lay, name, kind, day)
         if path.exists() and not why.startswith("forced"):
             mark_for_rebuild(lay, path)
-    per_day: dict[dt.date, set[luigi.Task]] = {}
-    for day, label, _ in steps:
-        task = AggregateUserBase(date=day) if label.startswith("user_base") else DailyCounters(date=day)
-        per_day.setdefault(day, set()).add(task)
+        # the per-day tasks at the end of the output's branch: their requirements follow
+        per_day.setdefault(day, set()).update(datasets.task_for(leaf, day) for leaf in leaves(name))
     todo = sorted(per_day)
     total = (end - start).days + 1
     # whole-history products: built once at the end, never per day
-    finals = [ExportCounters(date=end), SubscriptionView(date=end), DailyReport(date=end)]
-    finals += [ExportUserBase(date=end)] if cvas().user_base else []
+    finals = [datasets.task_for(name, end) for name in products(datasets.switches())]
     if not todo:
         stale = [t for t in finals if not t.complete()]
         progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "

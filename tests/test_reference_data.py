@@ -62,7 +62,7 @@ def test_a_changed_exclusion_list_makes_the_day_stale_and_a_backfill_rebuilds_it
     (tmp / "excl.csv").write_text("msisdn,tmuserid\n34699999999,\n34600000002,834000000000000002\n")
     assert not DailyCounters(date=DAY).complete()
     steps = planned_steps(DAY, DAY)
-    assert [(d, label) for d, label, _ in steps] == [(DAY, "counters")]     # only the counters, not the loads
+    assert [(d, label) for d, label, _ in steps] == [(DAY, "daily_counters")]     # only the counters, not the loads
     assert "exclusions" in steps[0][2]                                      # the reason names the input
     assert missing_days(DAY, DAY) == [DAY]
 

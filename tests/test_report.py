@@ -215,21 +215,22 @@ def read_png(path: Path) -> np.ndarray:
 # -- tests ---------------------------------------------------------------------------------------
 
 def test_daily_report_task_publishes_one_page_per_day(built):
-    from cvas.analyst.report import report_days, report_is_current
+    from cvas.analyst.report import report_days
+    from cvas.core.freshness import Settings, state
 
     page = built.report(END)
     assert page == built.root / "reports" / "2025-10-10.html"
     assert report_days(built) == {END}
-    assert report_is_current(built, END, KEYWORDS)
+    assert state(built, "report", END, settings=Settings(excluded_services=KEYWORDS)).fresh
     assert not any(p.name.startswith(".") or "tmp" in p.name for p in page.parent.iterdir())
 
     # a day of the window filled or rebuilt later makes the page stale; a copy keeps the module's data intact
     copy = Layout(built.root.parent / "copy-stale")
     shutil.copytree(built.root, copy.root)
-    assert report_is_current(copy, END, KEYWORDS)
+    assert state(copy, "report", END, settings=Settings(excluded_services=KEYWORDS)).fresh
     copy.daily_counters(START).unlink()
-    assert not report_is_current(copy, END, KEYWORDS)
-    assert not report_is_current(built, END, KEYWORDS + ("top video",)), "another keyword list is another report"
+    assert not state(copy, "report", END, settings=Settings(excluded_services=KEYWORDS)).fresh
+    assert not state(built, "report", END, settings=Settings(excluded_services=KEYWORDS + ("top video",))).fresh, "another keyword list is another report"
 
 
 def test_report_renders_in_chromium_with_charts_and_the_days_counters(built, tmp_path):

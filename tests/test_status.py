@@ -53,7 +53,7 @@ def test_status_and_plan_show_missing_stale_and_failed_days(built, luigi_config,
     cells = grid(lay, START, END, excl)
     assert cells[D1]["transactions:dct"].state == "missing"
     assert cells[D1]["raw:dct"].state == "present"
-    assert cells[D2]["counters"].state == "stale" and "exclusions" in cells[D2]["counters"].reason
+    assert cells[D2]["daily_counters"].state == "stale" and "exclusions" in cells[D2]["daily_counters"].reason
     assert cells[D3]["transactions:cnr"].state == "failed"
     assert cells[D2]["transactions:act"].state == "present"
 
@@ -67,12 +67,12 @@ def test_status_and_plan_show_missing_stale_and_failed_days(built, luigi_config,
 
     steps = {(d, label): why for d, label, why in planned_steps(START, END)}
     assert steps[(D1, "transactions:dct")] == "missing"
-    assert steps[(D1, "counters")] == "stale: dct, exclusions changed"  # its own reasons come first
-    assert steps[(D2, "counters")].startswith("stale: exclusions changed")
+    assert steps[(D1, "daily_counters")] == "stale: dct, exclusions changed"  # its own reasons come first
+    assert steps[(D2, "daily_counters")].startswith("stale: exclusions changed")
     assert (D2, "transactions:act") not in steps
     assert steps[(D3, "transactions:cnr")].startswith("failed quality")
     only_missing = {(d, label) for d, label, _ in planned_steps(START, END, only_missing=True)}
-    assert (D2, "counters") not in only_missing and (D1, "transactions:dct") in only_missing
+    assert (D2, "daily_counters") not in only_missing and (D1, "transactions:dct") in only_missing
     assert cli("plan", "--start", str(START), "--end", str(END)) == 0
     assert "stale: exclusions changed" in capsys.readouterr().out
 

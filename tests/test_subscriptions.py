@@ -19,8 +19,8 @@ from cvas.steps.subscriptions import (
     as_of_days,
     build_subscription_view,
     check_view_file,
-    view_is_current,
 )
+from cvas.core.freshness import state
 from tests.golden_scenario import DAY, ROWS
 
 D = dt.date(2026, 3, 1)  # the stories below start on this day
@@ -290,7 +290,7 @@ def test_the_task_rebuilds_when_a_day_is_reloaded(luigi_config, layout):
 
     write_events(layout, ROWS)
     assert luigi.build([SubscriptionView(date=DAY)], local_scheduler=True, log_level="WARNING")
-    assert view_is_current(layout, DAY) and SubscriptionView(date=DAY).complete()
+    assert state(layout, "subscriptions", DAY).fresh and SubscriptionView(date=DAY).complete()
     assert read_view(layout.subscriptions(DAY))[1003]["subscription_status"] == "Active"
     # a late DCT reloaded into the day's partition makes the view stale
     write_events(layout, {"dct": [sub_row("dct", 1003, at(DAY, 20), 44009, channel="SMS")]})

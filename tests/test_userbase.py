@@ -17,9 +17,10 @@ from cvas.steps.user_base import (
     build_user_base_daily,
     decode_snapshot,
     export_user_base,
-    exports_current,
     parse_snapshot,
 )
+
+from cvas.core.freshness import Settings, state
 
 GOLDEN = Path(__file__).parent / "golden" / "userbase"
 DAY1, DAY2 = dt.date(2026, 2, 9), dt.date(2026, 2, 10)
@@ -43,7 +44,7 @@ def test_golden_snapshots_give_the_golden_exports(layout):
     assert stats["mode"] == "rebuild" and stats["lines"] == {"service": 12, "category": 9, "cpc": 13}
     for by in ("service", "category", "cpc"):
         assert layout.user_base_export(by).read_bytes() == expected(by), by
-    assert exports_current(layout, DAY2, DEFAULT_EXCLUDED_SERVICES)
+    assert state(layout, "user_base_export", DAY2, settings=Settings(excluded_services=DEFAULT_EXCLUDED_SERVICES)).fresh
     assert not any(layout.staging.rglob("*.csv")), "staging is left empty"
 
 
@@ -62,7 +63,7 @@ def test_the_per_day_file_keeps_every_service_stripped_and_mapped(layout):
 def test_a_new_day_is_appended_without_reading_the_others(layout):
     aggregate(layout, DAY1)
     assert export_user_base(layout, DEFAULT_EXCLUDED_SERVICES)["mode"] == "rebuild"
-    assert not exports_current(layout, DAY2, DEFAULT_EXCLUDED_SERVICES)
+    assert not state(layout, "user_base_export", DAY2, settings=Settings(excluded_services=DEFAULT_EXCLUDED_SERVICES)).fresh
     aggregate(layout, DAY2)
     stats = export_user_base(layout, DEFAULT_EXCLUDED_SERVICES)
     assert (stats["mode"], stats["days_read"], stats["days"]) == ("append", 1, 2)
@@ -70,7 +71,7 @@ def test_a_new_day_is_appended_without_reading_the_others(layout):
         assert layout.user_base_export(by).read_bytes() == expected(by), by    # same bytes as a rebuild
     # an older day re-aggregated (or backfilled) forces a rebuild from the per-day files
     aggregate(layout, DAY1)
-    assert not exports_current(layout, DAY2, DEFAULT_EXCLUDED_SERVICES)
+    assert not state(layout, "user_base_export", DAY2, settings=Settings(excluded_services=DEFAULT_EXCLUDED_SERVICES)).fresh
     stats = export_user_base(layout, DEFAULT_EXCLUDED_SERVICES)
     assert (stats["mode"], stats["days_read"]) == ("rebuild", 2)
     assert layout.user_base_export("cpc").read_bytes() == expected("cpc")
@@ -81,7 +82,7 @@ def test_a_changed_keyword_list_applies_to_the_whole_history(layout):
     aggregate(layout, DAY2)
     export_user_base(layout, DEFAULT_EXCLUDED_SERVICES)
     fewer = ("nubico", "challenge arena")                     # the list before 2026-01-14
-    assert not exports_current(layout, DAY2, fewer)
+    assert not state(layout, "user_base_export", DAY2, settings=Settings(excluded_services=fewer)).fresh
     stats = export_user_base(layout, fewer)
     assert stats["mode"] == "rebuild"
     text = layout.user_base_export("service").read_text(encoding="utf-8")

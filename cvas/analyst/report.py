@@ -356,10 +356,11 @@ def _first(days: set[dt.date]) -> dt.date | None:
 def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusions: Path | None,
                    excluded_keywords: tuple[str, ...], dropped: pd.DataFrame, kept: pd.DataFrame) -> Health:
     """Gaps, rejects and stale outputs of the window, from listings, sidecars and quality reports."""
-    from cvas.steps.exports import counters_export_current
+    from cvas.core.catalogue import Settings
+    from cvas.core.freshness import Freshness
     from cvas.ops.status import MISSING, PRESENT, dataset_label, grid
-    from cvas.steps.subscriptions import as_of_days, view_is_current
-    from cvas.steps.user_base import daily_days, exports_current
+    from cvas.steps.subscriptions import as_of_days
+    from cvas.steps.user_base import daily_days
 
     health = Health(excluded_keywords=excluded_keywords)
     built = counter_days(layout)
@@ -374,9 +375,11 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
         health.missing_user_base_days = [d for d in window if d >= health.user_base_start and d not in ub_days]
 
     start = max(window[0], health.history_start or day)
-    datasets = [("transactions", k) for k in KINDS] + [("counters", None), ("user_base", None)]
-    own_checks = {dataset_label("counters", None), dataset_label("user_base", None)}  # missing days: above
-    cells = grid(layout, start, day, exclusions, datasets=datasets)
+    datasets = [("transactions", k) for k in KINDS] + [("daily_counters", None), ("user_base_daily", None)]
+    own_checks = {dataset_label("daily_counters", None), dataset_label("user_base_daily", None)}  # missing days: above
+    settings = Settings(exclusions=exclusions, excluded_services=excluded_keywords)
+    cells = grid(layout, start, day, settings, datasets=datasets)
+    fresh = Freshness(layout, settings)
     for d, row in cells.items():
         for label, cell in row.items():
             if cell.state not in (PRESENT, MISSING):
@@ -399,11 +402,11 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
                 failed.append(d)
         health.rejects.append({"kind": kind, "days": days, "rows_read": read, "rejected": rejected, "failed": failed})
 
-    ok = counters_export_current(layout, day, excluded_keywords)
+    ok = fresh.state("counters_export", day).fresh
     health.outputs.append(("Counters_CPC.parquet / Counters_Service.csv", ok,
                            "up to date" if ok else "missing, or older than the per-day counters or master"))
     if ub_days:
-        ok = exports_current(layout, day, excluded_keywords)
+        ok = fresh.state("user_base_export", day).fresh
         health.outputs.append(("user_base_by_{service,category,cpc}.csv", ok,
                                "up to date" if ok else "missing, or older than the per-day user-base files"))
     views = as_of_days(layout)
@@ -411,7 +414,7 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
         health.outputs.append(("subscription view", False, "not built"))
     else:
         newest = max(views)
-        current = view_is_current(layout, newest)
+        current = fresh.state("subscriptions", newest).fresh
         text = f"newest as of {newest}" + ("" if newest >= day else " (before the report day)")
         text += ", up to date" if current else ", stale: transaction files changed since it was built"
         health.outputs.append(("subscription view", current and newest >= day, text))
@@ -946,7 +949,7 @@ def build_report(layout: Layout, day: dt.date, *, excluded_services: tuple[str, 
                  out: Path | None = None, window_days: int = WINDOW_DAYS,
                  generated_at: dt.datetime | None = None) -> dict[str, Any]:
     """Render the report of `day` and publish it atomically: at `layout.report(day)` with a
-    provenance sidecar (what `report_is_current` checks), or at `out` (a copy for someone, no
+    provenance sidecar (what `cvas.core.freshness` checks), or at `out` (a copy for someone, no
     sidecar). Returns facts about it."""
     data = collect(layout, day, excluded_services=excluded_services, exclusions=exclusions, window_days=window_days)
     page = render_html(data, generated_at=generated_at)
@@ -961,21 +964,6 @@ def build_report(layout: Layout, day: dt.date, *, excluded_services: tuple[str, 
             "counter_days": int(data.daily["rev"].notna().sum()), "user_base_days": data.health.user_base_days}
     log.info("report %s: %s (%d bytes, %d charts)", day, target, info["bytes"], info["charts"])
     return info
-
-
-def report_is_current(layout: Layout, day: dt.date, excluded_services: tuple[str, ...],
-                      window_days: int = WINDOW_DAYS) -> bool:
-    """Whether the published report of `day` exists and was rendered from the files now present
-    in its window and the current excluded-service keywords."""
-    target = layout.report(day)
-    if not target.exists():
-        return False
-    meta = provenance.read(layout, target)
-    if meta is None or meta.get("excluded_services") != list(excluded_services):
-        return False
-    if meta.get("params", {}).get("window_days") != window_days:
-        return False
-    return not provenance.changed_inputs(layout, target, report_inputs(layout, day, window_days))
 
 
 def report_days(layout: Layout) -> set[dt.date]:

@@ -1,15 +1,239 @@
-"""What is built, from storage alone: bulk completeness per dataset family (one listing each)."""
+"""Whether an output is fresh: present, missing, stale, invalidated or failed, decided in one place.
+
+`state()` (one output) and `Freshness.state()` (many, after one `prefetch`) apply the same
+rule to every dataset of the catalogue, in this order:
+
+1. missing   a published file of the output is absent (failed when its last load failed)
+2. failed    a reload failed its quality check after the output was published
+3. invalidated   `cvas invalidate` / `cvas verify` left a tombstone on it
+4. damaged   (reserved, DESIGN D14: published bytes that no longer match their own sidecar)
+5. stale     no sidecar or an unreadable one (DESIGN D13), a recorded setting, listing or input
+             that differs from the current one, or a companion output that is absent
+6. present
+
+Every `complete()`, `bulk_complete`, the status grid, the plan and verify call it. Directory
+scans are cached per `Freshness` object (one scan per directory for a whole range) and a
+sidecar is read only when an input is newer than the output or the dataset records values
+that must be compared; make a new object to see new files.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cvas.core import provenance
-from cvas.core.layout import Layout, days_in_dir, tombstone, transaction_days
-from cvas.core.schemas import KINDS
+from cvas.core.catalogue import DAY_KIND, Dataset, Settings, counter_inputs, dataset, day_listing
+from cvas.core.layout import Layout, days_in_dir, sidecar, tombstone, through, transaction_days
 
+PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
+STATES = (PRESENT, MISSING, STALE, FAILED, INVALID)
+
+__all__ = ["FAILED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Freshness", "Settings",
+           "clear_invalidation", "counter_days", "counter_inputs", "invalidated", "is_invalidated", "loaded_days",
+           "raw_days", "state"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The state of one output and why (empty for present and missing)."""
+
+    state: str
+    reason: str = ""
+
+    @property
+    def fresh(self) -> bool:
+        return self.state == PRESENT
+
+
+def state(layout: Layout, name: str, day: dt.date | None = None, kind: str | None = None,
+          settings: Settings = Settings()) -> Cell:
+    """The state of one output of catalogue dataset `name` (key: `day`, `kind` as it needs)."""
+    return Freshness(layout, settings).state(name, day, kind)
+
+
+class Freshness:
+    """The freshness decision over one data root, with its directory scans cached."""
+
+    def __init__(self, layout: Layout, settings: Settings = Settings()) -> None:
+        self.layout = layout
+        self.settings = settings
+        self._scanned: dict[str, dict[str, list[int]]] = {}
+        self._marked: set[Path] | None = None
+        self._days: dict[str, set[dt.date]] = {}
+        self._memo: dict[tuple, _Paths] = {}
+
+    # -- file facts, from the scans ----------------------------------------------------------
+    def prefetch(self, name: str, days: Iterable[dt.date], kinds: Iterable[str | None] = (None,)) -> None:
+        """Scan once every directory holding the outputs of `name` for `days` (and `kinds`), their
+        sidecars, quality reports and in-root inputs, so deciding them needs no further stat."""
+        ds = dataset(name)
+        dirs: set[str] = set()
+        for day in days:
+            for kind in kinds:
+                paths = self._paths(ds, day, kind)
+                dirs.update(os.path.dirname(p) for p in paths.outputs)
+                dirs.update(os.path.dirname(p) for n, p in paths.inputs.items() if n not in ds.external)
+                if paths.sidecar is not None:
+                    dirs.add(os.path.dirname(paths.sidecar))
+                if paths.quality is not None:
+                    dirs.add(os.path.dirname(paths.quality))
+        for directory in dirs - self._scanned.keys():
+            self._scanned[directory] = _scan(directory)
+
+    def _paths(self, ds: Dataset, day: dt.date | None, kind: str | None) -> _Paths:
+        """The files one decision looks at, computed once per key (path building is most of the cost)."""
+        key = (ds.name, day, kind)
+        found = self._memo.get(key)
+        if found is None:
+            outputs = tuple(str(p) for p in ds.outputs(self.layout, day, kind))
+            inputs = ds.inputs(self.layout, day, kind, self.settings) if ds.inputs is not None else {}
+            found = self._memo[key] = _Paths(
+                outputs, {n: str(p) for n, p in inputs.items()},
+                str(sidecar(self.layout, Path(outputs[0]))) if ds.sidecar else None,
+                str(self.layout.quality(kind, day)) if ds.quality else None)
+        return found
+
+    def stat(self, path: Path | str) -> list[int] | None:
+        """[size, mtime_ns] of a file, None when absent: from a scan when its folder was scanned."""
+        directory, name = os.path.split(path)
+        listing = self._scanned.get(directory)
+        if listing is not None:
+            return listing.get(name)
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError, TypeError):
+            return None
+        return [st.st_size, st.st_mtime_ns]
+
+    @property
+    def marked(self) -> set[Path]:
+        if self._marked is None:
+            self._marked = invalidated(self.layout)
+        return self._marked
+
+    # -- the decision --------------------------------------------------------------------------
+    def state(self, name: str, day: dt.date | None = None, kind: str | None = None) -> Cell:
+        """Present, missing, failed, invalidated or stale (with the reason), in the module's order."""
+        ds = dataset(name)
+        paths = self._paths(ds, day, kind)
+        if any(self.stat(p) is None for p in paths.outputs):
+            failed = self._failed(paths, missing=True)
+            return Cell(FAILED, failed) if failed else Cell(MISSING)
+        if ds.quality and (failed := self._failed(paths, missing=False)):
+            return Cell(FAILED, f"last reload failed: {failed}; the previous partition is kept")
+        if self.marked and any(Path(p) in self.marked for p in paths.outputs):
+            return Cell(INVALID, "invalidated")
+        # DESIGN D14 (damaged: published bytes no longer match their own sidecar) is decided here
+        if not ds.sidecar:
+            return Cell(PRESENT)
+        changed = self._stale(ds, day, paths)
+        return Cell(STALE, changed) if changed else Cell(PRESENT)
+
+    def _failed(self, paths: _Paths, missing: bool) -> str | None:
+        """Why the last load of a day failed, when it did (and, for a published partition, after it)."""
+        report = paths.quality
+        if report is None:
+            return None
+        st = self.stat(report)
+        if st is None or (not missing and st[1] <= self.stat(paths.outputs[0])[1]):
+            return None  # a load publishes its report before its partition: only a failed reload is newer
+        try:
+            found = json.loads(Path(report).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        if found.get("status") == "failed":
+            return f"reject ratio {found.get('reject_ratio', 0):.2%} over {found.get('max_reject_ratio')}"
+        return None
+
+    def _stale(self, ds: Dataset, day: dt.date | None, paths: _Paths) -> str:
+        """Why a published output is stale ('' when it is not)."""
+        if ds.newest is not None and self._is_newest(ds, day):
+            absent = [p.name for p in ds.newest(self.layout) if self.stat(p) is None]
+            if absent:
+                return f"{', '.join(absent)} absent"
+        if self.stat(paths.sidecar) is None:
+            return "no provenance sidecar"
+        current = {n: self.stat(p) for n, p in paths.inputs.items()}
+        own = self.stat(paths.outputs[0])
+        if not (ds.expect or ds.listing or set(ds.external) & current.keys()) \
+                and all(c is not None and c[1] <= own[1] for c in current.values()):
+            return ""  # every input is older than the output: nothing can have changed
+        meta = _read_sidecar(paths.sidecar)
+        if meta is None:  # DESIGN D13: an unreadable sidecar is a missing one
+            return "unreadable provenance sidecar"
+        changed = [key for key, now in ds.expect if _dotted(meta, key) != now(self.layout, day, self.settings)]
+        if ds.listing is not None:
+            key, per_day = ds.listing
+            recorded = meta.get(key) or {}
+            if f"{day:%Y-%m-%d}" not in recorded:
+                return f"does not include {day}"
+            if through(recorded, day) != through(self._listing(per_day), day):
+                changed.append(per_day)
+        recorded = meta.get("inputs") or {}
+        changed += [n for n, p in paths.inputs.items() if not provenance.same_stat(recorded.get(n), p, current[n])]
+        return f"{', '.join(sorted(changed))} changed" if changed else ""
+
+    def _listing(self, name: str) -> dict[str, list[int]]:
+        return day_listing(self.layout, name)
+
+    def _is_newest(self, ds: Dataset, day: dt.date) -> bool:
+        if ds.name not in self._days:
+            self._days[ds.name] = ds.days(self.layout)
+        days = self._days[ds.name]
+        return bool(days) and day >= max(days)
+
+
+@dataclass(frozen=True)
+class _Paths:
+    outputs: tuple[str, ...]
+    inputs: dict[str, str]
+    sidecar: str | None
+    quality: str | None
+
+
+def _scan(directory: str) -> dict[str, list[int]]:
+    listing: dict[str, list[int]] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return listing
+    for entry in entries:
+        try:
+            st = entry.stat()
+        except FileNotFoundError:
+            continue
+        listing[entry.name] = [st.st_size, st.st_mtime_ns]
+    return listing
+
+
+def _read_sidecar(path: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _dotted(meta: dict[str, Any], key: str) -> Any:
+    value: Any = meta
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def keys_of(name: str, days: Iterable[dt.date], kinds: Iterable[str]) -> list[tuple[dt.date, str | None]]:
+    """The (day, kind) keys of a per-day dataset over `days` (every kind for a per-kind one)."""
+    per_kind = dataset(name).key == DAY_KIND
+    return [(d, k) for d in days for k in (kinds if per_kind else (None,))]
+
+
+# -- listings and invalidation marks ---------------------------------------------------------
 
 def raw_days(layout: Layout, kind: str) -> set[dt.date]:
     return days_in_dir(layout.raw(kind, dt.date(2000, 1, 1)).parent, ".csv")
@@ -19,21 +243,8 @@ def loaded_days(layout: Layout, kind: str) -> set[dt.date]:
     return transaction_days(layout, kind)
 
 
-def counter_inputs(layout: Layout, day: dt.date, exclusions: Path | None) -> dict[str, Path]:
-    """The files a day's counters are computed from (their provenance inputs)."""
-    inputs = {kind: layout.transactions(kind, day) for kind in KINDS}
-    if exclusions is not None:
-        inputs["exclusions"] = Path(exclusions)
-    return inputs
-
-
 def counter_days(layout: Layout) -> set[dt.date]:
     return days_in_dir(layout.daily_counters_root, ".parquet")
-
-
-def stale_counter_inputs(layout: Layout, day: dt.date, exclusions: Path | None) -> list[str]:
-    """Inputs of a built counter day that changed since it was computed ([] when fresh)."""
-    return provenance.changed_inputs(layout, layout.daily_counters(day), counter_inputs(layout, day, exclusions))
 
 
 def invalidated(layout: Layout) -> set[Path]:
@@ -51,12 +262,3 @@ def is_invalidated(layout: Layout, output: Path) -> bool:
 def clear_invalidation(layout: Layout, output: Path) -> None:
     """Called once `output` has been rebuilt and published."""
     tombstone(layout, output).unlink(missing_ok=True)
-
-
-def fresh_counter_days(layout: Layout, days: Iterable[dt.date], exclusions: Path | None) -> set[dt.date]:
-    """Of `days`, those whose counters exist, are not invalidated and whose inputs are unchanged."""
-    built = counter_days(layout)
-    marked = invalidated(layout)
-    return {d for d in days
-            if d in built and layout.daily_counters(d) not in marked
-            and not stale_counter_inputs(layout, d, exclusions)}

@@ -37,17 +37,23 @@ def fingerprint(path: Path) -> dict[str, Any]:
 
 def same_file(recorded: dict[str, Any] | None, path: Path) -> bool:
     """Whether `path` still has the recorded content: size+mtime first, the hash only if they moved."""
-    if recorded is None:
-        return False
     try:
         st = Path(path).stat()
     except FileNotFoundError:
+        return same_stat(recorded, path, None)
+    return same_stat(recorded, path, [st.st_size, st.st_mtime_ns])
+
+
+def same_stat(recorded: dict[str, Any] | None, path: Path, now: list[int] | None) -> bool:
+    """`same_file` given the file's current [size, mtime_ns] (None when absent), e.g. from a
+    directory scan: equal size and mtime are the same content; a moved mtime is decided by the hash."""
+    if recorded is None:
+        return False
+    if now is None:
         return bool(recorded.get("missing"))
-    if recorded.get("missing"):
+    if recorded.get("missing") or now[0] != recorded.get("size"):
         return False
-    if st.st_size != recorded.get("size"):
-        return False
-    if st.st_mtime_ns == recorded.get("mtime_ns"):
+    if now[1] == recorded.get("mtime_ns"):
         return True
     return file_hash(path) == recorded.get("hash")
 

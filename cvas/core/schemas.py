@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 KINDS: tuple[str, ...] = ("act", "reno", "dct", "cnr", "rfnd", "ppd")
+# The kinds the subscription view reads (PPD has no lifecycle, see cvas.steps.subscriptions).
+VIEW_KINDS: tuple[str, ...] = ("act", "reno", "dct", "cnr", "rfnd")
 
 STR = pa.large_string()
 INT = pa.int64()

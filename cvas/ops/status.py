@@ -4,191 +4,57 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from cvas.core import provenance
-from cvas.core.layout import Layout, days_in_dir, sidecar, stat_listing, tombstone
+from cvas.core.catalogue import DAY_KIND, Settings, dataset as dataset_of, downstream, grid_columns, output_path
+from cvas.core.catalogue import DATASETS as DATASETS_BY_NAME, NONE, children, enabled, label as dataset_label
+from cvas.core.catalogue import split_label
+from cvas.core.freshness import FAILED, INVALID, MISSING, PRESENT, STALE, Cell, Freshness
+from cvas.core.layout import Layout, tombstone
 from cvas.core.publish import write_text_atomic
 from cvas.core.schemas import KINDS
-from cvas.core.freshness import counter_days, counter_inputs, invalidated, loaded_days, raw_days
 
-PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
 SYMBOL = {PRESENT: "#", MISSING: ".", STALE: "S", FAILED: "F", INVALID: "X"}
 
-# The per-day datasets, upstream first. Each entry: (name, kind or None).
-DATASETS: list[tuple[str, str | None]] = (
-    [("raw", k) for k in KINDS] + [("transactions", k) for k in KINDS] + [("counters", None)]
-    + [("user_base_snapshot", None), ("user_base", None)]
-)
+# The per-day datasets of the grid, (name, kind), upstream first (from the catalogue).
+DATASETS: list[tuple[str, str | None]] = grid_columns()
+
+__all__ = ["DATASETS", "FAILED", "INVALID", "MISSING", "PRESENT", "STALE", "SYMBOL", "Cell", "dataset_label",
+           "downstream", "format_grid", "format_outputs", "format_plan", "grid", "grid_json", "invalidate",
+           "mark_for_rebuild", "output_path", "outputs_as_of", "plan", "plan_outputs"]
 
 
-def dataset_label(name: str, kind: str | None) -> str:
-    return f"{name}:{kind}" if kind else name
-
-
-def output_path(layout: Layout, name: str, kind: str | None, day: dt.date) -> Path:
-    if name == "raw":
-        return layout.raw(kind, day)
-    if name == "transactions":
-        return layout.transactions(kind, day)
-    if name == "counters":
-        return layout.daily_counters(day)
-    if name == "user_base_snapshot":
-        return layout.user_base_snapshot(day)
-    if name == "user_base":
-        return layout.user_base_daily(day)
-    raise ValueError(f"unknown dataset {name!r}")
-
-
-def downstream(name: str, kind: str | None) -> list[tuple[str, str | None]]:
-    """The per-day datasets that are built from (name, kind), itself included, upstream first."""
-    if name == "raw":
-        return [("raw", kind), ("transactions", kind), ("counters", None)]
-    if name == "transactions":
-        return [("transactions", kind), ("counters", None)]
-    if name == "counters":
-        return [("counters", None)]
-    if name == "user_base_snapshot":
-        return [("user_base_snapshot", None), ("user_base", None)]
-    if name == "user_base":
-        return [("user_base", None)]
-    raise ValueError(f"unknown dataset {name!r}")
-
-
-@dataclass(frozen=True)
-class Cell:
-    state: str
-    reason: str = ""
-
-
-def _quality_failed(layout: Layout, kind: str, day: dt.date) -> str | None:
-    try:
-        report = json.loads(layout.quality(kind, day).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    if report.get("status") == "failed":
-        return f"reject ratio {report.get('reject_ratio', 0):.2%} over {report.get('max_reject_ratio')}"
-    return None
-
-
-def _newer(a: Path, b: Path) -> bool:
-    """Whether `a` was published after `b` (a load publishes its report before its partition,
-    so only a failed reload leaves a report newer than the partition)."""
-    try:
-        return a.stat().st_mtime_ns > b.stat().st_mtime_ns
-    except FileNotFoundError:
-        return False
-
-
-def grid(layout: Layout, start: dt.date, end: dt.date, exclusions: Path | None,
+def grid(layout: Layout, start: dt.date, end: dt.date, settings: Settings | Path | None,
          datasets: list[tuple[str, str | None]] | None = None) -> dict[dt.date, dict[str, Cell]]:
-    """The state of every (day, dataset) of [start, end], from directory listings and sidecars."""
+    """The state of every (day, dataset) of [start, end], decided by `cvas.core.freshness` after
+    one scan per directory. `settings` may be the exclusion list alone (the only setting the
+    per-day datasets depend on)."""
+    if not isinstance(settings, Settings):
+        settings = Settings(exclusions=settings)
     datasets = datasets or DATASETS
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    marked = invalidated(layout)
-    listing = {}
-    for name, kind in datasets:
-        if name == "raw":
-            listing[(name, kind)] = raw_days(layout, kind)
-        elif name == "transactions":
-            listing[(name, kind)] = loaded_days(layout, kind)
-        elif name == "counters":
-            listing[(name, kind)] = counter_days(layout)
-        else:
-            directory = output_path(layout, name, kind, start).parent
-            suffix = "_NBS_Base.csv" if name == "user_base_snapshot" else ".parquet"
-            fmt = "%Y%m%d" if name == "user_base_snapshot" else "%Y-%m-%d"
-            listing[(name, kind)] = days_in_dir(directory, suffix, fmt)
-    # (size, mtime_ns) of every file the freshness checks compare, from one scan per directory
-    stats: dict[str, list[int]] = {}
-    for name, kind in datasets:
-        if name in ("raw", "transactions", "user_base_snapshot", "user_base", "counters"):
-            dirs = {output_path(layout, name, kind, d).parent for d in days} if name == "transactions" \
-                else {output_path(layout, name, kind, start).parent}
-            if name == "transactions":  # their sidecars too: a partition without one is suspect
-                dirs |= {sidecar(layout, output_path(layout, name, kind, d)).parent for d in days}
-            for directory in dirs:
-                for stem, st in stat_listing(directory, "").items():
-                    stats[os.path.join(directory, stem)] = st
-    excl_stat = _stat(exclusions) if exclusions is not None else None
-    out: dict[dt.date, dict[str, Cell]] = {}
-    for day in days:
-        row: dict[str, Cell] = {}
-        for name, kind in datasets:
-            label = dataset_label(name, kind)
-            path = output_path(layout, name, kind, day)
-            if day not in listing[(name, kind)]:
-                failed = _quality_failed(layout, kind, day) if name == "transactions" else None
-                row[label] = Cell(FAILED, failed) if failed else Cell(MISSING)
-                continue
-            if name == "transactions" and _newer(layout.quality(kind, day), path) \
-                    and (failed := _quality_failed(layout, kind, day)):
-                row[label] = Cell(FAILED, f"last reload failed: {failed}; the previous partition is kept")
-                continue
-            if path in marked:
-                row[label] = Cell(INVALID, "invalidated")
-                continue
-            changed: list[str] = []
-            if name == "transactions" and _lookup(stats, sidecar(layout, path)) is None:
-                row[label] = Cell(STALE, "no provenance sidecar (an interrupted load)")
-                continue
-            if name == "transactions":
-                changed = _changed(layout, path, stats, {"raw": layout.raw(kind, day)})
-            elif name == "counters":
-                inputs = counter_inputs(layout, day, exclusions)
-                current = {k: _lookup(stats, p) for k, p in inputs.items() if k != "exclusions"}
-                if exclusions is not None:
-                    current["exclusions"] = excl_stat
-                changed = _changed(layout, path, stats, inputs, current, always=exclusions is not None)
-            elif name == "user_base":
-                changed = _changed(layout, path, stats, {"snapshot": layout.user_base_snapshot(day)})
-            row[label] = Cell(STALE, f"{', '.join(changed)} changed") if changed else Cell(PRESENT)
-        out[day] = row
-    return out
+    fresh = Freshness(layout, settings)
+    for name in dict.fromkeys(n for n, _ in datasets):
+        fresh.prefetch(name, days, [k for n, k in datasets if n == name])
+    return {day: {dataset_label(name, kind): fresh.state(name, day, kind) for name, kind in datasets}
+            for day in days}
 
 
-def _lookup(stats: dict[str, list[int]], path: Path) -> list[int] | None:
-    """A file's (size, mtime_ns) from the scans, or from its own stat when its folder was not scanned."""
-    key = str(path)
-    return stats[key] if key in stats else _stat(path)
+def outputs_as_of(layout: Layout, day: dt.date, settings: Settings,
+                  switches: dict[str, bool] | None = None) -> dict[str, Cell]:
+    """The state of the whole-history outputs and the products of `day` (master, exports, view,
+    report), upstream first: what a backfill ending on `day` refreshes once at its end."""
+    fresh = Freshness(layout, settings)
+    return {ds.name: fresh.state(ds.name, day) for ds in DATASETS_BY_NAME.values()
+            if (ds.product or ds.key == NONE) and enabled(ds, switches)}
 
 
-def _stat(path: Path | None) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, TypeError):
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-def _changed(layout: Layout, output: Path, stats: dict[str, list[int]], inputs: dict[str, Path],
-             current: dict[str, list[int] | None] | None = None, always: bool = False) -> list[str]:
-    """Inputs of `output` that changed since it was built. Fast path: when every input is older
-    than the output (and `always` is off) nothing can have changed and no sidecar is read;
-    otherwise the sidecar's recorded size/mtime (then content hash) decide."""
-    current = current if current is not None else {k: _lookup(stats, p) for k, p in inputs.items()}
-    own = stats.get(str(output))
-    if not always and own is not None and all(c is not None and c[1] <= own[1] for c in current.values()):
-        return []
-    meta = provenance.read(layout, output)
-    if meta is None:
-        return []  # built before provenance was recorded: nothing to compare with
-    recorded = meta.get("inputs", {})
-    changed = []
-    for name, path in inputs.items():
-        old, now = recorded.get(name), current.get(name)
-        if old is None:
-            changed.append(name)
-        elif now is None:
-            if not old.get("missing"):
-                changed.append(name)
-        elif old.get("missing") or old.get("size") != now[0]:
-            changed.append(name)
-        elif old.get("mtime_ns") != now[1] and provenance.file_hash(path) != old.get("hash"):
-            changed.append(name)
-    return sorted(changed)
+def format_outputs(day: dt.date, cells: dict[str, Cell]) -> str:
+    """The whole-history outputs and products as of `day`, one per line."""
+    lines = [f"as of {day:%Y-%m-%d}:"]
+    lines += [f"  {name:<17} {SYMBOL[c.state]} {c.state}" + (f" ({c.reason})" if c.reason else "")
+              for name, c in cells.items()]
+    return "\n".join(lines)
 
 
 def format_grid(cells: dict[dt.date, dict[str, Cell]]) -> str:
@@ -236,13 +102,11 @@ def plan(cells: dict[dt.date, dict[str, Cell]], only_missing: bool = False) -> l
                 own[label] = f"stale: {cell.reason}"
         forced: dict[str, str] = {}
         for label in row:  # upstream first
-            name, kind = _split(label)
+            name, kind = split_label(label)
             why = own.get(label) or forced.get(label)
-            if name == "raw" and own.get(label) == "missing":
-                tx = dataset_label("transactions", kind)
-                why = "missing; needed to build " + tx if tx in own else None
-            if name == "user_base_snapshot" and own.get(label) == "missing":
-                why = "missing; needed to build user_base" if "user_base" in own else None
+            if dataset_of(name).source and own.get(label) == "missing":
+                needed = [dataset_label(*c) for c in children(name, kind) if dataset_label(*c) in own]
+                why = f"missing; needed to build {needed[0]}" if needed else None
             if not why:
                 continue
             steps.append((day, label, why))
@@ -251,9 +115,20 @@ def plan(cells: dict[dt.date, dict[str, Cell]], only_missing: bool = False) -> l
     return steps
 
 
-def _split(label: str) -> tuple[str, str | None]:
-    name, _, kind = label.partition(":")
-    return name, kind or None
+def plan_outputs(day: dt.date, cells: dict[str, Cell],
+                 steps: list[tuple[dt.date, str, str]]) -> list[tuple[dt.date, str, str]]:
+    """What the end of a backfill refreshes among the whole-history outputs and products of
+    `day`, and why: its own state, or an upstream that is rebuilt (per-day `steps` included)."""
+    rebuilt = {split_label(label)[0] for _, label, _ in steps}
+    found: list[tuple[dt.date, str, str]] = []
+    for name, cell in cells.items():  # upstream first
+        ups = [u.name for u in dataset_of(name).upstream if u.name in rebuilt]
+        why = (f"{cell.state}" + (f": {cell.reason}" if cell.reason else "")) if cell.state != PRESENT \
+            else (f"rebuilt because {ups[0]} is rebuilt" if ups else "")
+        if why:
+            found.append((day, name, why))
+            rebuilt.add(name)
+    return found
 
 
 def format_plan(steps: list[tuple[dt.date, str, str]]) -> str:
@@ -271,7 +146,8 @@ def invalidate(layout: Layout, start: dt.date, end: dt.date, dataset: str = "tra
     Nothing is deleted: the old files stay readable until the rebuild replaces each one
     atomically, and the whole-history exports follow because their inputs change.
     """
-    chosen = [(dataset, k) for k in (kinds or KINDS)] if dataset in ("raw", "transactions") else [(dataset, None)]
+    per_kind = dataset_of(dataset).key == DAY_KIND
+    chosen = [(dataset, k) for k in (kinds or KINDS)] if per_kind else [(dataset, None)]
     marked: list[Path] = []
     day = start
     while day <= end:

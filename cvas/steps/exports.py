@@ -1,40 +1,22 @@
-"""Freshness of the whole-history exports: which per-day files and master they were built from."""
+"""What the counter exports record and append: which per-day files and master they were built from."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from cvas.core import provenance
-from cvas.core.layout import Layout, stat_listing, through
+from cvas.core.catalogue import day_listing
+from cvas.core.layout import Layout
 
 
 def _daily_listing(layout: Layout) -> dict[str, list[int]]:
-    """{day: [size, mtime_ns]} of every per-day counter file, from one directory scan."""
-    return stat_listing(layout.daily_counters_root, ".parquet")
+    """{day: [size, mtime_ns]} of every per-day counter file (what freshness compares)."""
+    return day_listing(layout, "daily_counters")
 
 
 def export_manifest_extra(layout: Layout, excluded_services: tuple[str, ...]) -> dict[str, Any]:
     """What goes in the export sidecar beyond the generic provenance."""
     return {"daily": _daily_listing(layout), "excluded_services": list(excluded_services)}
-
-
-def counters_export_current(layout: Layout, day: dt.date, excluded_services: tuple[str, ...]) -> bool:
-    """Whether the counter exports exist, include `day`, and reflect the current per-day files
-    up to `day`, the master and the excluded-service list."""
-    if not (layout.counters_cpc.exists() and layout.counters_service.exists()):
-        return False
-    meta = provenance.read(layout, layout.counters_cpc)
-    if meta is None:
-        return False
-    if f"{day:%Y-%m-%d}" not in meta.get("daily", {}):
-        return False
-    if meta.get("excluded_services") != list(excluded_services):
-        return False
-    # days after `day` (built later in the same run) do not make this day's exports stale
-    if through(meta.get("daily", {}), day) != through(_daily_listing(layout), day):
-        return False
-    return not provenance.changed_inputs(layout, layout.counters_cpc, {"master": layout.master_cpc})
 
 
 def counters_export_additions(layout: Layout, excluded_services: tuple[str, ...]) -> list[str] | None:

@@ -58,13 +58,10 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, month_of, sidecar
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged
-from cvas.core.schemas import spec
+from cvas.core.schemas import VIEW_KINDS, spec
 from cvas.sql import load_sql
 
 log = logging.getLogger(__name__)
-
-# The kinds the view reads (PPD has no lifecycle, see the module docstring).
-VIEW_KINDS: tuple[str, ...] = ("act", "reno", "dct", "cnr", "rfnd")
 
 STATUSES: tuple[str, ...] = ("Active", "Cancelled", "Deactivated")
 
@@ -210,18 +207,6 @@ def transaction_listing_digest(layout: Layout, through: dt.date, kinds: tuple[st
                     entries.append(f"{kind}/{month.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
     digest = hashlib.sha256("\n".join(sorted(entries)).encode())
     return "sha256:" + digest.hexdigest()
-
-
-def view_is_current(layout: Layout, as_of: dt.date) -> bool:
-    """Whether the as-of view exists and was built from the transaction files now present
-    (dated up to `as_of`); when it is the newest as-of, the latest copy must exist too."""
-    if not layout.subscriptions(as_of).exists():
-        return False
-    meta = provenance.read(layout, layout.subscriptions(as_of))
-    if meta is None or meta.get("transactions") != transaction_listing_digest(layout, as_of):
-        return False
-    days = as_of_days(layout)
-    return not (days and as_of >= max(days) and not layout.subscriptions_latest.exists())
 
 
 def outside_retention(layout: Layout, as_of: dt.date, keep_days: int) -> bool:
@@ -378,5 +363,5 @@ __all__ = [
     "DEFAULT_KEEP_DAYS", "STATUSES", "SUBSCRIPTION_COLUMNS", "SUBSCRIPTION_SCHEMA", "SubscriptionViewError",
     "VIEW_KINDS", "as_of_days", "bench_view", "build_subscription_view", "check_view_file", "connect",
     "copy_view", "outside_retention", "prune_views", "publish_latest", "read_view_meta", "register_transactions",
-    "transaction_listing_digest", "view_is_current", "view_sql",
+    "transaction_listing_digest", "view_sql",
 ]

@@ -44,7 +44,8 @@ import pyarrow as pa
 
 from cvas.core import provenance
 from cvas.steps.counters import write_parquet_checked
-from cvas.core.layout import Layout, days_in_dir, stat_listing, through
+from cvas.core.catalogue import day_listing
+from cvas.core.layout import Layout, days_in_dir
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged
 from cvas.sql import load_sql
@@ -193,12 +194,8 @@ def build_user_base_daily(snapshot: Path, day: dt.date, out: Path, staging: Path
 
 # -- the exports ---------------------------------------------------------------------------
 
-def daily_listing(layout: Layout) -> dict[str, list[int]]:
-    """{day: [size, mtime_ns]} of every per-day user-base file, from one directory scan."""
-    return stat_listing(layout.user_base_daily_root, ".parquet")
-
-
-def _output_sizes(layout: Layout) -> dict[str, int | None]:
+def export_sizes(layout: Layout) -> dict[str, int | None]:
+    """The byte size of each export (None when absent), as recorded in their sidecar."""
     sizes: dict[str, int | None] = {}
     for by in EXPORT_HEADERS:
         try:
@@ -210,19 +207,6 @@ def _output_sizes(layout: Layout) -> dict[str, int | None]:
 
 def _manifest(layout: Layout) -> dict[str, Any] | None:
     return provenance.read(layout, layout.user_base_export("service"))
-
-
-def exports_current(layout: Layout, day: dt.date, excluded_services: tuple[str, ...]) -> bool:
-    """Whether the three exports exist, include `day`, and reflect exactly the per-day files now
-    present up to `day` and the current excluded-service keywords (days after `day`, built
-    later in the same run, do not make an earlier day's exports stale)."""
-    meta = _manifest(layout)
-    if meta is None or f"{day:%Y-%m-%d}" not in meta.get("daily", {}):
-        return False
-    sizes = _output_sizes(layout)
-    return (meta.get("excluded_services") == list(excluded_services)
-            and through(meta.get("daily", {}), day) == through(daily_listing(layout), day)
-            and meta.get("outputs") == sizes and None not in sizes.values())
 
 
 def _export_lines(con: duckdb.DuckDBPyConnection, files: list[str], excluded: tuple[str, ...]) -> dict[str, list[str]]:
@@ -273,7 +257,7 @@ def export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dict
 
 
 def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dict[str, Any]:
-    listing = daily_listing(layout)
+    listing = day_listing(layout, "user_base_daily")
     meta = _manifest(layout)
     recorded = (meta or {}).get("daily", {})
     new_days = sorted(set(listing) - set(recorded))
@@ -282,7 +266,7 @@ def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dic
         and bool(recorded)
         and isinstance(meta.get("lines"), dict)
         and meta.get("excluded_services") == list(excluded_services)
-        and meta.get("outputs") == _output_sizes(layout)
+        and meta.get("outputs") == export_sizes(layout)
         and None not in meta.get("outputs", {}).values()
         and all(listing.get(d) == v for d, v in recorded.items())
         and all(d > max(recorded) for d in new_days)
@@ -307,7 +291,7 @@ def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dic
     provenance.record(layout, layout.user_base_export("service"), inputs={}, params={}, rows=counts["service"],
                       output_hash=f"lines:{counts['service']}",
                       extra={"daily": listing, "excluded_services": list(excluded_services),
-                             "outputs": _output_sizes(layout), "lines": counts, "mode": mode})
+                             "outputs": export_sizes(layout), "lines": counts, "mode": mode})
     log.info("user base exports: %s with %d day(s) read, %d days in total; lines %s", mode, len(days), len(listing),
              ", ".join(f"{k} {v}" for k, v in counts.items()))
     return {"mode": mode, "days_read": len(days), "days": len(listing), "lines": counts}

@@ -6,12 +6,9 @@ import datetime as dt
 
 import luigi
 
-from cvas.analyst.report import WINDOW_DAYS, build_report, report_is_current
+from cvas.analyst.report import build_report
 from tasks.base import CvasTask
-from tasks.config import cvas, excluded_services, exclusions_path, layout
-from tasks.steps.counters import ExportCounters
-from tasks.steps.subscriptions import SubscriptionView
-from tasks.steps.user_base import ExportUserBase
+from tasks.config import excluded_services, exclusions_path, layout
 
 
 class DailyReport(CvasTask):
@@ -26,25 +23,15 @@ class DailyReport(CvasTask):
 
     Complete when the page exists and the files of its window, the master and the excluded
     service list are the ones it was rendered from (a backfilled day in the window makes it
-    stale).
+    stale), and every upstream task is complete: a sibling rebuilding an export in the same
+    run must not leave this page complete before and stale after.
     """
 
+    dataset = "report"
     date = luigi.DateParameter(description="The report day")
-
-    def requires(self):
-        needs = {"counters": ExportCounters(date=self.date), "view": SubscriptionView(date=self.date)}
-        if cvas().user_base:
-            needs["user_base"] = ExportUserBase(date=self.date)
-        return needs
 
     def output(self):
         return luigi.LocalTarget(str(layout().report(self.date)))
-
-    def complete(self):
-        # stale as soon as an upstream export is: a sibling rebuilding it in the same run must
-        # not leave this page complete before and stale after
-        return (super().complete() and all(t.complete() for t in luigi.task.flatten(self.requires()))
-                and report_is_current(layout(), self.date, excluded_services(), WINDOW_DAYS))
 
     def run(self):
         info = build_report(layout(), self.date, excluded_services=excluded_services(), exclusions=exclusions_path(),

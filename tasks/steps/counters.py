@@ -9,15 +9,13 @@ import luigi
 from cvas.core import provenance
 from cvas.steps.counters import build_daily_counters, export_counters
 from cvas.steps.exclusions import load_exclusions
-from cvas.steps.exports import counters_export_additions, counters_export_current, export_manifest_extra
+from cvas.steps.exports import counters_export_additions, export_manifest_extra
 from cvas.steps.master import master_csv_text, read_master_csv, read_master_xlsx
 from cvas.core.publish import write_text_atomic
 from cvas.core.schemas import KINDS
-from cvas.core.freshness import counter_inputs, fresh_counter_days, stale_counter_inputs
+from tasks import datasets
 from tasks.base import CvasTask
 from tasks.config import excluded_services, exclusions_path, layout
-from tasks.config import cvas as cvas_config
-from tasks.steps.transactions import LoadTransactions
 
 
 class DailyCounters(CvasTask):
@@ -27,55 +25,38 @@ class DailyCounters(CvasTask):
     exclusion list or reloaded partition makes the day stale.
     """
 
+    dataset = "daily_counters"
     date = luigi.DateParameter(description="The counter day")
-
-    def requires(self):
-        return {kind: LoadTransactions(date=self.date, kind=kind) for kind in KINDS}
 
     def output(self):
         return luigi.LocalTarget(str(layout().daily_counters(self.date)))
 
-    def complete(self):
-        lay = layout()
-        return super().complete() and not stale_counter_inputs(lay, self.date, exclusions_path())
-
     def run(self):
         lay = layout()
-        inputs = counter_inputs(lay, self.date, exclusions_path())
+        inputs = datasets.inputs(self)
         rows = build_daily_counters(self.date, {k: inputs[k] for k in KINDS}, load_exclusions(exclusions_path()),
                                     lay.daily_counters(self.date), lay.staging)
         provenance.record(lay, lay.daily_counters(self.date), inputs=inputs,
                           params={"date": str(self.date)}, rows=rows)
         self.set_status_message(f"{rows} CPC rows")
 
-    @classmethod
-    def bulk_complete(cls, parameter_tuples):
-        tuples = list(parameter_tuples)
-        days = [p["date"] if isinstance(p, dict) else p for p in tuples]
-        fresh = fresh_counter_days(layout(), days, exclusions_path())
-        return [p for p, d in zip(tuples, days) if d in fresh]
+    bulk_complete = classmethod(datasets.bulk_complete)
 
 
 class MasterCpc(CvasTask):
     """MASTERCPC.csv from the Excel CPC master; rebuilt whenever the workbook changes."""
 
+    dataset = "master_cpc"
+
     def output(self):
         return luigi.LocalTarget(str(layout().master_cpc))
 
-    def _inputs(self):
-        from pathlib import Path
-
-        return {"master_xlsx": Path(cvas_config().master_xlsx)}
-
-    def complete(self):
-        lay = layout()
-        return super().complete() and not provenance.changed_inputs(lay, lay.master_cpc, self._inputs())
-
     def run(self):
         lay = layout()
-        rows = read_master_xlsx(self._inputs()["master_xlsx"])
+        inputs = datasets.inputs(self)
+        rows = read_master_xlsx(inputs["master_xlsx"])
         write_text_atomic(lay.staging, lay.master_cpc, master_csv_text(rows))
-        provenance.record(lay, lay.master_cpc, inputs=self._inputs(), params={}, rows=len(rows))
+        provenance.record(lay, lay.master_cpc, inputs=inputs, params={}, rows=len(rows))
 
 
 class ExportCounters(CvasTask):
@@ -83,22 +64,16 @@ class ExportCounters(CvasTask):
     per-day counter file and the current master, replaced atomically.
 
     Complete when the exports were built from exactly the per-day files now present
-    (including `date`) and the current MASTERCPC.csv.
+    (including `date`) and the current MASTERCPC.csv, and the day's counters and the master
+    are complete (a changed workbook must reach the service export).
     """
 
+    dataset = "counters_export"
     date = luigi.DateParameter(description="A day the exports must include")
-
-    def requires(self):
-        return {"counters": DailyCounters(date=self.date), "master": MasterCpc()}
 
     def output(self):
         lay = layout()
         return [luigi.LocalTarget(str(lay.counters_cpc)), luigi.LocalTarget(str(lay.counters_service))]
-
-    def complete(self):
-        # the master is checked first: a changed workbook must reach the service export
-        return (MasterCpc().complete() and super().complete()
-                and counters_export_current(layout(), self.date, excluded_services()))
 
     def run(self):
         lay = layout()
@@ -110,5 +85,5 @@ class ExportCounters(CvasTask):
         self.set_status_message(f"exporting {len(daily)} counter days" + (" onto the previous export" if base else ""))
         stats = export_counters(daily, read_master_csv(lay.master_cpc), excluded_services(),
                                 lay.counters_cpc, lay.counters_service, lay.staging, base=base)
-        provenance.record(lay, lay.counters_cpc, inputs={"master": lay.master_cpc}, params={"date": str(self.date)},
+        provenance.record(lay, lay.counters_cpc, inputs=datasets.inputs(self), params={"date": str(self.date)},
                           rows=stats["cpc_rows"], extra=export_manifest_extra(lay, excluded_services()))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import luigi
 
-from cvas.steps.subscriptions import VIEW_KINDS, build_subscription_view, outside_retention, view_is_current
+from cvas.steps.subscriptions import build_subscription_view, outside_retention
 from tasks.base import CvasTask
 from tasks.config import cvas, layout
-from tasks.steps.transactions import LoadTransactions
 
 
 class SubscriptionView(CvasTask):
@@ -23,18 +22,14 @@ class SubscriptionView(CvasTask):
     `date` lies outside the retention window (such a view would be pruned as soon as built).
     """
 
+    dataset = "subscriptions"
     date = luigi.DateParameter(description="The as-of day: events dated after it are ignored")
-
-    def requires(self):
-        return {kind: LoadTransactions(date=self.date, kind=kind) for kind in VIEW_KINDS}
 
     def output(self):
         return luigi.LocalTarget(str(layout().subscriptions(self.date)))
 
     def complete(self):
-        lay = layout()
-        return outside_retention(lay, self.date, cvas().subscriptions_keep_days) or (
-            super().complete() and view_is_current(lay, self.date))
+        return outside_retention(layout(), self.date, cvas().subscriptions_keep_days) or super().complete()
 
     def run(self):
         stats = build_subscription_view(layout(), self.date, keep_days=cvas().subscriptions_keep_days)

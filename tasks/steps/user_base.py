@@ -6,20 +6,16 @@ import luigi
 
 from cvas.core import provenance
 from cvas.steps.fetch import fetch_user_base
-from cvas.core.freshness import invalidated
-from cvas.steps.user_base import build_user_base_daily, daily_days, export_user_base, exports_current, snapshot_days
+from cvas.steps.user_base import build_user_base_daily, export_user_base
+from tasks import datasets
 from tasks.base import CvasTask
 from tasks.config import excluded_services, layout, make_source
-
-
-def _days(parameter_tuples):
-    tuples = list(parameter_tuples)
-    return tuples, [p["date"] if isinstance(p, dict) else p for p in tuples]
 
 
 class FetchUserBase(CvasTask):
     """`user_base/snapshots/YYYYMMDD_NBS_Base.csv`: the day's NBS snapshot as the source delivered it."""
 
+    dataset = "user_base_snapshot"
     date = luigi.DateParameter(description="The snapshot day")
 
     def output(self):
@@ -29,12 +25,7 @@ class FetchUserBase(CvasTask):
         rows = fetch_user_base(make_source(), self.date, layout().user_base_snapshot(self.date), layout().staging)
         self.set_status_message(f"{rows} rows")
 
-    @classmethod
-    def bulk_complete(cls, parameter_tuples):
-        tuples, days = _days(parameter_tuples)
-        lay = layout()
-        have, marked = snapshot_days(lay), invalidated(lay)
-        return [p for p, d in zip(tuples, days) if d in have and lay.user_base_snapshot(d) not in marked]
+    bulk_complete = classmethod(datasets.bulk_complete)
 
 
 class AggregateUserBase(CvasTask):
@@ -45,38 +36,21 @@ class AggregateUserBase(CvasTask):
     requires re-reading snapshots. Complete when the file exists and the snapshot is unchanged.
     """
 
+    dataset = "user_base_daily"
     date = luigi.DateParameter(description="The snapshot day")
-
-    def requires(self):
-        return FetchUserBase(date=self.date)
 
     def output(self):
         return luigi.LocalTarget(str(layout().user_base_daily(self.date)))
-
-    def _inputs(self):
-        return {"snapshot": layout().user_base_snapshot(self.date)}
-
-    def complete(self):
-        lay = layout()
-        out = lay.user_base_daily(self.date)
-        return super().complete() and not provenance.changed_inputs(lay, out, self._inputs())
 
     def run(self):
         lay = layout()
         info = build_user_base_daily(lay.user_base_snapshot(self.date), self.date, lay.user_base_daily(self.date),
                                      lay.staging)
-        provenance.record(lay, lay.user_base_daily(self.date), inputs=self._inputs(),
+        provenance.record(lay, lay.user_base_daily(self.date), inputs=datasets.inputs(self),
                           params={"date": str(self.date)}, rows=info["groups"], extra={"snapshot": info})
         self.set_status_message(f"{info['rows']} rows ({info['encoding']}), {info['groups']} groups")
 
-    @classmethod
-    def bulk_complete(cls, parameter_tuples):
-        tuples, days = _days(parameter_tuples)
-        lay = layout()
-        have, marked = daily_days(lay), invalidated(lay)
-        return [p for p, d in zip(tuples, days)
-                if d in have and lay.user_base_daily(d) not in marked
-                and not provenance.changed_inputs(lay, lay.user_base_daily(d), {"snapshot": lay.user_base_snapshot(d)})]
+    bulk_complete = classmethod(datasets.bulk_complete)
 
 
 class ExportUserBase(CvasTask):
@@ -88,19 +62,12 @@ class ExportUserBase(CvasTask):
     `date` and reflect the per-day files now present and the current keyword list.
     """
 
+    dataset = "user_base_export"
     date = luigi.DateParameter(description="A day the exports must include")
-
-    def requires(self):
-        return AggregateUserBase(date=self.date)
 
     def output(self):
         lay = layout()
         return [luigi.LocalTarget(str(lay.user_base_export(by))) for by in ("service", "category", "cpc")]
-
-    def complete(self):
-        # a stale per-day file (its snapshot changed) must reach the exports through this task
-        return (AggregateUserBase(date=self.date).complete() and super().complete()
-                and exports_current(layout(), self.date, excluded_services()))
 
     def run(self):
         stats = export_user_base(layout(), excluded_services())

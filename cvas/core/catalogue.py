@@ -1,0 +1,264 @@
+"""Every dataset cvas publishes, declared once: name, key, paths, upstream and freshness inputs.
+
+The tasks' `requires()`, the status grid, the plan, the downstream set of `cvas invalidate`,
+the backfill and the CLI's `--dataset` choices all derive from `DATASETS`. Adding a dataset
+is one entry here and one task class (mapped in `tasks/datasets.py`). Whether an output is
+fresh is decided from these entries by `cvas.core.freshness` alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cvas.core.layout import Layout, stat_listing
+from cvas.core.schemas import KINDS, VIEW_KINDS
+
+# keys: what one output of a dataset is identified by
+DAY, DAY_KIND, NONE = "day", "day x kind", "none"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The configured files and values outputs depend on besides the data root (from luigi.cfg)."""
+
+    exclusions: Path | None = None
+    master_xlsx: Path | None = None
+    excluded_services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A dataset another one is built from; `kinds` narrows a per-kind upstream (default: all)."""
+
+    name: str
+    kinds: tuple[str, ...] | None = None
+
+
+Paths = Callable[[Layout, "dt.date | None", "str | None"], tuple[Path, ...]]
+Inputs = Callable[[Layout, "dt.date | None", "str | None", Settings], dict[str, Path]]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset.
+
+    name      the one name of the dataset: catalogue, status label, `--dataset`, task mapping
+    key       DAY, DAY_KIND or NONE (one whole-history output; its task may carry a day the
+              output must include)
+    outputs   the published files of one key, from the layout; the sidecar is the first one's
+    upstream  the datasets it is built from
+    inputs    the files its sidecar records and freshness compares (name -> path)
+    external  names of inputs outside the data root (configured files): always compared,
+              whatever their mtime
+    expect    sidecar values that must equal the current ones: {dotted key: f(layout, day, settings)}
+    listing   (sidecar key, per-day dataset): the per-day files the output was built from,
+              recorded as {day: [size, mtime_ns]}; it must hold the day and match the current
+              files up to the day (days after it, built later in the same run, do not count)
+    newest    outputs that must exist too when the key's day is the newest built one
+    days      the days with a published output (one listing), when `newest` needs them
+    sidecar   whether a provenance sidecar is written (a missing one means stale, DESIGN D13)
+    quality   a load's quality report can mark a day failed
+    source    a landing copy delivered by a source: a missing one is fetched only to build
+              what is downstream of it
+    product   built once at the end of a backfill (whole history, view, report); not in the
+              status grid; stale while an upstream task is not complete
+    switch    the [cvas] boolean setting that turns the dataset on
+    """
+
+    name: str
+    key: str
+    outputs: Paths
+    upstream: tuple[Upstream, ...] = ()
+    inputs: Inputs | None = None
+    external: tuple[str, ...] = ()
+    expect: tuple[tuple[str, Callable[[Layout, "dt.date | None", Settings], Any]], ...] = ()
+    listing: tuple[str, str] | None = None
+    newest: Callable[[Layout], tuple[Path, ...]] | None = None
+    days: Callable[[Layout], set[dt.date]] | None = None
+    sidecar: bool = True
+    quality: bool = False
+    source: bool = False
+    product: bool = False
+    switch: str | None = None
+
+    @property
+    def per_day(self) -> bool:
+        return self.key in (DAY, DAY_KIND)
+
+
+# -- inputs and listings shared with the writers (what they record is what freshness compares) --
+
+def counter_inputs(layout: Layout, day: dt.date, exclusions: Path | None) -> dict[str, Path]:
+    """The files a day's counters are computed from (their provenance inputs)."""
+    inputs = {kind: layout.transactions(kind, day) for kind in KINDS}
+    if exclusions is not None:
+        inputs["exclusions"] = Path(exclusions)
+    return inputs
+
+
+def day_listing(layout: Layout, name: str) -> dict[str, list[int]]:
+    """{YYYY-MM-DD: [size, mtime_ns]} of every file of a per-day dataset kept in one folder
+    (daily_counters, user_base_daily), from one directory scan."""
+    sample = DATASETS[name].outputs(layout, dt.date(2000, 1, 1), None)[0]
+    return stat_listing(sample.parent, sample.name.replace("2000-01-01", ""))
+
+
+def _report_inputs(layout: Layout, day: dt.date, kind: str | None, settings: Settings) -> dict[str, Path]:
+    from cvas.analyst.report import WINDOW_DAYS, report_inputs
+
+    return report_inputs(layout, day, WINDOW_DAYS)
+
+
+def _window_days(layout: Layout, day: dt.date | None, settings: Settings) -> int:
+    from cvas.analyst.report import WINDOW_DAYS
+
+    return WINDOW_DAYS
+
+
+def _view_digest(layout: Layout, day: dt.date | None, settings: Settings) -> str:
+    from cvas.steps.subscriptions import transaction_listing_digest
+
+    return transaction_listing_digest(layout, day)
+
+
+def _as_of_days(layout: Layout) -> set[dt.date]:
+    from cvas.steps.subscriptions import as_of_days
+
+    return as_of_days(layout)
+
+
+def _user_base_export_sizes(layout: Layout, day: dt.date | None, settings: Settings) -> dict[str, int | None]:
+    from cvas.steps.user_base import export_sizes
+
+    return export_sizes(layout)
+
+
+def _excluded_services(layout: Layout, day: dt.date | None, settings: Settings) -> list[str]:
+    return list(settings.excluded_services)
+
+
+_USER_BASE_EXPORTS = ("service", "category", "cpc")
+
+# Upstream first: the status grid's columns and the plan follow this order.
+_ENTRIES = (
+    Dataset("raw", DAY_KIND, lambda lay, d, k: (lay.raw(k, d),), sidecar=False, source=True),
+    Dataset("transactions", DAY_KIND, lambda lay, d, k: (lay.transactions(k, d),),
+            upstream=(Upstream("raw"),), inputs=lambda lay, d, k, s: {"raw": lay.raw(k, d)}, quality=True),
+    Dataset("daily_counters", DAY, lambda lay, d, k: (lay.daily_counters(d),),
+            upstream=(Upstream("transactions"),), inputs=lambda lay, d, k, s: counter_inputs(lay, d, s.exclusions),
+            external=("exclusions",)),
+    Dataset("master_cpc", NONE, lambda lay, d, k: (lay.master_cpc,),
+            inputs=lambda lay, d, k, s: {"master_xlsx": Path(s.master_xlsx)}, external=("master_xlsx",)),
+    Dataset("counters_export", NONE, lambda lay, d, k: (lay.counters_cpc, lay.counters_service),
+            upstream=(Upstream("daily_counters"), Upstream("master_cpc")),
+            inputs=lambda lay, d, k, s: {"master": lay.master_cpc},
+            expect=(("excluded_services", _excluded_services),), listing=("daily", "daily_counters"), product=True),
+    Dataset("subscriptions", DAY, lambda lay, d, k: (lay.subscriptions(d),),
+            upstream=(Upstream("transactions", VIEW_KINDS),), expect=(("transactions", _view_digest),),
+            newest=lambda lay: (lay.subscriptions_latest,), days=_as_of_days, product=True),
+    Dataset("user_base_snapshot", DAY, lambda lay, d, k: (lay.user_base_snapshot(d),), sidecar=False, source=True,
+            switch="user_base"),
+    Dataset("user_base_daily", DAY, lambda lay, d, k: (lay.user_base_daily(d),),
+            upstream=(Upstream("user_base_snapshot"),),
+            inputs=lambda lay, d, k, s: {"snapshot": lay.user_base_snapshot(d)}, switch="user_base"),
+    Dataset("user_base_export", NONE, lambda lay, d, k: tuple(lay.user_base_export(by) for by in _USER_BASE_EXPORTS),
+            upstream=(Upstream("user_base_daily"),),
+            expect=(("excluded_services", _excluded_services), ("outputs", _user_base_export_sizes)),
+            listing=("daily", "user_base_daily"), product=True, switch="user_base"),
+    Dataset("report", DAY, lambda lay, d, k: (lay.report(d),),
+            upstream=(Upstream("counters_export"), Upstream("subscriptions"), Upstream("user_base_export")),
+            inputs=_report_inputs,
+            expect=(("excluded_services", _excluded_services), ("params.window_days", _window_days)), product=True),
+)
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in _ENTRIES}
+
+
+class UnknownDatasetError(ValueError):
+    """Raised when a dataset name is not in the catalogue."""
+
+
+def dataset(name: str) -> Dataset:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UnknownDatasetError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})") from None
+
+
+def enabled(ds: Dataset, switches: dict[str, bool] | None = None) -> bool:
+    """Whether a dataset is built under the given [cvas] switches (all on when not given)."""
+    return ds.switch is None or (switches or {}).get(ds.switch, True)
+
+
+def label(name: str, kind: str | None) -> str:
+    """The status/plan label of one per-day output column: `name` or `name:kind`."""
+    return f"{name}:{kind}" if kind else name
+
+
+def split_label(text: str) -> tuple[str, str | None]:
+    name, _, kind = text.partition(":")
+    return name, kind or None
+
+
+def grid_columns(switches: dict[str, bool] | None = None) -> list[tuple[str, str | None]]:
+    """The per-day datasets of the status grid, (name, kind), upstream first."""
+    columns: list[tuple[str, str | None]] = []
+    for ds in _ENTRIES:
+        if ds.per_day and not ds.product and enabled(ds, switches):
+            columns += [(ds.name, k) for k in KINDS] if ds.key == DAY_KIND else [(ds.name, None)]
+    return columns
+
+
+def products(switches: dict[str, bool] | None = None) -> list[str]:
+    """The datasets built once at the end of a backfill and by every daily run, upstream first."""
+    return [ds.name for ds in _ENTRIES if ds.product and enabled(ds, switches)]
+
+
+def children(name: str, kind: str | None) -> list[tuple[str, str | None]]:
+    """The per-day, non-product outputs of the same day built directly from (name, kind)."""
+    found: list[tuple[str, str | None]] = []
+    for ds in _ENTRIES:
+        if not ds.per_day or ds.product:
+            continue
+        for up in ds.upstream:
+            if up.name != name:
+                continue
+            if ds.key == DAY_KIND:
+                found.append((ds.name, kind))
+            elif kind is None or kind in (up.kinds or KINDS):
+                found.append((ds.name, None))
+    return found
+
+
+def downstream(name: str, kind: str | None) -> list[tuple[str, str | None]]:
+    """The per-day outputs of one day built from (name, kind), itself included, upstream first.
+    Products (exports, view, report) follow on their own: their recorded inputs change."""
+    dataset(name)
+    seen = [(name, kind)]
+    for item in seen:
+        for child in children(*item):
+            if child not in seen:
+                seen.append(child)
+    order = {n: i for i, n in enumerate(DATASETS)}
+    return sorted(seen, key=lambda item: order[item[0]])
+
+
+def leaves(name: str) -> list[str]:
+    """The per-day, non-product datasets downstream of `name` that nothing per-day is built from:
+    the tasks a backfill schedules to rebuild an output of `name` (their requirements follow)."""
+    names = {n for n, _ in downstream(name, None)} | {n for k in KINDS for n, _ in downstream(name, k)}
+    return [n for n in DATASETS if n in names and not children(n, None) and not any(children(n, k) for k in KINDS)]
+
+
+def output_path(layout: Layout, name: str, kind: str | None, day: dt.date | None) -> Path:
+    """The (first) published file of one output."""
+    return dataset(name).outputs(layout, day, kind)[0]
+
+
+def invalidatable() -> list[str]:
+    """The `--dataset` choices of `cvas invalidate`: the per-day datasets of the grid."""
+    return list(dict.fromkeys(n for n, _ in grid_columns()))
