@@ -18,6 +18,7 @@ from cvas.core.layout import Layout
 from cvas.simulator.nova_pg import load_into_postgres
 from cvas.core.schemas import KINDS
 from cvas.sources.simulated import SimulatedSource
+from cvas.core.logs import SERVER_DIGITS, redact
 from cvas.sources.ssh import (
     AuthenticationError,
     CommandTimeout,
@@ -28,7 +29,6 @@ from cvas.sources.ssh import (
     SshSource,
     StaleSnapshotError,
     TransientError,
-    redact,
 )
 from tests.servers import ServerError, keygen, start_postgres, start_sshd
 
@@ -277,7 +277,7 @@ def test_error_messages_never_carry_ids(settings, remote, tmp_path):
         SshSource(replace(settings, psql_path=fake)).extract_transactions("act", START, tmp_path / "x.csv")
     assert "invalid input syntax" in str(err.value)
     assert "8340001234567890123" not in str(err.value) and "34612345678" not in str(err.value)
-    assert redact("tmuserid 8340001234567890123 msisdn 34612345678") == "tmuserid <digits> msisdn <digits>"
+    assert redact("tmuserid 8340001234567890123 msisdn 34612345678", SERVER_DIGITS) == "tmuserid <redacted> msisdn <redacted>"
 
 
 def _dies_mid_transfer(psql: str, marker: Path | None = None) -> str:

@@ -17,20 +17,25 @@ _CONTINUATION = "%(asctime)s %(levelname)-8s %(name)s| "
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 _STAMP_FORMAT = "%Y%m%d-%H%M%S"
 _RUN_FILE = re.compile(r"^(?P<stamp>\d{8}-\d{6})-(?P<name>.+)-(?P<pid>\d+)\.log$")
-_LONG_DIGITS = re.compile(r"\d{11,}")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _MARK = "_cvas_run_log"
 
 REDACTED = "<redacted>"
 
 
-def redact(text: str) -> str:
-    """`text` with every run of 11 or more digits (msisdn, tmuserid shapes) replaced by <redacted>.
+LOG_DIGITS = 11      # msisdn and tmuserid shapes; a 10-digit subscription id stays readable
+SERVER_DIGITS = 6    # text a server wrote may quote fragments of data
 
-    A safety net, not the rule: callers never put PII in messages. Ids of 11+ digits that are
-    not PII (a long subscription id, an epoch in ms) are masked too; that is the price.
+
+def redact(text: str, shortest: int = LOG_DIGITS) -> str:
+    """`text` with every run of `shortest` or more digits replaced by <redacted>.
+
+    A safety net, not the rule: callers never put PII in messages. Ids that long that are not
+    PII (a long subscription id, an epoch in ms) are masked too; that is the price. Logs use
+    `LOG_DIGITS`; messages a server wrote (psql's stderr, SSH errors), which may quote parts
+    of a row, use the stricter `SERVER_DIGITS`.
     """
-    return _LONG_DIGITS.sub(REDACTED, text)
+    return re.sub(rf"\d{{{shortest},}}", REDACTED, text)
 
 
 class RedactLongDigits(logging.Filter):

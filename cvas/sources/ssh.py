@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import paramiko
 
+from cvas.core.logs import SERVER_DIGITS, redact
 from cvas.core.schemas import KINDS, SPECS
 from cvas.sources import SourceError
 from cvas.sql import load_sql
@@ -32,7 +33,6 @@ _ROWS_RE = re.compile(rf"^{_ROWS_MARK} (\d+)$", re.MULTILINE)
 _STDERR_LIMIT = 64 * 1024       # keep at most this much of the remote stderr
 _CHUNK = 1 << 20
 # Long digit runs in a server message may be msisdn/tmuserid values (PII): never repeated.
-_LONG_DIGITS = re.compile(r"\d{6,}")
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -158,9 +158,9 @@ def _kind(kind: str) -> str:
     return kind
 
 
-def redact(text: str, limit: int = 300) -> str:
-    """A server message made safe for logs: long digit runs (ids, msisdns) hidden, length capped."""
-    text = _LONG_DIGITS.sub("<digits>", text.strip())
+def _safe(text: str, limit: int = 300) -> str:
+    """A server message made safe for logs: digit runs that may be ids hidden, length capped."""
+    text = redact(text.strip(), SERVER_DIGITS)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -171,8 +171,8 @@ def _first_error(stderr: str) -> str:
                    "Permission denied", "could not", "psql:"):
         for ln in lines:
             if marker in ln:
-                return redact(ln)
-    return redact(lines[0]) if lines else "no message"
+                return _safe(ln)
+    return _safe(lines[0]) if lines else "no message"
 
 
 class CsvRecordCounter:
@@ -401,7 +401,7 @@ class SshSource:
             raise TransientError(f"connection to {s.host}:{s.port} refused") from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
             client.close()
-            raise TransientError(f"connecting to {s.host}:{s.port} failed: {redact(str(exc) or type(exc).__name__)}"
+            raise TransientError(f"connecting to {s.host}:{s.port} failed: {_safe(str(exc) or type(exc).__name__)}"
                                  ) from None
         return client
 
@@ -412,7 +412,7 @@ class SshSource:
                                                        timeout=self.settings.connect_timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise TransientError(f"opening a session on {self.settings.host} failed: "
-                                 f"{redact(str(exc) or type(exc).__name__)}") from None
+                                 f"{_safe(str(exc) or type(exc).__name__)}") from None
 
     def _with_retries(self, what: str, action):
         s = self.settings
@@ -480,7 +480,7 @@ class SshSource:
                 self._pump(chan, client, sink, err, s.command_timeout, what)
             status = chan.exit_status if chan.exit_status_ready() else -1
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise TransientError(f"{what}: transfer from {s.host} failed: {redact(str(exc) or type(exc).__name__)}"
+            raise TransientError(f"{what}: transfer from {s.host} failed: {_safe(str(exc) or type(exc).__name__)}"
                                  ) from None
         finally:
             chan.close()
@@ -529,7 +529,7 @@ class SshSource:
         try:
             sftp = client.open_sftp()
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise TransientError(f"opening SFTP on {s.host} failed: {redact(str(exc) or type(exc).__name__)}") from None
+            raise TransientError(f"opening SFTP on {s.host} failed: {_safe(str(exc) or type(exc).__name__)}") from None
         try:
             try:
                 st = sftp.stat(path)
@@ -560,7 +560,7 @@ class SshSource:
                     size += len(chunk)
             after = sftp.stat(path)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise TransientError(f"SFTP transfer of {path} failed: {redact(str(exc) or type(exc).__name__)}") from None
+            raise TransientError(f"SFTP transfer of {path} failed: {_safe(str(exc) or type(exc).__name__)}") from None
         finally:
             sftp.close()
         if (after.st_mtime, after.st_size) != (st.st_mtime, st.st_size) or size != st.st_size:
