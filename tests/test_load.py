@@ -27,9 +27,9 @@ from cvas.steps.load import (
     RejectRatioExceeded,
     load_day,
     parse_extract,
-    read_quality,
     sort_columns,
 )
+from cvas.core.quality import read_quality
 from cvas.core.schemas import SPECS, spec
 
 GOLDEN = Path(__file__).parent / "golden" / "load"

@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
-import json
 import logging
 import math
 import re
@@ -49,6 +48,7 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, days_in_dir
 from cvas.steps.master import read_master_csv
 from cvas.core.publish import write_text_atomic
+from cvas.core.quality import read_quality
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS
 from cvas.core.freshness import counter_days
 from cvas.steps.user_base import map_category
@@ -391,9 +391,8 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
         read = rejected = days = 0
         failed: list[dt.date] = []
         for d in window:
-            try:
-                report = json.loads(layout.quality(kind, d).read_text(encoding="utf-8"))
-            except (FileNotFoundError, ValueError):
+            report = read_quality(layout.quality(kind, d))
+            if report is None:
                 continue
             days += 1
             read += int(report.get("rows_read", 0) or 0)

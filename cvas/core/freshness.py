@@ -30,6 +30,7 @@ from typing import Any
 from cvas.core import provenance
 from cvas.core.catalogue import DAY_KIND, Dataset, Settings, counter_inputs, dataset, day_listing
 from cvas.core.layout import Layout, days_in_dir, sidecar, tombstone, through, transaction_days
+from cvas.core.quality import read_quality
 
 PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
 STATES = (PRESENT, MISSING, STALE, FAILED, INVALID)
@@ -143,11 +144,8 @@ class Freshness:
         st = self.stat(report)
         if st is None or (not missing and st[1] <= self.stat(paths.outputs[0])[1]):
             return None  # a load publishes its report before its partition: only a failed reload is newer
-        try:
-            found = json.loads(Path(report).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        if found.get("status") == "failed":
+        found = read_quality(Path(report))
+        if found is not None and found.get("status") == "failed":
             return f"reject ratio {found.get('reject_ratio', 0):.2%} over {found.get('max_reject_ratio')}"
         return None
 

@@ -6,9 +6,11 @@ import contextlib
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 class PublishError(RuntimeError):
@@ -59,13 +61,24 @@ def write_text_atomic(staging_root: Path, target: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def remove_published(target: Path) -> bool:
-    """Remove a published file (invalidation). Returns whether it existed."""
-    try:
-        target.unlink()
-        return True
-    except FileNotFoundError:
-        return False
+def publish_parquet(staging_root: Path, target: Path, table: pa.Table, schema: pa.Schema | None = None,
+                    use_dictionary: bool | list[str] = True) -> None:
+    """Publish `table` as one Parquet file (zstd, column statistics) at `target`, atomically.
+
+    With `schema`, the table must have exactly that schema. The staged file is read back
+    before the rename: its row count and schema must be the table's, else PublishError and
+    the previous `target`, if any, stays. `use_dictionary` as in `pyarrow.parquet.write_table`.
+    """
+    expected = table.schema if schema is None else schema
+    if not table.schema.equals(expected):
+        raise PublishError(f"{target}: table schema {table.schema} is not {schema}")
+    with staged(staging_root, target) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True, use_dictionary=use_dictionary)
+        meta = pq.read_metadata(tmp)
+        written = pq.read_schema(tmp).remove_metadata()
+        if meta.num_rows != table.num_rows or not written.equals(expected):
+            raise PublishError(f"{target}: staged file has {meta.num_rows} rows (expected {table.num_rows}) "
+                               f"and schema {written}")
 
 
 def clean_staging(staging_root: Path, older_than_s: float = 6 * 3600) -> int:
@@ -82,7 +95,3 @@ def clean_staging(staging_root: Path, older_than_s: float = 6 * 3600) -> int:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
                 removed += 1
     return removed
-
-
-def unique_run_id() -> str:
-    return uuid.uuid4().hex[:12]

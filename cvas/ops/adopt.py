@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from cvas.core.layout import Layout, month_of
 from cvas.steps.load import load_into_layout
-from cvas.core.publish import staged
+from cvas.core.publish import publish_parquet, staged
 from cvas.core.schemas import KINDS, spec
 from cvas.sources import SourceError
 from cvas.sources.directory import DirectorySource, count_records
@@ -112,8 +112,7 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
                 undated = table.filter(pc.is_null(days))
                 if undated.num_rows:
                     target = layout.root / "adopt" / "unassigned" / f"{kind}-{month}.parquet"
-                    with staged(layout.staging, target) as tmp:
-                        pq.write_table(undated, tmp)
+                    publish_parquet(layout.staging, target, undated)
                     counts[(kind, month)].unassigned += undated.num_rows
                     counts[(kind, month)].parquet += undated.num_rows
                     log.warning("adopt %s %s: %d row(s) without a date kept in %s", kind, month, undated.num_rows,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import duckdb
 
 from cvas.core.layout import Layout
+from cvas.core.quality import read_quality
 from cvas.core.schemas import KINDS
 from cvas.core.freshness import counter_days, loaded_days
 
@@ -22,7 +22,7 @@ def summarize(layout: Layout) -> dict:
             if files else 0
     rejected = 0
     for report in layout.root.glob("quality/*/*.json"):
-        rejected += json.loads(report.read_text()).get("rejected", 0)
+        rejected += (read_quality(report) or {}).get("rejected", 0)
     top = []
     if layout.counters_service.exists():
         top = con.execute(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 
 from cvas.core import provenance
 from cvas.core.layout import Layout
+from cvas.core.quality import read_quality
 from cvas.steps.load import REJECT_COLUMNS
 from cvas.steps.master import MasterFormatError, read_master_csv
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS, spec
@@ -148,10 +148,10 @@ class _Verifier:
         lay = self.layout
         raw, tx, quality, rejects = lay.raw(kind, day), lay.transactions(kind, day), lay.quality(kind, day), \
             lay.rejects(kind, day)
-        report = _read_json(quality)
+        report = read_quality(quality)
         if not tx.exists():
             self.report.checked += 1
-            if isinstance(report, dict) and report.get("status") == "failed":
+            if report is not None and report.get("status") == "failed":
                 self.find(tx, f"not loaded: the last load failed its quality check (reject ratio "
                               f"{report.get('reject_ratio')} > {report.get('max_reject_ratio')}); "
                               f"a backfill retries it", None)
@@ -169,7 +169,7 @@ class _Verifier:
         self.report.checked += 1
         if report is None:
             self.find(quality, "quality report missing or not JSON", tx)
-        elif not isinstance(report, dict) or not {"rows_read", "rows_written", "rejected", "status"} <= report.keys():
+        elif not {"rows_read", "rows_written", "rejected", "status"} <= report.keys():
             self.find(quality, "quality report lacks its fields", tx)
         elif report["status"] == "failed":
             self.find(quality, "the last reload failed its quality check; the previous partition is kept", None)
@@ -177,7 +177,7 @@ class _Verifier:
             self.find(quality, f"says {report['rows_written']} rows written, the partition has {rows}", tx)
 
         self.report.checked += 1
-        problem = _rejects_problem(rejects, report.get("rejected") if isinstance(report, dict) else None)
+        problem = _rejects_problem(rejects, report.get("rejected") if report is not None else None)
         if problem:
             self.find(rejects, problem, tx)
 
@@ -280,13 +280,6 @@ class _Verifier:
         source = lay.subscriptions(dt.date.fromisoformat(as_of)) if as_of else None
         rebuild = source if source is not None and source.exists() else path
         self.parquet(path, SUBSCRIPTION_SCHEMA, meta, rebuild)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _rejects_problem(path: Path, expected: int | None) -> str | None:

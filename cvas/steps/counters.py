@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cvas.steps.exclusions import Exclusions
-from cvas.core.publish import PublishError, staged
+from cvas.core.publish import PublishError, publish_parquet, staged
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS
 from cvas.sql import load_sql
 
@@ -52,20 +52,11 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
     return table
 
 
-def write_parquet_checked(table: pa.Table, staging: Path, target: Path) -> None:
-    """Publish `table` as Parquet at `target` atomically, after re-reading the staged file."""
-    with staged(staging, target) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-        check = pq.read_metadata(tmp)
-        if check.num_rows != table.num_rows:
-            raise PublishError(f"{target}: staged file has {check.num_rows} rows, expected {table.num_rows}")
-
-
 def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,
                          out: Path, staging: Path, computed_at: dt.datetime | None = None) -> int:
     """Compute and publish one day's counters; returns the number of CPC rows (0 is a valid day)."""
     table = compute_daily_counters(day, partitions, exclusions, computed_at or dt.datetime.now().replace(microsecond=0))
-    write_parquet_checked(table, staging, out)
+    publish_parquet(staging, out, table)
     return table.num_rows
 
 
@@ -90,7 +81,7 @@ def export_counters(daily_files: list[Path], master: pa.Table, excluded_services
         service = con.execute(load_sql("export_counters_service")).fetch_arrow_table()
         if tuple(service.column_names) != SERVICE_EXPORT_COLUMNS:
             raise PublishError(f"service export columns {service.column_names} differ from the contract")
-        write_parquet_checked(counters, staging, cpc_out)
+        publish_parquet(staging, cpc_out, counters)
         with staged(staging, service_out) as tmp:
             con.register("service_rows", service)
             con.execute(f"copy service_rows to '{tmp}' (header, delimiter ',')")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 import logging
 import mmap
 import os
@@ -20,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from cvas.core.publish import PublishError, staged
+from cvas.core.publish import publish_parquet, staged
+from cvas.core.quality import write_quality
 from cvas.core.schemas import FLT, INT, STR, TS, KindSpec, spec
 
 log = logging.getLogger(__name__)
@@ -811,8 +810,7 @@ def load_day(kind: str, day: dt.date, raw: Path, out: Path, rejects_path: Path, 
     result = parse_extract(kind, day, raw, max_reject_ratio=max_reject_ratio)
     report = result.report
     write_rejects(staging, Path(rejects_path), result.rejects)
-    with staged(staging, Path(quality_path)) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_quality(staging, quality_path, report)
 
     if report["status"] != "ok":
         top = sorted(report["rejected_by_reason"].items(), key=lambda kv: (-kv[1], kv[0]))[:3]
@@ -840,21 +838,8 @@ def write_rejects(staging: Path, target: Path, rejects: list[Reject]) -> None:
 
 def write_partition(staging: Path, target: Path, table: pa.Table, schema: pa.Schema) -> None:
     """Publish one Parquet file whose schema is exactly `schema`, validated before the rename."""
-    if not table.schema.equals(schema):
-        raise PublishError(f"{target}: table schema {table.schema} is not {schema}")
-    with staged(staging, target) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True,
-                       use_dictionary=[f.name for f in schema if f.name not in _NO_DICTIONARY and f.type != TS])
-        meta = pq.read_metadata(tmp)
-        written = pq.read_schema(tmp).remove_metadata()
-        if meta.num_rows != table.num_rows or not written.equals(schema):
-            raise PublishError(f"{target}: staged file has {meta.num_rows} rows (expected {table.num_rows}) "
-                               f"and schema {written}")
-
-
-def read_quality(path: Path) -> dict[str, Any]:
-    """The quality report of one load (see `parse_extract` for its fields)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    publish_parquet(staging, target, table, schema,
+                    use_dictionary=[f.name for f in schema if f.name not in _NO_DICTIONARY and f.type != TS])
 
 
 def load_into_layout(layout, kind: str, day: dt.date, max_reject_ratio: float = 0.01) -> dict[str, Any]:

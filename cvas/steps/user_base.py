@@ -43,11 +43,10 @@ import duckdb
 import pyarrow as pa
 
 from cvas.core import provenance
-from cvas.steps.counters import write_parquet_checked
 from cvas.core.catalogue import day_listing
 from cvas.core.layout import Layout, days_in_dir
 from cvas.core.locking import exclusive
-from cvas.core.publish import PublishError, staged
+from cvas.core.publish import PublishError, publish_parquet, staged
 from cvas.sql import load_sql
 
 log = logging.getLogger(__name__)
@@ -186,7 +185,7 @@ def build_user_base_daily(snapshot: Path, day: dt.date, out: Path, staging: Path
     table, info = aggregate_snapshot(snapshot, day)
     if info["rows"] == 0:
         log.warning("user base %s: snapshot %s has no data rows (an empty day)", day, Path(snapshot).name)
-    write_parquet_checked(table, staging, out)
+    publish_parquet(staging, out, table)
     log.info("user base %s: %d rows read (%s), %d groups, %d subscriptions", day, info["rows"], info["encoding"],
              info["groups"], info["user_base"])
     return info
