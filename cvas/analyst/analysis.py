@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from cvas.core.csvlines import records
 from cvas.core.layout import Layout
 from cvas.core.publish import write_text_atomic
 from cvas.sql import load_sql
@@ -283,16 +284,17 @@ def _read_pipe(path: Path, header: tuple[str, ...], day: dt.date) -> list[list[s
     wanted = f"{day:%Y-%m-%d}"
     rows = []
     with fh:
-        reader = csv.reader(fh, delimiter="|", quoting=csv.QUOTE_NONE)
-        got = next(reader, None)
+        recs = records(fh, delimiter="|", quoting=csv.QUOTE_NONE)
+        got = next((rec.fields for rec in recs), None)
         if got is None or tuple(got) != header:
             raise AnalysisInputError(f"{path}: line 1: header {got!r}, expected {'|'.join(header)}")
-        for fields in reader:
+        for rec in recs:
+            fields = rec.fields
             if not fields:
                 continue
             if len(fields) != len(header):
                 raise AnalysisInputError(
-                    f"{path}: line {reader.line_num}: {len(fields)} fields, expected {len(header)}")
+                    f"{path}: line {rec.end}: {len(fields)} fields, expected {len(header)}")
             if fields[0] == wanted:
                 rows.append(fields[1:])
     return rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import json
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cvas.core.csvlines import CsvLineError, records
 from cvas.core.schemas import KindSpec, spec
 from cvas.sources import SourceError
 
@@ -290,19 +290,14 @@ def _records(path: Path) -> Iterator[tuple[int, int, int, list[str]]]:
                 pos += len(raw)
                 yield raw.decode("utf-8", errors="surrogateescape")
 
-        reader = csv.reader(lines())
-        start, line = 0, 1
-        old_limit = csv.field_size_limit()
-        csv.field_size_limit(1 << 30)
+        start = 0
         try:
-            for fields in reader:
-                if fields:
-                    yield start, pos, line, fields
-                start, line = pos, reader.line_num + 1
-        except csv.Error as exc:
-            raise SourceError(f"{path}: line {reader.line_num}: unreadable CSV ({exc})") from None
-        finally:
-            csv.field_size_limit(old_limit)
+            for rec in records(lines()):
+                if rec.fields:
+                    yield start, pos, rec.start, rec.fields
+                start = pos
+        except CsvLineError as exc:
+            raise SourceError(f"{path}: line {exc.line}: unreadable CSV ({exc})") from None
 
 
 def count_records(path: Path) -> int:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cvas.core.csvlines import CsvLineError, physical_lines, records
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,10 @@ def load_exclusions(path: Path | None) -> Exclusions:
     msisdns: set[str] = set()
     tmuserids: set[str] = set()
     # (physical line where the record starts, fields)
-    rows: list[tuple[int, list[str]]] = []
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    start = 1
     try:
-        for fields in reader:
-            rows.append((start, fields))
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise ExclusionListError(f"{path}: line {start}: not valid CSV ({exc})") from None
+        rows = [(rec.start, rec.fields) for rec in records(physical_lines(text), strict=True)]
+    except CsvLineError as exc:
+        raise ExclusionListError(f"{path}: line {exc.start}: not valid CSV ({exc})") from None
     if not rows:
         return Exclusions(source=str(path))
     first = [_clean(c).lower() for c in rows[0][1]]

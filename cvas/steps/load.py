@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from cvas.core.csvlines import physical_lines, records
 from cvas.core.publish import publish_parquet, staged
 from cvas.core.quality import write_quality
 from cvas.core.schemas import FLT, INT, STR, TS, KindSpec, spec
@@ -636,31 +637,21 @@ def _locate_quick(data, body_start: int, raw: pa.Table, rows: np.ndarray, bad_te
 def _locate_csv(path: Path, data, body_start: int, raw: pa.Table, rows: np.ndarray, n_bad_fields: int,
                 ncols: int) -> _Located:
     """Locate the rejected records by re-reading every record with the csv module (slow, exact)."""
-    text = data[body_start:].decode("utf-8")
+    lines = list(physical_lines(data[body_start:].decode("utf-8")))
     first_line = _line_of(data, body_start)
     wanted = set(rows.tolist())
-    lines = list(io.StringIO(text, newline=""))
-    reader = csv.reader(lines)
     located: _Located = []
     row = 0
     seen_bad_fields = 0
-    prev_end = 0
-    old_limit = csv.field_size_limit()
-    csv.field_size_limit(max(old_limit, len(text) + 1))
-    try:
-        for fields in reader:
-            start, prev_end = prev_end, reader.line_num
-            if not fields:
-                continue                      # a blank line: Arrow skips it too
-            if len(fields) != ncols:
-                seen_bad_fields += 1
-                located.append((first_line + start, _record_text(lines, start, prev_end), None, len(fields)))
-                continue
-            if row in wanted:
-                located.append((first_line + start, _record_text(lines, start, prev_end), row, None))
-            row += 1
-    finally:
-        csv.field_size_limit(old_limit)
+    for rec in records(lines):
+        if not rec.fields:
+            continue                          # a blank line: Arrow skips it too
+        malformed = len(rec.fields) != ncols
+        if malformed or row in wanted:
+            line, text = first_line + rec.start - 1, _record_text(lines, rec.start - 1, rec.end)
+            located.append((line, text, None, len(rec.fields)) if malformed else (line, text, row, None))
+        seen_bad_fields += malformed
+        row += not malformed
     if row != raw.num_rows or seen_bad_fields != n_bad_fields:
         raise ExtractFormatError(
             f"{path}: cannot locate rejected rows: the CSV reader found {raw.num_rows} well-formed and "

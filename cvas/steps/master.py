@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from cvas.core.csvlines import records
 from cvas.core.schemas import MASTER_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -172,13 +173,13 @@ def read_master_csv(path: Path) -> pa.Table:
     except FileNotFoundError:
         raise MasterFormatError(f"{path}: MASTERCPC.csv does not exist (run the MasterCpc task)") from None
     with fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+        recs = records(fh)
+        header = next((rec.fields for rec in recs), None)
         if header is None or tuple(h.strip() for h in header) != MASTER_COLUMNS:
             raise MasterFormatError(f"{path}: line 1: header {header!r}, expected {','.join(MASTER_COLUMNS)}")
         seen: set[int] = set()
-        for fields in reader:
-            line = reader.line_num
+        for rec in recs:
+            line, fields = rec.end, rec.fields
             if not fields:
                 continue
             if len(fields) != len(MASTER_COLUMNS):

@@ -29,9 +29,7 @@ Decisions (LEGACY §5, D-10, D-19):
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import logging
 import math
 import re
@@ -44,6 +42,7 @@ import pyarrow as pa
 
 from cvas.core import provenance
 from cvas.core.catalogue import day_listing
+from cvas.core.csvlines import physical_lines, records
 from cvas.core.layout import Layout, days_in_dir
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, publish_parquet, staged
@@ -123,8 +122,8 @@ def parse_snapshot(path: Path) -> tuple[list[tuple[int, str, str, int]], dict[st
     except FileNotFoundError:
         raise SnapshotFormatError(f"{path}: the NBS snapshot does not exist") from None
     text, encoding = decode_snapshot(data)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    recs = records(physical_lines(text))
+    header = next((rec.fields for rec in recs), None)
     if header is None:
         raise SnapshotFormatError(f"{path}: line 1: empty file, expected a header with {', '.join(REQUIRED_COLUMNS)}")
     names = [h.strip() for h in header]
@@ -133,8 +132,8 @@ def parse_snapshot(path: Path) -> tuple[list[tuple[int, str, str, int]], dict[st
         raise SnapshotFormatError(f"{path}: line 1: missing column(s) {', '.join(missing)} (header: {'|'.join(names)})")
     idx = {c: names.index(c) for c in REQUIRED_COLUMNS}
     rows: list[tuple[int, str, str, int]] = []
-    for fields in reader:
-        line = reader.line_num
+    for rec in recs:
+        line, fields = rec.end, rec.fields
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # a blank line carries no data
         if len(fields) != len(names):

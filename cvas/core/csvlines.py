@@ -1,0 +1,58 @@
+"""CSV records with the physical lines they span, so that an error can name the line of a file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+# A record may be as large as a file (a quoted field cut by truncation runs to the end).
+# Raised once for the process and never lowered: a restore by one reader while another
+# thread is reading would make that one fail.
+_FIELD_LIMIT = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class CsvRecord:
+    """One record: its fields ([] for a blank line) and the 1-based physical lines it spans."""
+
+    start: int
+    end: int
+    fields: list[str]
+
+
+class CsvLineError(csv.Error):
+    """Raised when the csv module cannot read a record (e.g. strict mode and a file that ends
+    inside quotes). `start` is the line where that record starts, `line` the last line read;
+    the message is the csv module's own."""
+
+    def __init__(self, reason: str, start: int, line: int) -> None:
+        super().__init__(reason)
+        self.start, self.line = start, line
+
+
+def physical_lines(text: str) -> Iterator[str]:
+    """The physical lines of `text`, line ends kept: \\n, \\r\\n and a lone \\r each end one."""
+    return iter(io.StringIO(text, newline=""))
+
+
+def records(lines: Iterable[str], **fmtparams) -> Iterator[CsvRecord]:
+    """Every record of `lines` (physical lines with their ends, e.g. `physical_lines(text)` or
+    a file opened with newline=""), blank lines included, in order.
+
+    Quoted fields may hold line breaks, so a record spans lines `start`..`end`. `fmtparams`
+    go to `csv.reader` (strict, delimiter, quoting). Lazy: the next line is read only when
+    the next record is asked for, so a caller counting bytes as it feeds lines knows where
+    each record ends.
+    """
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
+    reader = csv.reader(lines, **fmtparams)
+    start = 1
+    try:
+        for fields in reader:
+            yield CsvRecord(start, reader.line_num, fields)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise CsvLineError(str(exc), start, reader.line_num) from None
