@@ -355,7 +355,7 @@ def main() -> None:
         say("scheduling overhead of that backfill (target < 10%)",
             f"{(walls - spent) / walls:.1%} (task run() time {spent:.0f} s of {walls:.0f} s)")
 
-        from cvas.steps.subscriptions import bench_view
+        from bench.view import bench_view
 
         v = bench_view(lay, START + dt.timedelta(days=DAYS - 1), repeat=REPEAT)
         vs, bs = statistics.median(v["runs"]["view"]), statistics.median(v["runs"]["bare"])
