@@ -28,6 +28,9 @@ _RUN_LOGGED = {"daily", "backfill", "demo", "invalidate", "adopt", "simulate", "
 
 
 def _setup_logging(command: str, verbose: bool) -> None:
+    from cvas.core.logs import start_run
+
+    start_run()  # one id for this command, inherited by its worker processes
     if command not in _RUN_LOGGED:
         logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -123,9 +126,9 @@ def cmd_adopt(args) -> int:
 
 def cmd_summary(args) -> int:
     from cvas.ops.summary import format_summary, summarize
-    from tasks.config import layout
+    from tasks.config import cvas, layout
 
-    print(format_summary(summarize(layout())))
+    print(format_summary(summarize(layout(), Path(cvas().log_dir))))
     return 0
 
 
@@ -156,7 +159,7 @@ def cmd_demo(args) -> int:
     simulate(out, start, args.days, new_per_day=args.new_per_day, seed=args.seed)
     code = run_backfill(start, end)
     print()
-    print(format_summary(summarize(layout())))
+    print(format_summary(summarize(layout(), Path(cvas().log_dir))))
     return code
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import os
 import re
+import secrets
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _MARK = "_cvas_run_log"
 
 REDACTED = "<redacted>"
+RUN_ID_ENV = "CVAS_RUN_ID"
 
 
 LOG_DIGITS = 11      # msisdn and tmuserid shapes; a 10-digit subscription id stays readable
@@ -36,6 +38,20 @@ def redact(text: str, shortest: int = LOG_DIGITS) -> str:
     of a row, use the stricter `SERVER_DIGITS`.
     """
     return re.sub(rf"\d{{{shortest},}}", REDACTED, text)
+
+
+def start_run() -> str:
+    """Give this run a new id (time and 6 hex digits, never a long digit run), inherited by
+    the worker processes it starts; returns it. The `cvas` command calls it once per command."""
+    run = f"{dt.datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    os.environ[RUN_ID_ENV] = run
+    return run
+
+
+def run_id() -> str:
+    """This run's id, recorded in every sidecar and in the run log: the one `start_run` set
+    (here or in the parent process), else a new one for this process."""
+    return os.environ.get(RUN_ID_ENV) or start_run()
 
 
 class RedactLongDigits(logging.Filter):
@@ -147,7 +163,7 @@ def setup_run_logging(log_dir: Path, run_name: str, verbose: bool) -> Path:
     sys.excepthook = _log_uncaught
 
     log = logging.getLogger("cvas.core.logs")
-    log.info("run %s, pid %d, log %s", run_name, os.getpid(), path)
+    log.info("run %s, id %s, pid %d, log %s", run_name, run_id(), os.getpid(), path)
     if deleted:
         log.info("deleted %d run log(s) older than %d days", len(deleted), KEEP_DAYS)
     return path

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from cvas import __version__
 from cvas.core.layout import Layout, sidecar
+from cvas.core.logs import run_id as current_run_id
 from cvas.core.publish import write_text_atomic
 
 _CHUNK = 1 << 20
@@ -69,7 +69,7 @@ def record(layout: Layout, output: Path, *, inputs: dict[str, Path], params: dic
         "params": params,
         "rows": rows,
         "code_version": __version__,
-        "run_id": run_id or os.environ.get("CVAS_RUN_ID"),
+        "run_id": run_id or current_run_id(),
         "created": dt.datetime.now().isoformat(timespec="seconds"),
     }
     if extra:

@@ -12,8 +12,9 @@ from cvas.core.schemas import KINDS
 from cvas.core.freshness import counter_days, loaded_days
 
 
-def summarize(layout: Layout) -> dict:
-    """Figures over every published output (no PII: counts, CPCs, dates only)."""
+def summarize(layout: Layout, log_dir: Path) -> dict:
+    """Figures over every published output (no PII: counts, CPCs, dates only) and where the
+    outputs and the run logs (`log_dir`) are."""
     con = duckdb.connect()
     rows = {}
     for kind in KINDS:
@@ -50,7 +51,7 @@ def summarize(layout: Layout) -> dict:
             "subscriptions": str(layout.subscriptions_latest),
             "user base": str(layout.user_base_export("category").parent),
             "daily reports": str(layout.reports_root),
-            "run logs": "var/log",
+            "run logs": str(log_dir),
         },
     }
 
