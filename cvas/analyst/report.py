@@ -42,6 +42,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from markupsafe import Markup
 
 from cvas import __version__
 from cvas.core import provenance
@@ -51,6 +52,7 @@ from cvas.core.publish import write_text_atomic
 from cvas.core.quality import read_quality
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS
 from cvas.core.freshness import counter_days
+from cvas.templates import load_template, render
 from cvas.steps.user_base import map_category
 
 log = logging.getLogger(__name__)
@@ -727,47 +729,10 @@ def charts(data: ReportData) -> dict[str, tuple[str, str]]:
 
 # -- HTML --------------------------------------------------------------------------------
 
-_CSS = """
-*{box-sizing:border-box}
-body{font-family:"DejaVu Sans",system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:0;color:#1d2329;
- background:#f4f5f7;font-size:14px}
-header{background:#1d2b3a;color:#fff;padding:16px 28px}
-header h1{margin:0;font-size:22px;font-weight:600}
-header p{margin:4px 0 0;color:#c9d3dd;font-size:13px}
-main{padding:8px 28px 28px;max-width:1500px}
-section{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:12px 18px 16px;margin:14px 0}
-h2{font-size:16px;margin:2px 0 10px}
-.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(165px,1fr));gap:10px}
-.kpi{border:1px solid #e3e6ea;border-radius:5px;padding:8px 10px;background:#fbfcfd}
-.kpi .label{font-size:11px;color:#5b6570;text-transform:uppercase;letter-spacing:.04em}
-.kpi .value{font-size:21px;font-weight:600;margin:3px 0;font-variant-numeric:tabular-nums;white-space:nowrap}
-.kpi .sub{font-size:11px;color:#6b7580;line-height:1.35}
-.charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:14px 18px}
-figure{margin:0}
-figcaption{font-size:13px;font-weight:600;margin-bottom:2px}
-svg{display:block;height:auto;max-width:100%}
-table{border-collapse:collapse;font-size:12.5px;width:100%}
-th,td{padding:4px 8px;border-bottom:1px solid #eceff2;text-align:right;font-variant-numeric:tabular-nums}
-th{color:#5b6570;font-weight:600;background:#f7f8fa}
-th:first-child,td:first-child{text-align:left}
-.two{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:18px;align-items:start}
-.note{color:#5b6570;font-size:12px;margin:6px 0 0}
-ul.checks{list-style:none;padding:0;margin:0 0 10px}
-ul.checks li{padding:3px 0}
-.badge{display:inline-block;min-width:44px;text-align:center;border-radius:3px;font-size:11px;font-weight:600;
- padding:1px 6px;margin-right:8px}
-.ok .badge{background:#e3f1e4;color:#256b2a}
-.warn .badge{background:#fdecd2;color:#8a4b00}
-footer{color:#6b7580;font-size:11.5px;padding:0 28px 24px}
-@media print{body{background:#fff}section{break-inside:avoid;border:0}}
-"""
+_CSS = load_template("report.css")
 
 
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _kpi_html(k: Kpi) -> str:
+def _kpi_tile(k: Kpi) -> dict[str, Any]:
     fmt = FORMATTERS[k.kind]
     sub = []
     if k.key != "arpu_30d":
@@ -775,74 +740,50 @@ def _kpi_html(k: Kpi) -> str:
         sub.append(f"7-day mean {fmt(k.average_7d) if k.kind != 'signed' else fmt_signed(k.average_7d)}")
     if k.note:
         sub.append(k.note)
-    return (f'<div class="kpi" data-kpi="{_e(k.key)}" data-value="{_e(machine_value(k.value, k.kind))}">'
-            f'<div class="label">{_e(k.label)}</div><div class="value">{_e(fmt(k.value))}</div>'
-            f'<div class="sub">{"<br>".join(_e(s) for s in sub)}</div></div>')
+    return {"key": k.key, "label": k.label, "machine": machine_value(k.value, k.kind), "text": fmt(k.value),
+            "sub": sub}
 
 
-def _figure_html(title: str, svg: str) -> str:
-    return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
+def _table(headers: list[str], rows: list[list[str]], attrs: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """A table for the page: header cells, rows of cell texts, and per row its `data-` attributes."""
+    return {"headers": headers, "rows": rows, "attrs": attrs}
 
 
-def _table_html(headers: list[str], rows: list[list[str]], row_attrs: list[str] | None = None) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for i, row in enumerate(rows):
-        attrs = f" {row_attrs[i]}" if row_attrs else ""
-        body.append(f"<tr{attrs}>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _category_section(data: ReportData, chart: dict[str, tuple[str, str]]) -> str:
-    c = data.categories
+def _category_table(data: ReportData) -> dict[str, Any]:
     rows, attrs = [], []
-    for r in c.itertuples(index=False):
+    for r in data.categories.itertuples(index=False):
         rows.append([r.category, fmt_count(r.act_count), fmt_count(r.upg_count), fmt_count(r.reno_count),
                      fmt_count(r.dct_count), fmt_count(r.cnr_count), fmt_count(r.rfnd_count), fmt_eur(r.rfnd_amount),
                      fmt_eur(r.rev), fmt_pct(r.share, 1),
                      fmt_count(r.user_base) if data.health.user_base_days else "n/a"])
-        attrs.append(f'data-category="{_e(r.category)}" data-revenue="{r.rev:.2f}" '
-                     f'data-activations="{int(r.act_count)}"')
-    table = _table_html(["Category", "Activations", "Upgrades", "Renewals", "Deactivations", "Cancellations",
-                         "Refunds", "Refunded", "Revenue", "Share", "User base"], rows, attrs)
-    return (f'<section id="categories"><h2>By category</h2><div class="charts">'
-            f'{_figure_html(*chart["revenue_by_category"])}{_figure_html(*chart["categories_day"])}</div>'
-            f'<h2 style="margin-top:14px">Categories on {_e(data.day)}</h2>{table}'
-            f'<p class="note">Categories as in the user base (LEGACY §5.5 mapping of the master\'s category); '
-            f'CPCs missing from the master are counted as {UNKNOWN_SERVICE} with category {NO_CATEGORY}.</p></section>')
+        attrs.append({"data-category": r.category, "data-revenue": f"{r.rev:.2f}",
+                      "data-activations": str(int(r.act_count))})
+    return _table(["Category", "Activations", "Upgrades", "Renewals", "Deactivations", "Cancellations",
+                   "Refunds", "Refunded", "Revenue", "Share", "User base"], rows, attrs)
 
 
-def _service_section(data: ReportData, chart: dict[str, tuple[str, str]]) -> str:
-    s = data.services
+def _service_table(data: ReportData) -> dict[str, Any]:
     rows, attrs = [], []
-    for r in s.itertuples(index=False):
+    for r in data.services.itertuples(index=False):
         rows.append([r.service, r.category, fmt_count(r.act_count), fmt_count(r.reno_count), fmt_count(r.dct_count),
                      fmt_count(r.cnr_count), fmt_count(r.rfnd_count), fmt_eur(r.rev), fmt_pct(r.share, 1),
                      fmt_count(r.user_base)])
-        attrs.append(f'data-service="{_e(r.service)}" data-revenue="{r.rev:.2f}"')
-    table = _table_html(["Service", "Category", "Activations", "Renewals", "Deactivations", "Cancellations", "Refunds",
-                         "Revenue", "Share", "User base"], rows, attrs)
-    return (f'<section id="services"><h2>Top services on {_e(data.day)}</h2>{table}'
-            f'<div class="charts" style="margin-top:12px">{_figure_html(*chart["services_day"])}</div></section>')
+        attrs.append({"data-service": r.service, "data-revenue": f"{r.rev:.2f}"})
+    return _table(["Service", "Category", "Activations", "Renewals", "Deactivations", "Cancellations", "Refunds",
+                   "Revenue", "Share", "User base"], rows, attrs)
 
 
-def _user_base_section(data: ReportData, chart: dict[str, tuple[str, str]]) -> str:
-    if not data.health.user_base_days:
-        return ('<section id="user-base"><h2>User base</h2><p class="note" data-user-base="absent">No user-base files '
-                'in the window: user base, churn and ARPU are not available (see Data health).</p></section>')
+def _user_base_table(data: ReportData) -> dict[str, Any] | None:
+    """The day's user base per category, or None without a user-base file for the day."""
     day_rows = data.user_base[data.user_base["date"] == data.day]
-    body = ""
-    if len(day_rows):
-        per = day_rows.assign(category=day_rows["tme_category"].map(_category)).groupby("category")["user_base"].sum()
-        per = per.sort_values(ascending=False, kind="mergesort")
-        total = per.sum()
-        rows = [[cat, fmt_count(v), fmt_pct(v / total if total else 0, 1)] for cat, v in per.items()]
-        rows.append(["Total", fmt_count(total), "100.0%"])
-        body = f'<h2>User base on {_e(data.day)}</h2>' + _table_html(["Category", "Users", "Share"], rows)
-    else:
-        body = f'<p class="note">No user-base file for {_e(data.day)}.</p>'
-    return (f'<section id="user-base"><h2>User base</h2><div class="two">'
-            f'{_figure_html(*chart["user_base_by_category"])}<div>{body}</div></div></section>')
+    if not len(day_rows):
+        return None
+    per = day_rows.assign(category=day_rows["tme_category"].map(_category)).groupby("category")["user_base"].sum()
+    per = per.sort_values(ascending=False, kind="mergesort")
+    total = per.sum()
+    rows = [[cat, fmt_count(v), fmt_pct(v / total if total else 0, 1)] for cat, v in per.items()]
+    rows.append(["Total", fmt_count(total), "100.0%"])
+    return _table(["Category", "Users", "Share"], rows)
 
 
 def _days_text(days: list[dt.date], limit: int = 12) -> str:
@@ -850,96 +791,35 @@ def _days_text(days: list[dt.date], limit: int = 12) -> str:
     return ", ".join(runs[:limit]) + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
 
 
-def _check(key: str, ok: bool, count: int, text: str) -> str:
-    return (f'<li class="{"ok" if ok else "warn"}" data-health="{_e(key)}" data-count="{count}">'
-            f'<span class="badge">{"OK" if ok else "CHECK"}</span>{text}</li>')
-
-
-def _health_section(data: ReportData) -> str:
-    h = data.health
-    checks = []
-    n = len(h.missing_counter_days)
-    text = f"Missing counter days in the window: <b>{n}</b>"
-    if n:
-        text += f" ({_e(_days_text(h.missing_counter_days))})"
-    if h.history_start and h.history_start > data.window[0]:
-        text += f". History starts {_e(h.history_start)}."
-    checks.append(_check("missing_days", n == 0, n, text))
-    if not h.user_base_days:
-        checks.append(_check("user_base", False, 0, "User base: <b>no user-base files in the window</b>; user base, "
-                                                    "churn and ARPU are not shown"))
-    else:
-        n = len(h.missing_user_base_days)
-        checks.append(_check("user_base", n == 0, n, (
-            f"Missing user-base days in the window: <b>{n}</b>"
-            + (f" ({_e(_days_text(h.missing_user_base_days))})" if n else ""))))
-    rejected = sum(r["rejected"] for r in h.rejects)
-    failed = sorted({d for r in h.rejects for d in r["failed"]})
-    checks.append(_check("rejected_rows", rejected == 0 and not failed, rejected,
-                         f"Rejected rows in the window: <b>{rejected:,}</b>"
-                         + (f"; days failing the reject limit: {_e(_days_text(failed))}" if failed else "")))
-    checks.append(_check("stale_outputs", not h.problems, len(h.problems),
-                         f"Stale, failed or invalidated per-day outputs: <b>{len(h.problems)}</b>"))
-    for name, ok, text in h.outputs:
-        checks.append(_check("output", ok, 0 if ok else 1, f"{_e(name)}: {_e(text)}"))
-    checks.append(_check("unmapped_cpcs", not h.unmapped_cpcs, len(h.unmapped_cpcs), (
-        f"CPCs not in MASTERCPC.csv on {_e(data.day)}: <b>{len(h.unmapped_cpcs)}</b>"
-        + (f" ({_e(', '.join(map(str, h.unmapped_cpcs[:20])))}; counted as {UNKNOWN_SERVICE})"
-           if h.unmapped_cpcs else ""))))
-    excluded = (f"Excluded services (keywords: {_e(', '.join(h.excluded_keywords) or 'none')}) left out on "
-                f"{_e(data.day)}: {h.excluded_rows:,} CPC rows, {_e(fmt_eur(h.excluded_revenue))} revenue"
-                + (f" ({_e(', '.join(h.excluded_services))})" if h.excluded_services else ""))
-    checks.append(f'<li class="ok" data-health="excluded" data-count="{h.excluded_rows}"><span class="badge">INFO'
-                  f'</span>{excluded}</li>')
-    reject_rows = [[r["kind"], fmt_count(r["days"]), fmt_count(r["rows_read"]), fmt_count(r["rejected"]),
+def _reject_table(h: Health) -> dict[str, Any]:
+    return _table(["Kind", "Days loaded", "Rows read", "Rejected", "Reject ratio", "Days over the limit"],
+                  [[r["kind"], fmt_count(r["days"]), fmt_count(r["rows_read"]), fmt_count(r["rejected"]),
                     fmt_pct(r["rejected"] / r["rows_read"] if r["rows_read"] else 0, 3),
-                    _days_text(r["failed"]) or "none"] for r in h.rejects]
-    parts = [f'<section id="health"><h2>Data health</h2><ul class="checks">{"".join(checks)}</ul>',
-             _table_html(["Kind", "Days loaded", "Rows read", "Rejected", "Reject ratio", "Days over the limit"],
-                         reject_rows)]
-    if h.problems:
-        shown = h.problems[:40]
-        parts.append('<h2 style="margin-top:14px">Per-day outputs needing attention</h2>')
-        parts.append(_table_html(["Day", "Dataset", "State", "Why"],
-                                 [[str(d), lab, st, why] for d, lab, st, why in shown]))
-        if len(h.problems) > len(shown):
-            parts.append(f'<p class="note">and {len(h.problems) - len(shown)} more: see <code>cvas status</code>.</p>')
-    parts.append('<p class="note">Missing days are shaded grey in the trends. Rejected rows are in '
-                 '<code>rejects/&lt;kind&gt;/&lt;date&gt;.csv</code>; <code>cvas status</code> and '
-                 '<code>cvas plan</code> show what a backfill would rebuild.</p></section>')
-    return "".join(parts)
+                    _days_text(r["failed"]) or "none"] for r in h.rejects])
+
+
+def _problem_table(h: Health, limit: int = 40) -> dict[str, Any] | None:
+    """The first `limit` per-day outputs needing attention, or None when there are none."""
+    if not h.problems:
+        return None
+    return _table(["Day", "Dataset", "State", "Why"], [[str(d), lab, st, why] for d, lab, st, why in h.problems[:limit]])
 
 
 def render_html(data: ReportData, generated_at: dt.datetime | None = None) -> str:
-    """The report page: inline CSS and SVG only, nothing fetched when it is opened."""
-    chart = charts(data)
-    kpis = "".join(_kpi_html(k) for k in data.kpis)
+    """The report page (template `report.html`): inline CSS and SVG only, nothing fetched when it is opened."""
+    chart = {name: (title, Markup(svg)) for name, (title, svg) in charts(data).items()}
     trend_names = ["revenue", "activations", "renewals", "terminations", "net_adds", "refunds", "user_base",
                    "churn_arpu"]
-    trends = "".join(_figure_html(*chart[n]) for n in trend_names if n in chart)
-    span = f"{data.shown[0]} … {data.day}" if data.shown else str(data.day)
-    scope = ("Figures cover every CPC except the excluded services (as Counters_Service.csv); "
-             "the user base as the user-base exports.")
-    generated = f" · generated {generated_at:%Y-%m-%d %H:%M}" if generated_at else ""
-    return "".join([
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-        f"<title>CVAS daily report {_e(data.day)}</title><style>{_CSS}</style></head>",
-        f'<body data-report-date="{_e(data.day)}">',
-        f"<header><h1>CVAS daily report · {_e(f'{data.day:%A %d %B %Y}')}</h1>",
-        f"<p>Trends over {len(data.window)} days ({_e(span)} with data). {_e(scope)}</p></header><main>",
-        f'<section id="kpis"><h2>Key figures for {_e(data.day)}</h2><div class="kpis">{kpis}</div>',
-        '<p class="note">Net adds = activations − deactivations. Churn = deactivations ÷ (previous day\'s user base '
-        '+ activations). ARPU = revenue ÷ mean user base (of the previous day and the day; over 30 days: of the '
-        'days).</p></section>',
-        f'<section id="trends"><h2>Trends</h2><div class="charts">{trends}</div></section>',
-        _category_section(data, chart),
-        _service_section(data, chart),
-        _user_base_section(data, chart),
-        _health_section(data),
-        f"</main><footer>cvas {_e(__version__)}{_e(generated)} · from counters_daily/, reference/MASTERCPC.csv and "
-        f"user_base/daily/ of the window.</footer></body></html>\n",
-    ])
+    h = data.health
+    return render(
+        "report.html", css=Markup(_CSS), day=data.day, window=data.window, window_days=len(data.window),
+        span=f"{data.shown[0]} … {data.day}" if data.shown else str(data.day),
+        kpis=[_kpi_tile(k) for k in data.kpis], trends=[chart[n] for n in trend_names if n in chart], charts=chart,
+        categories=_category_table(data), services=_service_table(data), user_base=_user_base_table(data),
+        health=h, rejected=sum(r["rejected"] for r in h.rejects),
+        failed=sorted({d for r in h.rejects for d in r["failed"]}), rejects=_reject_table(h),
+        problems=_problem_table(h), days_text=_days_text, count=fmt_count, eur=fmt_eur,
+        unknown_service=UNKNOWN_SERVICE, no_category=NO_CATEGORY, version=__version__, generated_at=generated_at)
 
 
 # -- publish -----------------------------------------------------------------------------
