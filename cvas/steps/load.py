@@ -142,14 +142,7 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     path = Path(path)
     data = _map(path)
     names = ks.names
-    if not len(data):
-        raise ExtractFormatError(f"{path}: empty file, no header")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise ExtractFormatError(f"{path}: line {_line_of(data, nul)}: NUL byte in the file")
-    body_start = _check_header(path, data, names)
-    if np.frombuffer(data, dtype=np.uint8).max(initial=0) >= 0x80:   # the usual extract is all ASCII
-        _check_utf8(path, data)
+    body_start = _check_file(path, data, names)
 
     raw, bad_texts = _read_strings(path, data, body_start, names)
     n_bad_fields = len(bad_texts)
@@ -190,6 +183,20 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     log.info("parsed %s %s from %s: %d rows read, %d written, %d duplicates removed (%d key conflicts), "
              "%d rejected", kind, day, path, rows_read, table.num_rows, duplicates, conflicts, len(rejects))
     return LoadResult(table, rejects, report)
+
+
+def _check_file(path: Path, data, names: list[str]) -> int:
+    """The checks on the file as a whole (not empty, no NUL byte, the header, UTF-8);
+    returns the byte offset where the data starts."""
+    if not len(data):
+        raise ExtractFormatError(f"{path}: empty file, no header")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ExtractFormatError(f"{path}: line {_line_of(data, nul)}: NUL byte in the file")
+    body_start = _check_header(path, data, names)
+    if np.frombuffer(data, dtype=np.uint8).max(initial=0) >= 0x80:   # the usual extract is all ASCII
+        _check_utf8(path, data)
+    return body_start
 
 
 def _map(path: Path) -> mmap.mmap | bytes:
