@@ -1,5 +1,11 @@
 """Luigi tasks of cvas: thin wrappers that resolve paths and call one cvas function each."""
 
+from cvas.core.logs import run_id
+
+# Without the `cvas` command (`luigi --module tasks ...`) the process still gets one run id,
+# before luigi starts its worker processes, so that every sidecar of the run records the same.
+run_id()
+
 from tasks.config import CvasSettings, directory_source, simulated_source  # noqa: F401
 from tasks.steps.counters import DailyCounters, ExportCounters, MasterCpc  # noqa: F401
 from tasks.pipeline import Backfill, DailyPipeline  # noqa: F401
