@@ -14,12 +14,48 @@ import datetime as dt
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = dt.date(2025, 3, 3)
+
+
+def fetch_once(source, kind: str, day: dt.date, scratch: Path, local_psql: list[str] | None = None) -> dict:
+    """Throughput of one day's extract through ssh+psql, and of the same COPY run by a local psql.
+
+    `local_psql` is the argv prefix of a psql that reaches the same database directly (e.g.
+    ["psql", "-h", sockdir, "-p", "5432", "-U", "postgres", "-d", "nova"]); omitted, only
+    the ssh figure is measured. Returns rows, bytes, seconds and MB/s for each path.
+    """
+    from cvas.sources.ssh import _copy_script   # the very script the source sends
+    from cvas.sql import load_sql
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    dest = scratch / f"bench_{kind}_{day}.csv"
+    t0 = time.perf_counter()
+    rows = source.extract_transactions(kind, day, dest)
+    ssh_s = time.perf_counter() - t0
+    size = dest.stat().st_size
+    result = {"kind": kind, "day": day.isoformat(), "rows": rows, "bytes": size,
+              "ssh_s": ssh_s, "ssh_mb_s": size / 1e6 / ssh_s, "ssh_rows_s": rows / ssh_s}
+    if local_psql:
+        script = _copy_script(load_sql(f"extract_{kind}"), int(source.settings.command_timeout * 1000))
+        argv = [*local_psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"start_ts={day}",
+                "-v", f"end_ts={day + dt.timedelta(days=1)}", "-f", "-"]
+        local_dest = scratch / f"bench_{kind}_{day}.local.csv"
+        t0 = time.perf_counter()
+        with open(local_dest, "wb") as out:
+            subprocess.run(argv, input=script.encode(), stdout=out, stderr=subprocess.PIPE, check=True)
+        local_s = time.perf_counter() - t0
+        result.update(local_s=local_s, local_mb_s=local_dest.stat().st_size / 1e6 / local_s,
+                      local_rows_s=rows / local_s, same_bytes=local_dest.read_bytes() == dest.read_bytes())
+        local_dest.unlink()
+    dest.unlink()
+    return result
 
 
 def run(new_per_day: int = 2500, repeat: int = 3, kind: str = "reno") -> dict:
@@ -28,7 +64,7 @@ def run(new_per_day: int = 2500, repeat: int = 3, kind: str = "reno") -> dict:
         sys.path.insert(0, str(REPO))
     from cvas.simulator.nova_pg import load_into_postgres
     from cvas.simulator.simulate import simulate
-    from cvas.sources.ssh import SshSettings, SshSource, bench_ssh_fetch
+    from cvas.sources.ssh import SshSettings, SshSource
     from tests.servers import start_postgres, start_sshd
 
     pg = start_postgres()
@@ -44,7 +80,7 @@ def run(new_per_day: int = 2500, repeat: int = 3, kind: str = "reno") -> dict:
                                    database="nova", db_host=str(pg.socket_dir), db_port=pg.port,
                                    command_timeout=600)
             source = SshSource(settings)
-            runs = [bench_ssh_fetch(source, kind, DAY, work / "out", [pg.psql, *pg.args("nova")])
+            runs = [fetch_once(source, kind, DAY, work / "out", [pg.psql, *pg.args("nova")])
                     for _ in range(repeat)]
     finally:
         sshd.stop()

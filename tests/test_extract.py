@@ -13,13 +13,18 @@ import pytest
 from cvas.core.schemas import KINDS, SPECS
 from cvas.sources import SourceError
 from cvas.sources.simulated import SimulatedSource
-from cvas.sql import load_sql, psql_variables
+from cvas.sql import load_sql
 
 START = dt.date(2025, 10, 6)
 DAY = START + dt.timedelta(days=1)
 TS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 FACT_KINDS = ("act", "reno", "dct", "ppd")
 NBS_HEADER = "cpc,content_provider,service_name,last_billed_amount,tme_category,channel_desc,count"
+
+
+def psql_variables(sql: str) -> set[str]:
+    """The psql variables (:'name') a SQL text refers to."""
+    return set(re.findall(r":'([A-Za-z_][A-Za-z0-9_]*)'", sql))
 
 
 @pytest.fixture(scope="module")

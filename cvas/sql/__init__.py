@@ -17,11 +17,6 @@ def load_sql(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
-def psql_variables(sql: str) -> set[str]:
-    """The psql variables (:'name') a SQL text refers to."""
-    return set(_PSQL_VAR.findall(sql))
-
-
 def for_duckdb(sql: str) -> str:
     """Turn psql variable references into DuckDB named parameters."""
     return _PSQL_VAR.sub(lambda m: f"${m.group(1)}", sql)
