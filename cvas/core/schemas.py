@@ -59,9 +59,6 @@ SPECS: dict[str, KindSpec] = {
                      "refnd_date", ("sbnid", "tmuserid", "cpc", "refnd_date", "instant_rfnd")),
 }
 
-# Columns that hold personal data: never logged, never in messages.
-PII_COLUMNS = frozenset({"tmuserid", "msisdn"})
-
 # Per-day counters (LEGACY §9.4/§9.5): the 15 columns of Counters_CPC, canonical order.
 COUNTER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("date", pa.date32()), ("cpc", INT), ("act_count", INT), ("act_free", INT), ("act_pay", INT),

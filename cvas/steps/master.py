@@ -23,7 +23,6 @@ PERIOD_BY_MODEL_WORD = {
     "Monthly": 30, "Weekly": 7, "Trimonthly": 90, "Bimontly": 60, "One": 1, "3": 3, "45": 45,
     "0": 0, "Other": 0, "Sesion": 0, "PPD": 99999,
 }
-PPD_PERIOD = 99999
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
