@@ -7,7 +7,7 @@ from pathlib import Path
 import luigi
 from luigi.task_register import Register
 
-from cvas.core.layout import Layout
+from cvas.core.layout import Layout, migrate
 from cvas.core.schemas import DEFAULT_EXCLUDED_SERVICES
 from cvas.sources import Source
 
@@ -71,8 +71,17 @@ def cvas() -> CvasSettings:  # noqa: N802 - reads as the [cvas] section
     return _cached[1]
 
 
+_migrated: set[Path] = set()
+
+
 def layout() -> Layout:
-    return Layout(Path(cvas().data_root))
+    """The layout of the configured data root (renamed dataset folders are moved once per
+    process, see `cvas.core.layout.migrate`)."""
+    lay = Layout(Path(cvas().data_root))
+    if lay.root not in _migrated:
+        migrate(lay)
+        _migrated.add(lay.root)
+    return lay
 
 
 def excluded_services() -> tuple[str, ...]:

@@ -121,7 +121,7 @@ def sidecars(root: Path) -> dict[str, Any]:
         daily = meta.get("daily")
         if isinstance(daily, dict):   # {day: [size, mtime_ns]} of the per-day files an export read
             meta["daily"] = {day: v[0] if isinstance(v, list) else v for day, v in daily.items()}
-        if rel.startswith(("counters_daily/", "Counters/Counters_CPC", "reports/")):
+        if rel.startswith(("daily_counters/", "Counters/Counters_CPC", "reports/")):
             meta.pop("output_hash", None)
             if isinstance(daily, dict):
                 meta["daily"] = sorted(daily)

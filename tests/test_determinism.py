@@ -35,7 +35,7 @@ def test_two_runs_from_scratch_publish_identical_outputs(simulated_nova, tmp_pat
     # byte for byte, only the files that hold an audit timestamp differ
     differ_in_bytes = {k for k in a if (root_a / k).read_bytes().replace(bytes(root_a), b"") !=
                        (root_b / k).read_bytes().replace(bytes(root_b), b"")}
-    assert all(k.startswith(("counters_daily/", "Counters/Counters_CPC", "reports/")) for k in differ_in_bytes), \
+    assert all(k.startswith(("daily_counters/", "Counters/Counters_CPC", "reports/")) for k in differ_in_bytes), \
         differ_in_bytes
 
     # provenance agrees too: same inputs (by hash), parameters, rows and output hashes

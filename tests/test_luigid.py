@@ -148,7 +148,7 @@ def test_pipeline_through_luigid_is_in_the_history_and_listed_done(luigid, luigi
 
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
     assert all(task.complete() for task in expected.values())
-    assert sorted(p.name for p in (tmp_path / "data" / "counters_daily").iterdir()) == [f"{d}.parquet" for d in DAYS]
+    assert sorted(p.name for p in (tmp_path / "data" / "daily_counters").iterdir()) == [f"{d}.parquet" for d in DAYS]
     events = collections.defaultdict(list)
     for task_id, family, event in luigid.events():
         events[task_id].append(event)

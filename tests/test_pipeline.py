@@ -65,7 +65,7 @@ def test_end_to_end_daily_pipeline(simulated):
         assert part == lay.root / "transactions" / kind / "year_month=2026-03" / "2026-03-01.parquet"
         assert pq.read_schema(part).equals(spec(kind).schema)
         assert lay.quality(kind, START).exists() and lay.rejects(kind, START).exists()
-    assert lay.daily_counters(START) == lay.root / "counters_daily" / "2026-03-01.parquet"
+    assert lay.daily_counters(START) == lay.root / "daily_counters" / "2026-03-01.parquet"
     counters = pq.read_table(lay.daily_counters(START)).to_pylist()
     act = pq.read_table(lay.transactions("act", START))
     reno = pq.read_table(lay.transactions("reno", START))
@@ -95,7 +95,7 @@ def test_backfill_is_idempotent_and_rebuilds_only_what_is_missing(simulated, cap
     day = "2026-03-02"
     # the rebuilt day, its counters, the exports, and the report whose 90-day window holds the day
     # (re-rendered; its bytes differ only when the minute in its footer has moved)
-    assert changed <= {f"transactions/reno/year_month=2026-03/{day}.parquet", f"counters_daily/{day}.parquet",
+    assert changed <= {f"transactions/reno/year_month=2026-03/{day}.parquet", f"daily_counters/{day}.parquet",
                        "Counters/Counters_CPC.parquet", "Counters/Counters_Service.csv", f"reports/{END}.html"}
     assert f"transactions/reno/year_month=2026-03/{day}.parquet" in after
     # the rebuilt partition has the same rows as before (same raw extract)
@@ -162,7 +162,7 @@ def test_a_killed_backfill_leaves_no_partial_file_and_resumes(simulated, tmp_pat
             if path.suffix == ".parquet":
                 pq.read_metadata(path)  # every visible Parquet file is whole
     assert subprocess.run(cmd, cwd=REPO, env=env, capture_output=True).returncode == 0
-    assert len(list(simulated.root.glob("counters_daily/*.parquet"))) == DAYS
+    assert len(list(simulated.root.glob("daily_counters/*.parquet"))) == DAYS
 
 
 def test_a_new_day_is_appended_to_the_exports_and_equals_a_full_rebuild(simulated, tmp_path):

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cvas.core.schemas import spec
+
+log = logging.getLogger(__name__)
+
+# Dataset folders renamed since data roots were first written (old, new), relative to the root:
+# `migrate` moves an existing root's folder, sidecars and rebuild marks to the new name once.
+RENAMED: tuple[tuple[str, str], ...] = (("counters_daily", "daily_counters"),)
+
+
+class LayoutMigrationError(RuntimeError):
+    """Raised when a renamed dataset folder exists under both its old and its new name."""
 
 
 def month_of(day: dt.date) -> str:
@@ -70,7 +82,7 @@ class Layout:
     # -- counters ----------------------------------------------------------------
     @property
     def daily_counters_root(self) -> Path:
-        return self.root / "counters_daily"
+        return self.root / "daily_counters"
 
     def daily_counters(self, day: dt.date) -> Path:
         return self.daily_counters_root / f"{day:%Y-%m-%d}.parquet"
@@ -133,6 +145,29 @@ class Layout:
     def report(self, day: dt.date) -> Path:
         """The self-contained HTML daily report of one day."""
         return self.reports_root / f"{day:%Y-%m-%d}.html"
+
+
+def migrate(layout: Layout) -> list[tuple[Path, Path]]:
+    """Give an existing data root the current folder names (`RENAMED`): each old dataset folder,
+    its sidecar folder under `_meta/` and its rebuild marks under `_invalid/` is renamed in
+    one atomic rename, logged, and only when the new name is free. Files keep their mtimes,
+    so every output stays fresh. Returns the renames done (none on an up-to-date root)."""
+    done: list[tuple[Path, Path]] = []
+    for old_name, new_name in RENAMED:
+        for base in (layout.root, layout.root / "_meta", layout.root / "_invalid"):
+            old, new = base / old_name, base / new_name
+            if not old.is_dir():
+                continue
+            if new.exists():
+                raise LayoutMigrationError(f"{old} and {new} both exist: {old_name}/ was renamed {new_name}/; "
+                                           f"move the files of {old} into {new} and remove {old}")
+            try:
+                os.rename(old, new)
+            except FileNotFoundError:
+                continue  # another process renamed it first
+            log.warning("renamed %s to %s (the dataset's current name)", old, new)
+            done.append((old, new))
+    return done
 
 
 def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:
