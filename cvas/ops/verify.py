@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cvas.core import provenance
+from cvas.core.freshness import FAILED, MISSING, Freshness
 from cvas.core.layout import Layout
 from cvas.core.quality import read_quality
 from cvas.steps.load import REJECT_COLUMNS
@@ -100,6 +101,7 @@ class _Verifier:
         self.layout = layout
         self.report = report
         self.hash = hashes
+        self.fresh = Freshness(layout)  # missing and failed outputs: the one freshness decision
 
     def find(self, path: Path, problem: str, rebuild: Path | None) -> None:
         self.report.findings.append(Finding(path, problem, rebuild))
@@ -149,7 +151,7 @@ class _Verifier:
         raw, tx, quality, rejects = lay.raw(kind, day), lay.transactions(kind, day), lay.quality(kind, day), \
             lay.rejects(kind, day)
         report = read_quality(quality)
-        if not tx.exists():
+        if self.fresh.state("transactions", day, kind).state in (MISSING, FAILED) and not tx.exists():
             self.report.checked += 1
             if report is not None and report.get("status") == "failed":
                 self.find(tx, f"not loaded: the last load failed its quality check (reject ratio "
@@ -183,7 +185,7 @@ class _Verifier:
 
     def counters(self, day: dt.date) -> None:
         path = self.layout.daily_counters(day)
-        if not path.exists():
+        if self.fresh.state("daily_counters", day).state == MISSING:
             self.report.checked += 1
             self.find(path, "missing", None)
             return
@@ -192,7 +194,7 @@ class _Verifier:
     def user_base(self, day: dt.date) -> None:
         lay = self.layout
         snapshot, daily = lay.user_base_snapshot(day), lay.user_base_daily(day)
-        if not daily.exists():
+        if self.fresh.state("user_base_daily", day).state == MISSING:
             self.report.checked += 1
             self.find(daily, "missing", None)
             return
