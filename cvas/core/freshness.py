@@ -168,10 +168,12 @@ class Freshness:
         changed = [key for key, now in ds.expect if _dotted(meta, key) != now(self.layout, day, self.settings)]
         if ds.listing is not None:
             key, per_day = ds.listing
-            recorded = meta.get(key) or {}
-            if f"{day:%Y-%m-%d}" not in recorded:
-                return f"does not include {day}"
-            if through(recorded, day) != through(self._listing(per_day), day):
+            recorded, now = meta.get(key) or {}, self._listing(per_day)
+            if day is not None:  # the day it must include; days after it do not count
+                if f"{day:%Y-%m-%d}" not in recorded:
+                    return f"does not include {day}"
+                recorded, now = through(recorded, day), through(now, day)
+            if recorded != now:
                 changed.append(per_day)
         recorded = meta.get("inputs") or {}
         changed += [n for n, p in paths.inputs.items() if not provenance.same_stat(recorded.get(n), p, current[n])]
