@@ -20,7 +20,6 @@ that must be compared; make a new object to see new files.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -162,7 +161,7 @@ class Freshness:
         if not (ds.expect or ds.listing or set(ds.external) & current.keys()) \
                 and all(c is not None and c[1] <= own[1] for c in current.values()):
             return ""  # every input is older than the output: nothing can have changed
-        meta = _read_sidecar(paths.sidecar)
+        meta = provenance.read_json(paths.sidecar)
         if meta is None:  # DESIGN D13: an unreadable sidecar is a missing one
             return "unreadable provenance sidecar"
         changed = [key for key, now in ds.expect if _dotted(meta, key) != now(self.layout, day, self.settings)]
@@ -210,14 +209,6 @@ def _scan(directory: str) -> dict[str, list[int]]:
             continue
         listing[entry.name] = [st.st_size, st.st_mtime_ns]
     return listing
-
-
-def _read_sidecar(path: Path) -> dict[str, Any] | None:
-    try:
-        meta = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
 
 
 def _dotted(meta: dict[str, Any], key: str) -> Any:

@@ -79,11 +79,18 @@ def record(layout: Layout, output: Path, *, inputs: dict[str, Path], params: dic
 
 
 def read(layout: Layout, output: Path) -> dict[str, Any] | None:
-    """The sidecar of `output`, or None when it has none."""
+    """The sidecar of `output`, or None when it has none or it is unreadable (D13: stale either way)."""
+    return read_json(sidecar(layout, output))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path` (a sidecar, a quality report), or None when the file is
+    missing, unreadable or holds something else."""
     try:
-        return json.loads(sidecar(layout, output).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        found = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return found if isinstance(found, dict) else None
 
 
 def changed_inputs(layout: Layout, output: Path, inputs: dict[str, Path]) -> list[str]:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cvas.core.provenance import read_json
 from cvas.core.publish import write_text_atomic
 
 
@@ -16,8 +17,4 @@ def write_quality(staging_root: Path, path: Path, report: dict[str, Any]) -> Non
 
 def read_quality(path: Path) -> dict[str, Any] | None:
     """The quality report at `path`, or None when it is missing, unreadable or not a JSON object."""
-    try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return report if isinstance(report, dict) else None
+    return read_json(path)
