@@ -3,7 +3,9 @@
 Each timed figure is the median of BENCH_REPEAT (>= 3) runs unless it is a one-off build
 (backfills), which is said in its label. Knobs: BENCH_NEW_PER_DAY (scale, default 500,
 about 20k transactions a day), BENCH_DAYS (history, default 365), BENCH_YEARS (no-op
-check, default 3), BENCH_SSH (1/0), BENCH_REPEAT (3).
+check, default 3), BENCH_SSH (1/0), BENCH_REPEAT (3); for the batched backfill and adoption
+figures BENCH_BATCH_NEW_PER_DAY (750, ~30k transactions a day), BENCH_BATCH_DAYS (365) and
+BENCH_BATCH_YEARS (3; 0 or 1 skips the multi-year run).
 """
 
 from __future__ import annotations
@@ -317,6 +319,95 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# -- batched backfill and adoption (issue 13) ----------------------------------------------------
+
+BATCH_NEW_PER_DAY = int(os.environ.get("BENCH_BATCH_NEW_PER_DAY", "750"))   # ~30k transactions a day
+BATCH_DAYS = int(os.environ.get("BENCH_BATCH_DAYS", "365"))
+BATCH_YEARS = int(os.environ.get("BENCH_BATCH_YEARS", "3"))                 # 0 skips the long backfill
+
+BACKFILL = """
+import datetime as dt
+from tasks.pipeline import run_backfill
+code = run_backfill(dt.date.fromisoformat('{start}'), dt.date.fromisoformat('{end}'), progress=lambda _: None)
+assert code == 0, code
+"""
+
+ADOPT = """
+from pathlib import Path
+from cvas.ops.adopt import adopt
+from tasks.config import layout
+adopt(Path('{legacy}'), layout())
+""" + BACKFILL
+
+
+def bare_conversion(layout, start: dt.date, end: dt.date, out: Path) -> tuple[float, int]:
+    """Seconds DuckDB alone takes to turn every landing CSV of the range into one typed Parquet
+    file per day and kind (types inferred by read_csv), and the rows converted."""
+    import duckdb
+
+    from cvas.core.schemas import KINDS
+
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    rows, day = 0, start
+    t = time.perf_counter()
+    while day <= end:
+        for kind in KINDS:
+            (n,) = con.execute(f"copy (select * from read_csv('{layout.raw(kind, day)}', header=true)) "
+                               f"to '{out / f'{kind}-{day}.parquet'}' (format parquet)").fetchone()
+            rows += n
+        day += dt.timedelta(days=1)
+    seconds = time.perf_counter() - t
+    con.close()
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds, rows
+
+
+def backfill_targets(work: Path) -> None:
+    """A steady-state history built by one `cvas backfill` (batch runs) against DuckDB's bare
+    CSV->Parquet conversion of the same landing CSVs; then `cvas adopt` of that history as a
+    legacy tree plus the backfill after it; then the rows/s of a BATCH_YEARS-year backfill."""
+    from cvas.core.layout import Layout
+    from cvas.simulator.legacy import write_legacy_tree
+    from cvas.simulator.simulate import simulate
+
+    nova = work / "nova-batch"
+    info = simulate(nova, START, BATCH_DAYS, new_per_day=BATCH_NEW_PER_DAY, seed=3)
+    end = info.end
+    root = work / "data-batch"
+    cfg = configure(work, root, nova)
+    r = in_subprocess(cfg, BACKFILL.format(start=START, end=end))
+    lay = Layout(root)
+    bare, rows = bare_conversion(lay, START, end, work / "bare")
+    say(f"backfill of {BATCH_DAYS} days, every output, batch runs ({rows:,} rows, {rows / BATCH_DAYS:,.0f}/day)",
+        f"{r['s']:.1f} s, {rows / r['s']:,.0f} rows/s, peak {r['mib']:,.0f} MiB (target <= 1,536 MiB)")
+    say("bare DuckDB CSV->typed Parquet of the same CSVs, one file per day and kind",
+        f"{bare:.1f} s; backfill ratio {r['s'] / bare:.2f} (target <= 2)")
+
+    legacy = work / "legacy-batch"
+    write_legacy_tree(info.database, legacy, info.days, [])
+    adopted = work / "data-adopt"
+    a = in_subprocess(configure(work, adopted, nova), ADOPT.format(legacy=legacy, start=START, end=end))
+    say(f"cvas adopt of {BATCH_DAYS} legacy days + the backfill after it",
+        f"{a['s']:.1f} s, peak {a['mib']:,.0f} MiB; ratio to the bare conversion {a['s'] / bare:.2f} (target <= 3)")
+    shutil.rmtree(legacy, ignore_errors=True)
+    shutil.rmtree(adopted, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+    if BATCH_YEARS > 1:
+        days = 365 * BATCH_YEARS
+        nova_y = work / "nova-years"
+        info_y = simulate(nova_y, START, days, new_per_day=BATCH_NEW_PER_DAY, seed=3)
+        root_y = work / "data-years-batch"
+        y = in_subprocess(configure(work, root_y, nova_y), BACKFILL.format(start=START, end=info_y.end))
+        rows_y = rows_between(Layout(root_y), START, info_y.end)
+        say(f"backfill of {BATCH_YEARS} years ({rows_y:,} rows)",
+            f"{y['s']:.0f} s, {rows_y / y['s']:,.0f} rows/s vs {rows / r['s']:,.0f} for one year "
+            f"(ratio {(rows_y / y['s']) / (rows / r['s']):.2f}, target >= 0.9), peak {y['mib']:,.0f} MiB")
+        shutil.rmtree(root_y, ignore_errors=True)
+        shutil.rmtree(nova_y, ignore_errors=True)
+
+
 def main() -> None:
     sys.path.insert(0, str(REPO))
     work = Path(tempfile.mkdtemp(prefix="cvas-bench-"))
@@ -387,6 +478,7 @@ def main() -> None:
             f"{decide(ycfg, ys, ye):.2f} s (fresh process, imports included; the decision is the same "
             "for the local scheduler and luigid: it is made from storage before Luigi starts)")
         million_row_day(work)
+        backfill_targets(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if os.environ.get("BENCH_SSH", "1") == "1":

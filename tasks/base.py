@@ -1,17 +1,81 @@
-"""The base of cvas tasks: requires() and complete() from the catalogue; success clears the mark."""
+"""The base of cvas tasks: requires() and complete() from the catalogue; success clears the mark.
+
+Per-day tasks take a `DayParameter`: a plain date, or in a Luigi batch run (a backfill) the
+`DayBatch` of every day the scheduler handed the worker at once.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import luigi
 from luigi.task import flatten
 
+from cvas.core.batch import DaysFailed
 from cvas.core.catalogue import dataset as catalogue_entry
 from cvas.core.freshness import clear_invalidation
 from cvas.core.logs import redact
 from tasks import datasets
 from tasks.config import layout
+
+
+class DayBatch(tuple):
+    """The days of one batch run, sorted: what Luigi's scheduler gives a batched per-day task
+    when several of its days (same other parameters) are pending at once."""
+
+
+def _combine(days) -> dt.date | DayBatch:
+    """The `batch_method` of DayParameter: the scheduler's pending days as one value."""
+    days = sorted(set(days))
+    return days[0] if len(days) == 1 else DayBatch(days)
+
+
+class DayParameter(luigi.DateParameter):
+    """A day (`YYYY-MM-DD`). Batchable: in a batch run the value is a `DayBatch`, serialised as
+    the comma-separated days, so the single-day task and its id stay exactly as before."""
+
+    def __init__(self, **kwargs):
+        super().__init__(batch_method=_combine, **kwargs)
+
+    def parse(self, s):
+        return _combine(super(DayParameter, self).parse(x) for x in s.split(",")) if "," in s else super().parse(s)
+
+    def serialize(self, x):
+        if isinstance(x, DayBatch):
+            return ",".join(super(DayParameter, self).serialize(d) for d in x)
+        return super().serialize(x)
+
+    def next_in_enumeration(self, value):
+        # luigi's run summary ranges consecutive days; a batch is not one of them
+        return None if isinstance(value, DayBatch) else super().next_in_enumeration(value)
+
+    def normalize(self, x):
+        if isinstance(x, (DayBatch, list, tuple)):
+            return _combine(super(DayParameter, self).normalize(d) for d in x)
+        return super().normalize(x)
+
+
+def days_of(value) -> list[dt.date]:
+    """The days a DayParameter value stands for."""
+    return list(value) if isinstance(value, DayBatch) else [value]
+
+
+_batching = [False]
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Tasks scheduled inside may run as Luigi batch runs (what a backfill does). Outside, every
+    task runs alone, one day each: a daily run, a plain `luigi.build`, the retry of a failed
+    batch (each failed day then fails with its own error, recorded against that day only)."""
+    _batching[0] = True
+    try:
+        yield
+    finally:
+        _batching[0] = False
 
 
 class CvasTask(luigi.Task):
@@ -22,24 +86,55 @@ class CvasTask(luigi.Task):
     view, report), every upstream task is complete too. `cvas invalidate` marks outputs for
     rebuild without deleting them, so readers keep the old file until the rerun replaces it
     in one rename.
+
+    A batch run (a `DayBatch` date) stands for its per-day tasks: its outputs are theirs and
+    it is complete when they all are. When some of its days fail (`DaysFailed`), Luigi marks
+    every day of the batch failed; the days that were published are complete, so a retry
+    outside `batched` records them done and reruns only the failed ones.
     """
 
     dataset: str = ""  # the catalogue name of what the task writes (a class attribute, not a parameter)
+
+    @property
+    def batchable(self):
+        return super().batchable and _batching[0]
+
+    @property
+    def is_batch(self) -> bool:
+        return isinstance(getattr(self, "date", None), DayBatch)
+
+    def day_tasks(self) -> list[CvasTask]:
+        """The one-day tasks this run stands for (itself when it is not a batch)."""
+        return [self.clone(date=d) for d in self.date] if self.is_batch else [self]
+
+    def per_day(self, fn):
+        """`fn(date)` for a one-day task; the list of `fn(day)` for a batch."""
+        return [fn(d) for d in self.date] if self.is_batch else fn(self.date)
 
     def requires(self):
         return datasets.requires(self)
 
     def complete(self):
+        if self.is_batch:
+            return all(t.complete() for t in self.day_tasks())
         if not datasets.state(self).fresh:
             return False
         return not catalogue_entry(self.dataset).product or all(t.complete() for t in flatten(self.requires()))
 
-    def on_success(self):
+    def _clear_marks(self):
         lay = layout()
         for target in flatten(self.output()):
             clear_invalidation(lay, Path(target.path))
+
+    def on_success(self):
+        self._clear_marks()
         return super().on_success()
 
     def on_failure(self, exception):
+        if isinstance(exception, DaysFailed):
+            # the days that were published are rebuilt: their marks go, the failed days' stay
+            for task in self.day_tasks():
+                if task.date not in exception.failures:
+                    task._clear_marks()
         # the return value becomes the failure e-mail body and the visualiser's error text
         return redact(super().on_failure(exception))

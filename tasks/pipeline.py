@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable
 
 import luigi
-from luigi.execution_summary import LuigiStatusCode
+from luigi.execution_summary import LuigiStatusCode, _summary_dict
 
 from cvas.core.catalogue import grid_columns, leaves, output_path, products, split_label
 from cvas.core.freshness import Freshness
 from cvas.ops.status import grid, mark_for_rebuild, outputs_as_of, plan, plan_outputs
 from tasks import datasets
+from tasks.base import batched
 from tasks.config import cvas, layout
 from tasks.steps.counters import DailyCounters
 
@@ -85,8 +86,14 @@ def exit_code(status: LuigiStatusCode) -> int:
 
 def build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int | None = None) -> int:
     """Run `tasks` with the configured scheduler; returns the exit code."""
+    return _build(tasks, central=central, workers=workers)[0]
+
+
+def _build(tasks: list[luigi.Task], *, central: bool | None = None,
+           workers: int | None = None) -> tuple[int, list[luigi.Task]]:
+    """Run `tasks`; returns the exit code and the tasks that failed."""
     if not tasks:
-        return 0
+        return 0, []
     central = cvas().scheduler == "central" if central is None else central
     result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
                          workers=workers or cvas().workers, log_level="WARNING")
@@ -96,8 +103,26 @@ def build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int 
         from tasks.ops.luigid import wait_for_other_workers
 
         if wait_for_other_workers(tasks):
-            return 0
-    return exit_code(result.status)
+            return 0, []
+    return exit_code(result.status), sorted(_summary_dict(result.worker)["failed"], key=lambda t: t.task_id)
+
+
+def build_batched(tasks: list[luigi.Task], **kwargs) -> tuple[int, list[luigi.Task]]:
+    """Run `tasks`, the per-day families in Luigi batch runs (only here: every other build runs
+    one task per day); returns the exit code and the failed one-day tasks.
+
+    Luigi fails every day of a batch whose run raised, though the run published its good
+    days (`cvas.core.batch.DaysFailed`). The same tasks are then built again unbatched: the
+    published days are complete (luigi records them done) and each failed day reruns alone,
+    so it fails with its own error and the scheduler records only the bad days as failed.
+    """
+    with batched():
+        code, failed = _build(tasks, **kwargs)
+    if not any(getattr(t, "is_batch", False) for t in failed):
+        return code, failed
+    log.warning("a batch run failed (%s); retrying its tasks one day at a time",
+                ", ".join(t.task_id for t in failed if t.is_batch))
+    return _build(tasks, **kwargs)
 
 
 def run_daily(day: dt.date, **kwargs) -> int:
@@ -137,13 +162,24 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     code = 0
     for i in range(0, len(todo), batch):
         chunk = todo[i:i + batch]
-        code = max(code, build(sorted({t for d in chunk for t in per_day[d]}, key=lambda t: t.task_id), **kwargs))
+        chunk_code, failed = build_batched(sorted({t for d in chunk for t in per_day[d]}, key=lambda t: t.task_id),
+                                           **kwargs)
+        code = max(code, chunk_code)
         done = min(i + batch, len(todo))
         progress(f"  {done}/{len(todo)} days ({chunk[0]}..{chunk[-1]}) "
                  f"{'ok' if code == 0 else 'with failures'}, {time.monotonic() - t0:.1f}s")
+        if failed:
+            progress("  failed: " + ", ".join(_day_label(t) for t in failed))
     code = max(code, build(finals, **kwargs))
     progress(f"backfill done in {time.monotonic() - t0:.1f}s, exit code {code}")
     return code
+
+
+def _day_label(task: luigi.Task) -> str:
+    """`Family(kind) day` of a failed one-day task, for the progress lines."""
+    params = task.to_str_params(only_significant=True)
+    day = params.pop("date", "")
+    return f"{task.task_family}({', '.join(params.values())}) {day}".replace("() ", " ")
 
 
 class Backfill(luigi.WrapperTask):

@@ -524,7 +524,7 @@ CLI_CASES = [
 ]
 
 NAMED_ERRORS = {"ExtractFormatError", "RejectRatioExceeded", "SnapshotFormatError", "SourceError",
-                "ExclusionListError", "MasterFormatError"}
+                "ExclusionListError", "MasterFormatError", "DaysFailed"}
 LUIGI_CFG = """[core]
 autoload_range = false
 [retcode]

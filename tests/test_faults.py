@@ -232,3 +232,44 @@ def test_verify_detects_corrupted_outputs_and_the_next_backfill_rebuilds_them(no
     assert sidecar(lay, unrecorded).exists()
     assert pq.read_table(truncated).drop_columns(["last_updated"]).equals(
         pq.read_table(reference.root / truncated.relative_to(root)).drop_columns(["last_updated"]))
+
+
+# -- SIGKILL inside a batch run ------------------------------------------------------------
+
+BATCH_START = dt.date(2025, 11, 10)
+BATCH_DAYS = 6
+BATCH_RANGE = ("--start", f"{BATCH_START}", "--end", f"{BATCH_START + dt.timedelta(days=BATCH_DAYS - 1)}")
+
+
+def test_sigkill_inside_a_batch_run_then_a_rerun_gives_the_reference_outputs(tmp_path):
+    """The backfill is killed once the act loads' batch has published some of its days but not
+    all; the rerun loads the rest and everything equals an uninterrupted run's outputs."""
+    from cvas.simulator.simulate import simulate
+
+    nova = simulate(tmp_path / "nova", BATCH_START, BATCH_DAYS, new_per_day=60, seed=SEED)
+    ref = tmp_path / "reference" / "data"
+    assert run_cvas(write_cfg(tmp_path / "reference.cfg", ref, nova=nova), "backfill", *BATCH_RANGE).returncode == 0
+    for attempt in range(5):   # the kill must land between two days of the batch: retried if it missed
+        root = tmp_path / f"killed{attempt}" / "data"
+        cfg = write_cfg(tmp_path / f"killed{attempt}.cfg", root, nova=nova)
+        partitions = root / "transactions" / "act"
+        proc = subprocess.Popen(cvas_cmd("backfill", *BATCH_RANGE), cwd=REPO, env=env_for(cfg),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and not list(partitions.glob("*/*.parquet")):
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        loaded = len(list(partitions.glob("*/*.parquet")))
+        if 0 < loaded < BATCH_DAYS:
+            break
+    else:
+        pytest.fail("no kill landed inside the act loads' batch")
+    assert not visible_files_are_whole(root)
+    rerun = run_cvas(cfg, "backfill", *BATCH_RANGE)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    end = BATCH_START + dt.timedelta(days=BATCH_DAYS - 1)
+    if not verify_range(Layout(root), BATCH_START, end).ok:   # a partition killed before its sidecar
+        assert run_cvas(cfg, "verify", *BATCH_RANGE).returncode == 1
+        assert run_cvas(cfg, "backfill", *BATCH_RANGE).returncode == 0
+    assert verify_range(Layout(root), BATCH_START, end).ok
+    assert differences(published(root), published(ref)) == []

@@ -24,7 +24,7 @@ from cvas.steps.load import load_into_layout
 from cvas.core.publish import publish_parquet, staged
 from cvas.core.schemas import KINDS, spec
 from cvas.sources import SourceError
-from cvas.sources.directory import DirectorySource, count_records
+from cvas.sources.directory import DirectorySource
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
             for item in directory.historical_unassignable(kind):
                 raise AdoptError(f"{item.file}: line {item.line}: {item.reason} (no day can own this record)")
             parquet_rows: dict[dt.date, Path] = {}
+            parquet_counts: dict[dt.date, int] = {}
             for month, files in legacy_parquet_months(legacy_root, kind).items():
                 table = _read_month(kind, files)
                 days = pc.cast(table.column(ks.date_column), pa.date32())
@@ -122,8 +123,10 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
                 con.register("month_rows", dated)
                 for (day,) in con.execute("select distinct _day from month_rows order by 1").fetchall():
                     body = scratch / f"{kind}-{day}.parquet.csv"
-                    con.execute(f"copy (select * exclude (_day) from month_rows where _day = date '{day:%Y-%m-%d}') "
-                                f"to '{body}' (header false)")
+                    # COPY's own row count: the file is not re-read to count its records
+                    (parquet_counts[day],) = con.execute(
+                        f"copy (select * exclude (_day) from month_rows where _day = date '{day:%Y-%m-%d}') "
+                        f"to '{body}' (header false)").fetchone()
                     parquet_rows[day] = body
                 con.unregister("month_rows")
             for day in sorted(csv_days | set(parquet_rows)):
@@ -144,7 +147,7 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
                     if day in parquet_rows:
                         with open(tmp, "ab") as out, open(parquet_rows[day], "rb") as src:
                             shutil.copyfileobj(src, out)
-                        mc.parquet += count_records(parquet_rows[day])
+                        mc.parquet += parquet_counts[day]
                         parquet_rows[day].unlink()
                 report = load_into_layout(layout, kind, day, max_reject_ratio=1.0)
                 mc.written += report["rows_written"]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from cvas.core.batch import each_day
 from cvas.core.publish import staged
-from cvas.sources import Source
+from cvas.sources import Source, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +23,38 @@ def fetch_transactions(source: Source, kind: str, day: dt.date, out: Path, stagi
         rows = source.extract_transactions(kind, day, tmp)
     log.info("fetched %s %s from %s: %d rows", kind, day, source.name, rows)
     return rows
+
+
+def fetch_transactions_days(source: Source, kind: str, days: list[dt.date], out_of: Callable[[dt.date], Path],
+                            staging: Path) -> dict[dt.date, int]:
+    """Publish the landing CSV `out_of(day)` of each of `days`; returns rows per day.
+
+    A source that extracts ranges (`extract_transactions_days`) does it in one pass, into a
+    scratch folder under `staging`; each day is then published alone. If the range fails,
+    every day is fetched on its own, so a bad day fails alone (`cvas.core.batch.DaysFailed`).
+    """
+    days = sorted(days)
+    extract_days = getattr(source, "extract_transactions_days", None)
+    if extract_days is None or len(days) == 1:
+        return each_day(f"fetch {kind}", days, lambda d: fetch_transactions(source, kind, d, out_of(d), staging))
+    staging.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"fetch-{kind}.", dir=staging))
+    try:
+        try:
+            counts = extract_days(kind, days, lambda d: scratch / f"{d}.csv")
+        except SourceError as exc:
+            log.warning("range extract of %s %s..%s failed (%s); fetching day by day", kind, days[0], days[-1], exc)
+            return each_day(f"fetch {kind}", days, lambda d: fetch_transactions(source, kind, d, out_of(d), staging))
+
+        def publish(day: dt.date) -> int:
+            with staged(staging, out_of(day)) as tmp:
+                os.replace(scratch / f"{day}.csv", tmp)
+            log.info("fetched %s %s from %s: %d rows", kind, day, source.name, counts[day])
+            return counts[day]
+
+        return each_day(f"fetch {kind}", days, publish)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def fetch_user_base(source: Source, day: dt.date, out: Path, staging: Path) -> int:

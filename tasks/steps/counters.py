@@ -7,6 +7,7 @@ import datetime as dt
 import luigi
 
 from cvas.core import provenance
+from cvas.core.batch import each_day
 from cvas.steps.counters import build_daily_counters, export_counters
 from cvas.steps.exclusions import load_exclusions
 from cvas.steps.exports import counters_export_additions, export_manifest_extra
@@ -14,7 +15,7 @@ from cvas.steps.master import master_csv_text, read_master_csv, read_master_xlsx
 from cvas.core.publish import write_text_atomic
 from cvas.core.schemas import KINDS
 from tasks import datasets
-from tasks.base import CvasTask
+from tasks.base import CvasTask, DayParameter
 from tasks.config import excluded_services, exclusions_path, layout
 
 
@@ -22,23 +23,30 @@ class DailyCounters(CvasTask):
     """Per-CPC counters of one day, from that day's six partitions and the exclusion list only.
 
     Complete when the file exists and its recorded inputs are unchanged; a changed
-    exclusion list or reloaded partition makes the day stale.
+    exclusion list or reloaded partition makes the day stale. A batch run computes its days
+    one after the other with the exclusion list read once.
     """
 
     dataset = "daily_counters"
-    date = luigi.DateParameter(description="The counter day")
+    date = DayParameter(description="The counter day (the days of a batch run)")
 
     def output(self):
-        return luigi.LocalTarget(str(layout().daily_counters(self.date)))
+        return self.per_day(lambda d: luigi.LocalTarget(str(layout().daily_counters(d))))
 
     def run(self):
         lay = layout()
-        inputs = datasets.inputs(self)
-        rows = build_daily_counters(self.date, {k: inputs[k] for k in KINDS}, load_exclusions(exclusions_path()),
-                                    lay.daily_counters(self.date), lay.staging)
-        provenance.record(lay, lay.daily_counters(self.date), inputs=inputs,
-                          params={"date": str(self.date)}, rows=rows)
-        self.set_status_message(f"{rows} CPC rows")
+        exclusions = load_exclusions(exclusions_path())
+        days = {task.date: task for task in self.day_tasks()}
+
+        def one_day(day: dt.date) -> int:
+            inputs = datasets.inputs(days[day])
+            rows = build_daily_counters(day, {k: inputs[k] for k in KINDS}, exclusions,
+                                        lay.daily_counters(day), lay.staging)
+            provenance.record(lay, lay.daily_counters(day), inputs=inputs, params={"date": str(day)}, rows=rows)
+            return rows
+
+        rows = each_day("counters", sorted(days), one_day)
+        self.set_status_message(f"{sum(rows.values())} CPC rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 

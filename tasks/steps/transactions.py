@@ -4,32 +4,35 @@ from __future__ import annotations
 
 import luigi
 
-from cvas.steps.fetch import fetch_transactions
+from cvas.core.batch import each_day
+from cvas.steps.fetch import fetch_transactions_days
 from cvas.steps.load import load_into_layout
 from cvas.core.schemas import KINDS
 from tasks import datasets
-from tasks.base import CvasTask
+from tasks.base import CvasTask, DayParameter, days_of
 from tasks.config import cvas, layout, make_source
 
 
 class FetchTransactions(CvasTask):
     """The landing copy of one day's extract of one kind, as the source delivered it.
 
-    Kept after loading: it is the replayable record of what Nova said that day.
+    Kept after loading: it is the replayable record of what Nova said that day. In a backfill
+    the days of one kind run as one batch: one range extract where the source can.
     """
 
     dataset = "raw"
-    date = luigi.DateParameter(description="The transaction day")
+    date = DayParameter(description="The transaction day (the days of a batch run)")
     kind = luigi.ChoiceParameter(choices=KINDS, description="Transaction kind")
 
     def output(self):
-        return luigi.LocalTarget(str(layout().raw(self.kind, self.date)))
+        return self.per_day(lambda d: luigi.LocalTarget(str(layout().raw(self.kind, d))))
 
     def run(self):
-        self.set_status_message(f"fetching {self.kind} {self.date}")
-        rows = fetch_transactions(make_source(), self.kind, self.date, layout().raw(self.kind, self.date),
-                                  layout().staging)
-        self.set_status_message(f"{rows} rows")
+        days = days_of(self.date)
+        self.set_status_message(f"fetching {self.kind} {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else ""))
+        lay = layout()
+        rows = fetch_transactions_days(make_source(), self.kind, days, lambda d: lay.raw(self.kind, d), lay.staging)
+        self.set_status_message(f"{sum(rows.values())} rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 
@@ -40,18 +43,22 @@ class LoadTransactions(CvasTask):
     Rejected rows go to the rejects file, counts to the quality report; a day over the
     reject limit fails and publishes no partition. Complete when the partition and its
     sidecar exist and its landing copy is the one it was loaded from (a load killed between
-    the partition and its sidecar is redone).
+    the partition and its sidecar is redone). In a batch run each day loads and publishes
+    alone: a day over the limit fails alone.
     """
 
     dataset = "transactions"
-    date = luigi.DateParameter(description="The transaction day")
+    date = DayParameter(description="The transaction day (the days of a batch run)")
     kind = luigi.ChoiceParameter(choices=KINDS, description="Transaction kind")
 
     def output(self):
-        return luigi.LocalTarget(str(layout().transactions(self.kind, self.date)))
+        return self.per_day(lambda d: luigi.LocalTarget(str(layout().transactions(self.kind, d))))
 
     def run(self):
-        report = load_into_layout(layout(), self.kind, self.date, max_reject_ratio=cvas().max_reject_ratio)
-        self.set_status_message(f"{report['rows_written']} rows written, {report['rejected']} rejected")
+        lay, limit = layout(), cvas().max_reject_ratio
+        reports = each_day(f"load {self.kind}", days_of(self.date),
+                           lambda d: load_into_layout(lay, self.kind, d, max_reject_ratio=limit))
+        self.set_status_message(f"{sum(r['rows_written'] for r in reports.values())} rows written, "
+                                f"{sum(r['rejected'] for r in reports.values())} rejected")
 
     bulk_complete = classmethod(datasets.bulk_complete)

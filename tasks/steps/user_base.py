@@ -5,10 +5,11 @@ from __future__ import annotations
 import luigi
 
 from cvas.core import provenance
+from cvas.core.batch import each_day
 from cvas.steps.fetch import fetch_user_base
 from cvas.steps.user_base import build_user_base_daily, export_user_base
 from tasks import datasets
-from tasks.base import CvasTask
+from tasks.base import CvasTask, DayParameter, days_of
 from tasks.config import excluded_services, layout, make_source
 
 
@@ -16,14 +17,16 @@ class FetchUserBase(CvasTask):
     """`user_base/snapshots/YYYYMMDD_NBS_Base.csv`: the day's NBS snapshot as the source delivered it."""
 
     dataset = "user_base_snapshot"
-    date = luigi.DateParameter(description="The snapshot day")
+    date = DayParameter(description="The snapshot day (the days of a batch run)")
 
     def output(self):
-        return luigi.LocalTarget(str(layout().user_base_snapshot(self.date)))
+        return self.per_day(lambda d: luigi.LocalTarget(str(layout().user_base_snapshot(d))))
 
     def run(self):
-        rows = fetch_user_base(make_source(), self.date, layout().user_base_snapshot(self.date), layout().staging)
-        self.set_status_message(f"{rows} rows")
+        lay, source = layout(), make_source()
+        rows = each_day("fetch user base", days_of(self.date),
+                        lambda d: fetch_user_base(source, d, lay.user_base_snapshot(d), lay.staging))
+        self.set_status_message(f"{sum(rows.values())} rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 
@@ -37,18 +40,24 @@ class AggregateUserBase(CvasTask):
     """
 
     dataset = "user_base_daily"
-    date = luigi.DateParameter(description="The snapshot day")
+    date = DayParameter(description="The snapshot day (the days of a batch run)")
 
     def output(self):
-        return luigi.LocalTarget(str(layout().user_base_daily(self.date)))
+        return self.per_day(lambda d: luigi.LocalTarget(str(layout().user_base_daily(d))))
 
     def run(self):
         lay = layout()
-        info = build_user_base_daily(lay.user_base_snapshot(self.date), self.date, lay.user_base_daily(self.date),
-                                     lay.staging)
-        provenance.record(lay, lay.user_base_daily(self.date), inputs=datasets.inputs(self),
-                          params={"date": str(self.date)}, rows=info["groups"], extra={"snapshot": info})
-        self.set_status_message(f"{info['rows']} rows ({info['encoding']}), {info['groups']} groups")
+        days = {task.date: task for task in self.day_tasks()}
+
+        def one_day(day):
+            info = build_user_base_daily(lay.user_base_snapshot(day), day, lay.user_base_daily(day), lay.staging)
+            provenance.record(lay, lay.user_base_daily(day), inputs=datasets.inputs(days[day]),
+                              params={"date": str(day)}, rows=info["groups"], extra={"snapshot": info})
+            return info
+
+        infos = each_day("user base", sorted(days), one_day)
+        self.set_status_message(f"{sum(i['rows'] for i in infos.values())} rows, "
+                                f"{sum(i['groups'] for i in infos.values())} groups")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 

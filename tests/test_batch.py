@@ -1,0 +1,156 @@
+"""Backfills in Luigi batch runs: the same outputs as day by day, a bad day fails alone."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import luigi
+import pytest
+
+from cvas.core.batch import DaysFailed, contiguous_runs, each_day
+from cvas.core.layout import Layout
+from cvas.core.schemas import KINDS
+from tests.cli_runs import differences, published, sidecars
+from tests.conftest import luigi_settings, simulated_settings
+
+START = dt.date(2025, 6, 2)
+DAYS = 5
+END = START + dt.timedelta(days=DAYS - 1)
+BAD = START + dt.timedelta(days=2)
+
+
+@pytest.fixture(scope="module")
+def nova(tmp_path_factory):
+    from cvas.simulator.simulate import simulate
+
+    return simulate(tmp_path_factory.mktemp("nova"), START, DAYS, new_per_day=20, seed=13)
+
+
+def backfill(root, nova, start=START, end=END, **kwargs):
+    """run_backfill into `root`; returns (exit code, progress lines, families that ran as batches)."""
+    from tasks.base import CvasTask
+    from tasks.pipeline import run_backfill
+
+    batches: list[str] = []
+    lines: list[str] = []
+
+    @CvasTask.event_handler(luigi.Event.START)
+    def started(task):
+        if task.is_batch:
+            batches.append(task.task_family)
+
+    try:
+        with luigi_settings(simulated_settings(root, nova)):
+            code = run_backfill(start, end, progress=lines.append, **kwargs)
+    finally:
+        luigi.Task._event_callbacks[CvasTask][luigi.Event.START].discard(started)
+    return code, lines, batches
+
+
+@pytest.fixture(scope="module")
+def day_by_day(nova, tmp_path_factory):
+    """The reference: one day per build, so no task ever runs as a batch."""
+    root = tmp_path_factory.mktemp("day_by_day") / "data"
+    code, _, batches = backfill(root, nova, batch_days=1)
+    assert code == 0 and batches == []
+    return root
+
+
+def test_batched_backfill_publishes_what_day_by_day_publishes(nova, day_by_day, tmp_path):
+    root = tmp_path / "data"
+    code, _, batches = backfill(root, nova)
+    assert code == 0
+    assert {"FetchTransactions", "LoadTransactions", "DailyCounters", "FetchUserBase",
+            "AggregateUserBase"} <= set(batches)
+    assert differences(published(day_by_day), published(root)) == []
+    assert sidecars(day_by_day) == sidecars(root)
+    # `published` compares reports and rejects byte for byte with the root's path masked; the
+    # landing copies and partitions are the same bytes as they are
+    lay, ref = Layout(root), Layout(day_by_day)
+    for kind in KINDS:
+        for day in (START, END):
+            for path in (Layout.raw, Layout.transactions):
+                assert path(lay, kind, day).read_bytes() == path(ref, kind, day).read_bytes()
+
+
+def test_a_day_over_the_reject_limit_fails_alone_and_the_others_publish(nova, day_by_day, tmp_path):
+    root = tmp_path / "data"
+    lay, ref = Layout(root), Layout(day_by_day)
+    # the landing copy of one day is damaged beyond the reject limit: its load fails
+    rows = list(csv.reader(io.StringIO(ref.raw("act", BAD).read_text(), newline="")))
+    for row in rows[1::2]:
+        row[rows[0].index("trans_type_id")] = "x"
+    lay.raw("act", BAD).parent.mkdir(parents=True)
+    with open(lay.raw("act", BAD), "w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    code, lines, batches = backfill(root, nova)
+    assert code != 0 and "LoadTransactions" in batches
+    failed = next(line for line in lines if line.strip().startswith("failed:"))
+    assert failed.strip() == f"failed: LoadTransactions(act) {BAD}"
+    # the bad day published its report but no partition and no counters
+    assert not lay.transactions("act", BAD).exists() and lay.quality("act", BAD).exists()
+    assert not lay.daily_counters(BAD).exists()
+    for day in (START + dt.timedelta(days=i) for i in range(DAYS)):
+        assert lay.daily_counters(day).exists() == (day != BAD)
+        for kind in KINDS:
+            if (kind, day) != ("act", BAD):
+                assert lay.transactions(kind, day).read_bytes() == ref.transactions(kind, day).read_bytes()
+
+
+def test_a_day_the_source_lacks_fails_alone(nova, day_by_day, tmp_path):
+    root = tmp_path / "data"
+    lay, ref = Layout(root), Layout(day_by_day)
+    past = END + dt.timedelta(days=1)           # one day past the simulated Nova
+    code, lines, batches = backfill(root, nova, end=past)
+    assert code != 0 and "FetchTransactions" in batches
+    failed = next(line for line in lines if line.strip().startswith("failed:"))
+    assert all(f"FetchTransactions({kind}) {past}" in failed for kind in KINDS)
+    assert f"FetchUserBase {past}" in failed and str(END) not in failed
+    for kind in KINDS:
+        assert not lay.raw(kind, past).exists()
+        assert lay.raw(kind, END).read_bytes() == ref.raw(kind, END).read_bytes()
+    assert lay.daily_counters(END).exists() and not lay.daily_counters(past).exists()
+
+
+def test_each_day_runs_every_day_and_names_the_failed_ones():
+    days = [dt.date(2025, 1, d) for d in (1, 2, 3, 4)]
+    done = []
+
+    def work(day):
+        if day.day % 2 == 0:
+            raise ValueError(f"day {day.day} is even")
+        done.append(day)
+        return day.day
+
+    with pytest.raises(DaysFailed) as err:
+        each_day("test", days, work)
+    assert done == [days[0], days[2]]
+    assert sorted(err.value.failures) == [days[1], days[3]]
+    assert "2 of 4 days failed (2025-01-02, 2025-01-04)" in str(err.value)
+    assert "day 2 is even" in str(err.value)
+    with pytest.raises(ValueError, match="day 2 is even"):
+        each_day("test", [days[1]], work)                  # one day: its own error, as before
+    assert each_day("test", [days[0], days[2]], work) == {days[0]: 1, days[2]: 3}
+
+
+def test_contiguous_runs():
+    d = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in (0, 1, 2, 5, 6, 9)]
+    assert contiguous_runs(list(reversed(d))) == [d[:3], d[3:5], d[5:]]
+    assert contiguous_runs(d[:3], longest=2) == [d[:2], d[2:3]]
+
+
+def test_day_parameter_keeps_the_one_day_task_and_serialises_a_batch():
+    from tasks.base import DayBatch
+    from tasks.steps.transactions import LoadTransactions
+
+    one = LoadTransactions(date=START, kind="act")
+    assert one.date == START and not one.is_batch
+    assert one.to_str_params()["date"] == str(START)
+    batch = LoadTransactions.from_str_params({"date": [str(END), str(START)], "kind": "act"})
+    assert batch.is_batch and isinstance(batch.date, DayBatch) and list(batch.date) == [START, END]
+    assert batch.to_str_params()["date"] == f"{START},{END}"
+    assert LoadTransactions.from_str_params(batch.to_str_params()) == batch
+    assert [t.date for t in batch.day_tasks()] == [START, END]
+    assert [t.task_id for t in batch.day_tasks()] == [one.task_id, LoadTransactions(date=END, kind="act").task_id]
