@@ -113,6 +113,14 @@ class Layout:
         return self.subscriptions_root / f"as_of={as_of:%Y-%m-%d}" / "subscriptions.parquet"
 
     @property
+    def subscription_state_root(self) -> Path:
+        return self.root / "subscription_state"
+
+    def subscription_state(self, as_of: dt.date) -> Path:
+        """The per-subscription aggregates as of a day that the next view is folded from."""
+        return self.subscription_state_root / f"{as_of:%Y-%m-%d}.parquet"
+
+    @property
     def subscriptions_latest(self) -> Path:
         """The legacy path, replaced atomically with the newest as-of."""
         return self.root / "Parquet_Data" / "aggregated" / "subscriptions.parquet"

@@ -55,7 +55,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cvas.core import provenance
-from cvas.core.layout import Layout, month_of, sidecar
+from cvas.core.freshness import invalidated
+from cvas.core.layout import Layout, days_in_dir, sidecar
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged
 from cvas.core.schemas import VIEW_KINDS, spec
@@ -126,14 +127,99 @@ def register_transactions(con: duckdb.DuckDBPyConnection, layout: Layout,
 
 
 def view_sql() -> str:
-    """The view query (parameter $as_of)."""
+    """The view query over the `state` table (parameter $as_of)."""
     return load_sql("subscription_view")
 
 
-def copy_view(con: duckdb.DuckDBPyConnection, as_of: dt.date, dest: Path) -> int:
-    """Run the view query for `as_of` and have DuckDB write it to `dest` as Parquet; returns rows."""
+def make_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, name: str = "state") -> None:
+    """The per-subscription aggregates of the registered transaction relations as of `as_of`,
+    as the temp table `name` (subscription_state.sql)."""
+    con.execute(f"create or replace temp table {name} as {load_sql('subscription_state')}", {"as_of": as_of})
+
+
+def copy_view_from_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, dest: Path) -> int:
+    """Write the view as of `as_of` from the `state` table to `dest` as Parquet; returns rows."""
     (rows,) = con.execute(f"copy ({view_sql()}) to {sql_path(dest)} (format parquet, compression zstd)",
                           {"as_of": as_of}).fetchone()
+    return int(rows)
+
+
+def copy_view(con: duckdb.DuckDBPyConnection, as_of: dt.date, dest: Path) -> int:
+    """The full build: the state of every registered transaction as of `as_of`, then the view
+    written by DuckDB to `dest` as Parquet; returns rows."""
+    make_state(con, as_of)
+    return copy_view_from_state(con, as_of, dest)
+
+
+def register_days(con: duckdb.DuckDBPyConnection, listing: list[tuple[str, str, Path, str]],
+                  after: dt.date, through: dt.date) -> int:
+    """One view per kind over the listed files of the days in (after, through]; returns files."""
+    lo, hi = f"{after:%Y-%m-%d}", f"{through:%Y-%m-%d}"
+    count = 0
+    for kind in VIEW_KINDS:
+        paths = sorted(str(p) for day, k, p, _ in listing if k == kind and lo < day <= hi)
+        count += len(paths)
+        if paths:
+            files = ", ".join(sql_path(p) for p in paths)
+            con.execute(f"create or replace temp view {kind} as select * from "
+                        f"read_parquet([{files}], hive_partitioning = false)")
+        else:
+            con.register(kind, spec(kind).schema.empty_table())
+    return count
+
+
+def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, listing: list[tuple[str, str, Path, str]],
+               base: dt.date, as_of: dt.date) -> int:
+    """The `state` table as of `as_of`: the published state as of `base` merged in one DuckDB
+    pass with what the days after it, up to `as_of`, add. Returns the files read."""
+    files = register_days(con, listing, base, as_of)
+    con.execute(f"create or replace temp view prev_state as select * from "
+                f"read_parquet({sql_path(layout.subscription_state(base))})")
+    make_state(con, as_of, "new_state")
+    con.execute(f"create or replace temp table state as {load_sql('subscription_state_merge')}")
+    con.execute("drop table new_state")
+    return files
+
+
+def state_is_usable(layout: Layout, day: dt.date, listing: list[tuple[str, str, Path, str]],
+                    marked: set[Path]) -> bool:
+    """Whether the published state as of `day` may be folded from: it has its sidecar (a state
+    killed before its sidecar was written is redone), its row count matches it, it is not
+    invalidated, and no transaction file dated on or before `day` was reloaded, added or
+    invalidated since it was built."""
+    path = layout.subscription_state(day)
+    meta = provenance.read(layout, path)
+    if meta is None or path in marked or meta.get("transactions") != listing_digest(listing, day):
+        return False
+    root = layout.transactions_root()
+    if any(p.is_relative_to(root) and p.name[:10] <= f"{day:%Y-%m-%d}" for p in marked):
+        return False
+    try:
+        return pq.read_metadata(path).num_rows == meta.get("rows")
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def newest_usable_state(layout: Layout, as_of: dt.date, listing: list[tuple[str, str, Path, str]]) -> dt.date | None:
+    """The newest state as of a day on or before `as_of` that is usable (state_is_usable)."""
+    marked = invalidated(layout)
+    for day in sorted((d for d in days_in_dir(layout.subscription_state_root, ".parquet") if d <= as_of),
+                      reverse=True):
+        if state_is_usable(layout, day, listing, marked):
+            return day
+    return None
+
+
+def publish_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, digest: str) -> int:
+    """Publish the `state` table as the state as of `as_of`, its sidecar last: until the sidecar
+    names the files it was built from, a state is not usable."""
+    target = layout.subscription_state(as_of)
+    sidecar(layout, target).unlink(missing_ok=True)
+    with staged(layout.staging, target) as tmp:
+        (rows,) = con.execute(f"copy (select * from state order by subscription_id) to {sql_path(tmp)} "
+                              f"(format parquet, compression zstd)").fetchone()
+    provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=int(rows),
+                      extra={"as_of": str(as_of), "transactions": digest})
     return int(rows)
 
 
@@ -188,9 +274,9 @@ def as_of_days(layout: Layout) -> set[dt.date]:
     return found
 
 
-def transaction_listing_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...] = VIEW_KINDS) -> str:
-    """A digest of (path, size, mtime) of every transaction file of `kinds` dated on or before
-    `through`: what an as-of view was built from. A reloaded or backfilled day changes it."""
+def transaction_listing(layout: Layout, kinds: tuple[str, ...] = VIEW_KINDS) -> list[tuple[str, str, Path, str]]:
+    """Every transaction file of `kinds`, as (day, kind, path, "kind/month/file:size:mtime") from
+    one scan per month directory: what views and states record they were built from."""
     entries = []
     for kind in kinds:
         root = layout.transactions_root(kind)
@@ -199,14 +285,25 @@ def transaction_listing_digest(layout: Layout, through: dt.date, kinds: tuple[st
         except FileNotFoundError:
             continue
         for month in months:
-            if month.name[len("year_month="):] > month_of(through):
-                continue
             for f in os.scandir(month.path):
-                if f.name.endswith(".parquet") and f.name[:10] <= f"{through:%Y-%m-%d}":
+                if f.name.endswith(".parquet"):
                     st = f.stat()
-                    entries.append(f"{kind}/{month.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    digest = hashlib.sha256("\n".join(sorted(entries)).encode())
+                    entries.append((f.name[:10], kind, Path(f.path),
+                                    f"{kind}/{month.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}"))
+    return entries
+
+
+def listing_digest(listing: list[tuple[str, str, Path, str]], through: dt.date) -> str:
+    """The digest of the listed files dated on or before `through` (a reloaded day changes it)."""
+    key = f"{through:%Y-%m-%d}"
+    digest = hashlib.sha256("\n".join(sorted(e[3] for e in listing if e[0] <= key)).encode())
     return "sha256:" + digest.hexdigest()
+
+
+def transaction_listing_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...] = VIEW_KINDS) -> str:
+    """A digest of (path, size, mtime) of every transaction file of `kinds` dated on or before
+    `through`: what an as-of view was built from. A reloaded or backfilled day changes it."""
+    return listing_digest(transaction_listing(layout, kinds), through)
 
 
 def outside_retention(layout: Layout, as_of: dt.date, keep_days: int) -> bool:
@@ -260,47 +357,80 @@ def prune_views(layout: Layout, keep_days: int) -> list[dt.date]:
     if pruned:
         log.info("subscription views: pruned %d as-of snapshot(s) up to %s (keep %d days)", len(pruned),
                  pruned[-1], keep_days)
+    prune_states(layout, cutoff)
     return pruned
 
 
-def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = DEFAULT_KEEP_DAYS,
-                            threads: int | None = None) -> dict:
-    """Build and publish `subscriptions/as_of=<as_of>/subscriptions.parquet`.
+def prune_states(layout: Layout, cutoff: dt.date) -> None:
+    """Remove the states as of `cutoff` or before (the view retention window), sidecars first;
+    the newest state is always kept."""
+    days = days_in_dir(layout.subscription_state_root, ".parquet")
+    for day in sorted(d for d in days if d <= cutoff and d < max(days)):
+        path = layout.subscription_state(day)
+        sidecar(layout, path).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
 
-    DuckDB reads the transaction files and writes the Parquet file itself into the staging
-    area; the file is checked (check_view_file) and renamed into place. When `as_of` is the
-    newest published as-of, the legacy `Parquet_Data/aggregated/subscriptions.parquet` is
-    replaced with it; views older than `keep_days` before the newest are then pruned.
-    Publishing, the latest copy and pruning hold a lock, so concurrent builds of several
+
+def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = DEFAULT_KEEP_DAYS,
+                            threads: int | None = None, full: bool = False) -> dict:
+    """Build and publish `subscriptions/as_of=<as_of>/subscriptions.parquet` and its state.
+
+    The view is folded from the newest usable state on or before `as_of` and the transaction
+    files of the days after it (newest_usable_state); without one, or with `full`, it is built
+    from every transaction file. Both give the same bytes. DuckDB writes the Parquet file itself
+    into the staging area; the file is checked (check_view_file) and renamed into place. When
+    `as_of` is the newest published as-of, the legacy `Parquet_Data/aggregated/subscriptions.parquet`
+    is replaced with it; views and states older than `keep_days` before the newest are then
+    pruned. Publishing, the latest copy and pruning hold a lock, so concurrent builds of several
     as-of dates cannot leave an older view as the latest.
     """
     if keep_days < 1:
         raise ValueError(f"subscriptions_keep_days must be at least 1, got {keep_days}")
     t0 = time.monotonic()
     target = layout.subscriptions(as_of)
-    digest = transaction_listing_digest(layout, as_of)
     con = connect(threads)
     try:
-        present = register_transactions(con, layout)
         with exclusive(layout.lock("subscriptions")):
+            listing = transaction_listing(layout)
+            digest = listing_digest(listing, as_of)
+            base = None if full else newest_usable_state(layout, as_of, listing)
+            if base is None:
+                register_transactions(con, layout)
+                make_state(con, as_of)
+            else:
+                fold_state(con, layout, listing, base, as_of)
             with staged(layout.staging, target) as tmp:
-                rows = copy_view(con, as_of, tmp)
+                rows = copy_view_from_state(con, as_of, tmp)
                 status = check_view_file(tmp, rows, con)
             provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=rows,
                               extra={"as_of": str(as_of), "transactions": digest,
-                                     "kinds_with_files": sorted(k for k, v in present.items() if v)})
-            newest = max(as_of_days(layout))
-            is_latest = as_of >= newest
+                                     "folded_from": str(base) if base else None})
+            publish_state(con, layout, as_of, digest)
+            is_latest = as_of >= max(as_of_days(layout))
             if is_latest:
                 publish_latest(layout, as_of)
             pruned = prune_views(layout, keep_days)
     finally:
         con.close()
     elapsed = time.monotonic() - t0
-    log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs%s", as_of, rows,
-             ", ".join(f"{k} {v}" for k, v in status.items()), elapsed, "; published as latest" if is_latest else "")
+    log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs, %s%s", as_of, rows,
+             ", ".join(f"{k} {v}" for k, v in status.items()), elapsed,
+             f"folded from the state as of {base}" if base else "built from every transaction file",
+             "; published as latest" if is_latest else "")
     return {"as_of": str(as_of), "rows": rows, "status": status, "latest": is_latest,
-            "pruned": [str(d) for d in pruned], "seconds": round(elapsed, 3)}
+            "folded_from": str(base) if base else None, "pruned": [str(d) for d in pruned],
+            "seconds": round(elapsed, 3)}
+
+
+def write_full_view(layout: Layout, as_of: dt.date, dest: Path, *, threads: int | None = None) -> int:
+    """The view as of `as_of` built from every transaction file, written to `dest` and published
+    nowhere (the reference `cvas verify` compares the published view with); returns rows."""
+    con = connect(threads)
+    try:
+        register_transactions(con, layout)
+        return copy_view(con, as_of, dest)
+    finally:
+        con.close()
 
 
 def read_view_meta(layout: Layout, path: Path) -> dict:

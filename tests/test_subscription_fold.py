@@ -1,0 +1,188 @@
+"""The folded subscription view: a state plus the days after it gives the bytes of the full build."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cvas.core import provenance
+from cvas.core.layout import Layout, sidecar
+from cvas.core.schemas import KINDS, spec
+from cvas.ops.status import mark_for_rebuild
+from cvas.steps.subscriptions import build_subscription_view, newest_usable_state, transaction_listing, write_full_view
+from tests.test_subscriptions import at, cnr_row, digest, read_view, sub_row, write_events
+
+D0 = dt.date(2026, 5, 4)
+DAYS = 12
+LAST = D0 + dt.timedelta(days=DAYS - 1)
+
+
+def day(i: int) -> dt.date:
+    return D0 + dt.timedelta(days=i)
+
+
+def rfnd_row(sub_id: int, when: dt.datetime, cpc: int, amount: float, count: int = 1, instant: str = "f") -> dict:
+    return {"tmuserid": "834100000000000000", "cpc": cpc, "refnd_date": when, "rfnd_amount": amount,
+            "rfnd_cnt": count, "sbnid": sub_id, "instant_rfnd": instant}
+
+
+def ppd_row(when: dt.datetime, cpc: int, rev: float) -> dict:
+    return {"tmuserid": "834100000000000009", "msisdn": "34611111119", "cpc": cpc,
+            "trans_type_id": spec("ppd").trans_type_id, "trans_date": when, "act_date": when, "reno_date": None,
+            "camp_name": "normal", "subscription_id": None, "channel_id": 1, "rev": rev}
+
+
+def history() -> dict[str, list[dict]]:
+    """Twelve days holding every case the fold has to merge exactly."""
+    return {
+        "act": [sub_row("act", 1, at(D0, 9), 100, channel="WEB", rev=1.5),
+                sub_row("act", 1, at(D0, 9, offset=5), 200, channel="UPGRADE", rev=3.25),
+                sub_row("act", 1, at(D0, 9, offset=DAYS - 1), 300, channel="UPGRADE", rev=4.1),  # on the as-of day
+                sub_row("act", 2, at(D0, 10), 100, channel="SMS", rev=2.0),
+                sub_row("act", 4, at(D0, 11), 10, channel="WEB", rev=0.0),
+                sub_row("act", 4, at(D0, 11), 11, channel="UPGRADE", rev=0.7),        # same second
+                sub_row("act", 5, at(D0, 12, offset=2), 20, channel=None, rev=1.1),   # null channel: regular
+                sub_row("act", 6, at(D0, 13, offset=7), 30, channel="WEB", rev=0.33)],
+        "reno": [sub_row("reno", 1, at(D0, 9, offset=2), 100, channel="WEB", rev=1.5),
+                 sub_row("reno", 1, at(D0, 9, offset=6), 200, channel="WEB", rev=3.25),
+                 sub_row("reno", 3, at(D0, 8, offset=4), 40, channel="SMS", rev=0.99,   # first seen by a RENO
+                         act_date=dt.datetime(2025, 12, 1, 8)),
+                 sub_row("reno", 3, at(D0, 8, offset=9), 40, channel="SMS", rev=0.99,
+                         act_date=dt.datetime(2025, 12, 1, 8)),
+                 sub_row("reno", 4, at(D0, 11, offset=3), 12, channel="WEB", rev=0.7),
+                 sub_row("reno", 4, at(D0, 11, offset=5), 10, channel="WEB", rev=0.7),
+                 sub_row("reno", 4, at(D0, 11, offset=8), 13, channel="WEB", rev=0.7),
+                 sub_row("reno", 5, at(D0, 7, offset=1), None, channel="WEB", rev=0.1)],  # null CPC first
+        "dct": [sub_row("dct", 2, at(D0, 10, offset=6), 100, channel="SYSTEM"),
+                sub_row("dct", 1, at(D0, 9, offset=5), 100, channel="UPGRADE"),
+                sub_row("dct", 3, at(D0, 10, offset=10), 40, channel=None)],
+        "cnr": [cnr_row(2, at(D0, 15, offset=3), 100),                                  # cancelled, then deactivated
+                cnr_row(6, at(D0, 15, offset=9), 30, mode="WEB")],
+        "rfnd": [rfnd_row(3, at(D0, 6, offset=1), 40, 0.99),                             # before its first RENO
+                 rfnd_row(2, at(D0, 6, offset=7), 100, 2.0),                             # refunds of old charges
+                 rfnd_row(2, at(D0, 6, offset=9), 100, 2.0, instant="t"),
+                 rfnd_row(1, at(D0, 6, offset=10), 100, 1.5, count=2)],
+        "ppd": [ppd_row(at(D0, 14, offset=i), 500 + i, 0.5) for i in range(DAYS)],
+    }
+
+
+def assert_equals_full_build(layout: Layout, as_of: dt.date, tmp_path) -> None:
+    reference = tmp_path / f"full-{as_of}.parquet"
+    write_full_view(layout, as_of, reference)
+    assert digest(layout.subscriptions(as_of)) == digest(reference), f"the fold as of {as_of} differs"
+
+
+def reload_day(layout: Layout, i: int, rows: dict[str, list[dict]]) -> None:
+    """Replace day i's files with new content, as a reload publishes them."""
+    for kind in KINDS:
+        path = layout.transactions(kind, day(i))
+        pq.write_table(pa.Table.from_pylist(rows.get(kind, []), schema=spec(kind).schema), path)
+        provenance.record(layout, path, inputs={"raw": layout.raw(kind, day(i))}, params={}, rows=None)
+
+
+def test_the_fold_gives_the_bytes_of_the_full_build_day_after_day(layout, tmp_path):
+    write_events(layout, history())
+    first = build_subscription_view(layout, day(0), keep_days=30)
+    assert first["folded_from"] is None                   # no state yet: the full build
+    for i in range(1, DAYS):
+        stats = build_subscription_view(layout, day(i), keep_days=30)
+        assert stats["folded_from"] == str(day(i - 1))
+        assert_equals_full_build(layout, day(i), tmp_path)
+    view = read_view(layout.subscriptions(LAST))
+    assert view[1]["upgraded_to_cpc"] == 300 and view[1]["cpc_list"] == [100, 200, 300]
+    assert view[2]["subscription_status"] == "Deactivated" and view[2]["refund_count"] == 2
+    assert view[3]["missing_act_record"] is True and view[3]["refund_count"] == 1
+    assert view[4]["cpc_list"] == [10, 11, 12, 13] and view[5]["cpc_list"] == [20]
+    assert set(view) == {1, 2, 3, 4, 5, 6}                # PPD rows have no lifecycle
+
+
+def test_views_built_one_by_one_end_as_the_full_build(layout, tmp_path):
+    write_events(layout, history())
+    build_subscription_view(layout, LAST - dt.timedelta(days=4), keep_days=30)
+    for back in (3, 2, 1, 0):
+        stats = build_subscription_view(layout, LAST - dt.timedelta(days=back), keep_days=30)
+        assert stats["folded_from"] == str(LAST - dt.timedelta(days=back + 1))
+    assert_equals_full_build(layout, LAST, tmp_path)
+    assert digest(layout.subscriptions_latest) == digest(layout.subscriptions(LAST))
+
+
+def test_a_reloaded_day_folds_forward_from_the_last_good_state_before_it(layout, tmp_path):
+    write_events(layout, history())
+    for i in range(8):
+        build_subscription_view(layout, day(i), keep_days=30)
+    # day 4 is reloaded with different content: sub 3's first RENO moves there, a new
+    # subscription starts, sub 2's refund grows
+    reload_day(layout, 4, {"reno": [sub_row("reno", 3, at(day(4), 18), 41, channel="WEB", rev=1.99,
+                                            act_date=dt.datetime(2025, 12, 1, 8))],
+                           "act": [sub_row("act", 7, at(day(4), 7), 70, channel="WEB", rev=5.0)]})
+    listing = transaction_listing(layout)
+    assert newest_usable_state(layout, day(7), listing) == day(3)   # every state from day 4 on is stale
+    stats = build_subscription_view(layout, day(8), keep_days=30)
+    assert stats["folded_from"] == str(day(3))
+    assert_equals_full_build(layout, day(8), tmp_path)
+    assert build_subscription_view(layout, day(9), keep_days=30)["folded_from"] == str(day(8))
+    assert_equals_full_build(layout, day(9), tmp_path)
+    assert read_view(layout.subscriptions(day(9)))[3]["cpc_list"] == [41, 40]
+    # an invalidated past day makes the states from it on unusable too
+    mark_for_rebuild(layout, layout.transactions("rfnd", day(6)))
+    assert newest_usable_state(layout, day(9), transaction_listing(layout)) == day(3)  # 4..5: reloaded
+
+
+def test_a_state_without_its_sidecar_or_with_other_rows_is_not_used(layout, tmp_path):
+    write_events(layout, history())
+    for i in range(3):
+        build_subscription_view(layout, day(i), keep_days=30)
+    sidecar(layout, layout.subscription_state(day(2))).unlink()     # killed before its sidecar
+    assert build_subscription_view(layout, day(3), keep_days=30)["folded_from"] == str(day(1))
+    meta = provenance.read(layout, layout.subscription_state(day(3)))
+    provenance.record(layout, layout.subscription_state(day(3)), inputs={}, params={}, rows=meta["rows"] + 1,
+                      extra={"transactions": meta["transactions"]})
+    assert build_subscription_view(layout, day(4), keep_days=30)["folded_from"] == str(day(1))
+    assert_equals_full_build(layout, day(4), tmp_path)
+
+
+_CHILD = """
+import datetime as dt, sys
+from cvas.core.layout import Layout
+from cvas.steps.subscriptions import build_subscription_view
+layout = Layout(sys.argv[1])
+build_subscription_view(layout, dt.date.fromisoformat(sys.argv[2]), keep_days=30)
+"""
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.0002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_state_killed_mid_publish_is_redone_never_used(layout, tmp_path):
+    write_events(layout, history())
+    for i in range(5):
+        build_subscription_view(layout, day(i), keep_days=30)
+    state = layout.subscription_state(day(5))
+    moments = {  # SIGKILL as soon as the state is being written, then as soon as it is renamed into place
+        "writing": lambda: any(p.name.startswith(f"{day(5)}.") for p in layout.staging.iterdir()),
+        "renamed": state.exists,
+    }
+    for moment, ready in moments.items():
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(layout.root), str(day(5))])
+        _kill_when(proc, ready)
+        complete = provenance.read(layout, state) is not None
+        # a state is used only once the sidecar written after its rename is there
+        assert newest_usable_state(layout, day(5), transaction_listing(layout)) == (day(5) if complete else day(4)), moment
+        stats = build_subscription_view(layout, day(6), keep_days=30)
+        assert stats["folded_from"] == str(day(5) if complete else day(4)), moment
+        assert_equals_full_build(layout, day(6), tmp_path)
+        for done in (state, layout.subscription_state(day(6))):
+            done.unlink(missing_ok=True)
+            sidecar(layout, done).unlink(missing_ok=True)
