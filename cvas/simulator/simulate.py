@@ -343,22 +343,18 @@ class _Catalogue:
         return w / w.sum()
 
 
-def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
-    """All simulated rows as numpy/Arrow columns (no strings yet: DuckDB formats those)."""
-    cat = _Catalogue(CATALOGUE)
-    (r_subs, r_life, r_ident, r_events, r_refund, r_ppd, r_dup, r_excl) = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8))
-    w0 = (start - _EPOCH).days
-    w1 = w0 + days
-    lo_s, hi_s = w0 * DAY_S, w1 * DAY_S
-
-    # ---- subscriptions started over [w0 - HISTORY_DAYS, w1) ---------------------------
+def _lifecycles(cat: _Catalogue, r_subs: np.random.Generator, r_life: np.random.Generator, w0: int, w1: int,
+                new_per_day: int, steady: bool) -> dict:
+    """Subscriptions started over [w0 - HISTORY_DAYS, w1) and not ended before the window:
+    their CPCs, trial upgrades, paid segments, renewal periods and ends."""
     day_nums = np.arange(w0 - HISTORY_DAYS, w1, dtype=np.int64)
     per_day = r_subs.poisson(new_per_day * WEEKDAY_FACTOR[(day_nums + 3) % 7])
     sday = np.repeat(day_nums, per_day)
     n = sday.size
     stod = r_subs.integers(0, DAY_S, n)
-    current = sday >= w0 - CURRENT_OFFER_DAYS
+    # steady: one offer throughout, so the base renewing in the window neither shrinks nor
+    # changes its mix (the default switches from the legacy offer, a base that decays)
+    current = np.ones(sday.size, dtype=bool) if steady else sday >= w0 - CURRENT_OFFER_DAYS
     ncat = len(CATALOGUE)
     cpc1 = np.where(current, r_subs.choice(ncat, n, p=cat.p_new), r_subs.choice(ncat, n, p=cat.p_old))
     free = cat.free[cpc1]
@@ -403,7 +399,18 @@ def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
     e_ts = ed * DAY_S + etod
     last_idx = np.where(has_paid, paid_idx, cpc1)
 
-    # ---- pay-per-download purchases (one-offs), appended as pseudo-subscriptions -------
+    return {k: v for k, v in locals().items() if k in _LIFE}
+
+
+_LIFE = frozenset({"sday", "stod", "cpc1", "converted", "paid_idx", "has_paid", "u_day", "u_tod", "ps_day", "ps_tod",
+                   "p", "cnr_first", "ed", "etod", "cnr_day", "cnr_tod", "mode_idx", "chan_act", "chan_end", "delay",
+                   "n", "s_ts", "u_ts", "e_ts", "last_idx"})
+
+
+def _ppd_purchases(cat: _Catalogue, r_ppd: np.random.Generator, w0: int, w1: int, days: int,
+                   new_per_day: int) -> dict:
+    """Pay-per-download purchases (one-offs), appended as pseudo-subscriptions."""
+    ncat = len(CATALOGUE)
     win_days = np.arange(w0, w1, dtype=np.int64)
     n_ppd_day = np.maximum(2, r_ppd.poisson(PPD_BASE + new_per_day * PPD_PER_NEW, days))
     ppd_day = np.repeat(win_days, n_ppd_day)
@@ -415,7 +422,12 @@ def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
     ppd_null[np.cumsum(n_ppd_day) - n_ppd_day] = True      # the first purchase of each day
     ppd_delay = r_ppd.integers(1, 30, m)
 
-    # ---- identities and campaign attributes (subscriptions, then PPD purchases) --------
+    return {"m": m, "ppd_day": ppd_day, "ppd_tod": ppd_tod, "ppd_cpc": ppd_cpc, "ppd_chan": ppd_chan,
+            "ppd_null": ppd_null, "ppd_delay": ppd_delay}
+
+
+def _identities(r_ident: np.random.Generator, n: int, m: int) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Users, subscription ids and campaign attributes (subscriptions, then PPD purchases)."""
     total = n + m
     n_users = max(16, int(total * 0.85))
     user = r_ident.integers(0, n_users, total)
@@ -445,7 +457,17 @@ def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
         "has_tefcamp": r_ident.random(total) < 0.4,
     }
 
-    # ---- fact events in the window ------------------------------------------------------
+    return ident, tm_kind, tm16, phone8
+
+
+def _events(cat: _Catalogue, life: dict, ppd: dict, r_events: np.random.Generator, w0: int, w1: int) -> dict:
+    """The fact events in the window: ACT, upgrades, renewals, DCT and PPD, as columns."""
+    (sday, stod, cpc1, converted, paid_idx, has_paid, u_day, ps_day, p, ed, chan_act, chan_end, delay, n, s_ts,
+     u_ts, e_ts, last_idx) = (life[k] for k in (
+        "sday", "stod", "cpc1", "converted", "paid_idx", "has_paid", "u_day", "ps_day", "p", "ed", "chan_act",
+        "chan_end", "delay", "n", "s_ts", "u_ts", "e_ts", "last_idx"))
+    m, ppd_day, ppd_tod, ppd_cpc, ppd_chan, ppd_delay = (ppd[k] for k in (
+        "m", "ppd_day", "ppd_tod", "ppd_cpc", "ppd_chan", "ppd_delay"))
     blocks: list[dict[str, np.ndarray]] = []
 
     def add(mask, ttype, cat_idx, chan, tlog, req, nxt=None, cents=None):
@@ -507,6 +529,12 @@ def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
     })
     ev = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     blocks.clear()
+    return ev
+
+
+def _fact_table(ev: dict, n: int, ppd: dict, cpc1: np.ndarray, r_dup: np.random.Generator, lo_s: int) -> tuple[dict, np.ndarray]:
+    """The fact table rows in time order, with a few exact duplicates; and each identity's first CPC."""
+    ppd_null, ppd_cpc = ppd["ppd_null"], ppd["ppd_cpc"]
     n_ev = ev["sub"].size
     ppd_rows = ev["sub"] >= n
     null_sub = np.zeros(n_ev, dtype=bool)
@@ -530,16 +558,26 @@ def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
         "null_sub": null_sub[rows],
     }
     del rows, order
+    return fact, cat_a
 
-    # ---- CNR: cancellations announced before the final DCT -------------------------------
+
+
+def _cancellations(cat: _Catalogue, life: dict, w0: int, w1: int) -> dict:
+    """CNR: cancellations announced before the final DCT."""
+    cnr_first, cnr_day, cnr_tod, paid_idx, mode_idx = (life[k] for k in (
+        "cnr_first", "cnr_day", "cnr_tod", "paid_idx", "mode_idx"))
+    in_win = lambda d: (d >= w0) & (d < w1)  # noqa: E731
     cnr_mask = cnr_first & in_win(cnr_day)
     c_sub = np.flatnonzero(cnr_mask)
     c_ts = cnr_day[c_sub] * DAY_S + cnr_tod[c_sub]
     c_order = np.lexsort((c_sub, c_ts))
     cnr = {"sub": c_sub[c_order], "ts": c_ts[c_order], "cpc": cat.cpc[paid_idx[c_sub[c_order]]],
            "mode": mode_idx[c_sub[c_order]].astype(np.int8)}
+    return cnr
 
-    # ---- refunds: several rows per refunded charge, the same day ------------------------
+
+def _refunds(cat: _Catalogue, ev: dict, r_refund: np.random.Generator) -> dict:
+    """Refunds: several rows per refunded charge, the same day."""
     charge = np.flatnonzero(((ev["ttype"] == 1) | (ev["ttype"] == 2)) & (ev["cents"] > 0))
     ch_day = ev["tlog"][charge] // DAY_S
     ch_auto = cat.auto_refund[ev["cat"][charge]]
@@ -573,8 +611,13 @@ def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
         "auto_text": r_refund.integers(0, len(_AUTO_TEXTS), k)[rf_order].astype(np.int8),
         "ticket": r_refund.integers(100_000, 1_000_000, k)[rf_order],
     }
+    return refund
 
-    # ---- the truth: subscription segments alive in the window ------------------------------
+
+def _segments(cat: _Catalogue, life: dict, lo_s: int, hi_s: int) -> dict:
+    """The truth: subscription segments alive in the window."""
+    n, converted, cpc1, paid_idx, s_ts, u_ts, e_ts, chan_act = (life[k] for k in (
+        "n", "converted", "cpc1", "paid_idx", "s_ts", "u_ts", "e_ts", "chan_act"))
     # first segment: the paid subscription, or the free trial up to its end
     a_end = np.where(converted, u_ts, e_ts)
     seg_sub = np.concatenate([np.arange(n), np.flatnonzero(converted)])
@@ -589,8 +632,12 @@ def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
         "start": seg_start[alive][seg_order], "end": seg_end[alive][seg_order],
         "chan": seg_chan[alive][seg_order], "cents": cat.cents[seg_cat[alive]][seg_order],
     }
+    return segments
 
-    # ---- the exclusion list: a handful of users with transactions on the first day -----
+
+def _exclusion_list(ident: dict, ev: dict, lo_s: int, tm_kind: np.ndarray, tm16: np.ndarray, phone8: np.ndarray,
+                    r_excl: np.random.Generator) -> list[tuple[str, str]]:
+    """A handful of users with transactions on the first day."""
     first_day_users = np.unique(ident["user_idx"][ev["sub"][ev["tlog"] < lo_s + DAY_S]])
     pick = np.sort(r_excl.choice(first_day_users, min(8, first_day_users.size), replace=False))
     exclusions = []
@@ -599,11 +646,32 @@ def _generate(start: dt.date, days: int, new_per_day: int, seed: int) -> dict:
         tmuserid = "" if i % 3 == 1 else f"{prefix}{tm16[u_i]:016d}"
         exclusions.append((f"346{phone8[u_i]:08d}", tmuserid))
     order_excl = r_excl.permutation(len(exclusions))
+    return [exclusions[i] for i in order_excl]
 
+
+def _generate(start: dt.date, days: int, new_per_day: int, seed: int, steady: bool = False) -> dict:
+    """All simulated rows as numpy/Arrow columns (no strings yet: DuckDB formats those)."""
+    cat = _Catalogue(CATALOGUE)
+    (r_subs, r_life, r_ident, r_events, r_refund, r_ppd, r_dup, r_excl) = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8))
+    w0 = (start - _EPOCH).days
+    w1 = w0 + days
+    lo_s, hi_s = w0 * DAY_S, w1 * DAY_S
+    life = _lifecycles(cat, r_subs, r_life, w0, w1, new_per_day, steady)
+    n = life["n"]
+    ppd = _ppd_purchases(cat, r_ppd, w0, w1, days, new_per_day)
+    ident, tm_kind, tm16, phone8 = _identities(r_ident, n, ppd["m"])
+    ev = _events(cat, life, ppd, r_events, w0, w1)
+    fact, cat_a = _fact_table(ev, n, ppd, life["cpc1"], r_dup, lo_s)
+    cnr = _cancellations(cat, life, w0, w1)
+    refund = _refunds(cat, ev, r_refund)
+    segments = _segments(cat, life, lo_s, hi_s)
+    exclusions = _exclusion_list(ident, ev, lo_s, tm_kind, tm16, phone8, r_excl)
+    converted, paid_idx, cpc1 = life["converted"], life["paid_idx"], life["cpc1"]
     return {
         "cat": cat, "ident": ident, "fact": fact, "cnr": cnr, "refund": refund, "segments": segments,
-        "exclusions": [exclusions[i] for i in order_excl], "lo_s": lo_s, "hi_s": hi_s,
-        "cat_a": cat_a, "cat_b": np.concatenate([np.where(converted, paid_idx, cpc1), ppd_cpc]),
+        "exclusions": exclusions, "lo_s": lo_s, "hi_s": hi_s,
+        "cat_a": cat_a, "cat_b": np.concatenate([np.where(converted, paid_idx, cpc1), ppd["ppd_cpc"]]),
     }
 
 
@@ -634,139 +702,18 @@ def _vocab(values: tuple[str, ...]) -> str:
 
 def _write_database(path: Path, data: dict, start: dt.date, end: dt.date, days: int, seed: int,
                     new_per_day: int) -> dict[str, int]:
-    cat: _Catalogue = data["cat"]
     con = duckdb.connect(str(path))
     try:
         con.execute("set enable_progress_bar = false")
         # one writer thread: parallel inserts leave half-filled, poorly compressed row groups
         con.execute("set threads = 1")
         con.execute(load_sql("nova_schema"))
-        con.register("channels_arrow", pa.table({"channel_id": [c[0] for c in CHANNELS],
-                                                 "channel_desc": [c[1] for c in CHANNELS]}))
-        con.execute("insert into channel_dim select * from channels_arrow order by channel_id")
-        con.register("catalogue_arrow", pa.table({
-            "cpc": [e.cpc for e in cat.entries],
-            "content_provider": [e.provider for e in cat.entries],
-            "service_name": [e.service_name for e in cat.entries],
-            "tme_category": [e.tme_category for e in cat.entries],
-            "subscription_model": [e.subscription_model for e in cat.entries],
-            "cpc_period": [e.period for e in cat.entries],
-            "price": [None if e.price is None else f"{e.price:.2f}" for e in cat.entries],
-            "in_master": [e.in_master for e in cat.entries],
-        }))
-        con.execute("insert into sim_cpc select * from catalogue_arrow order by cpc")
-        con.unregister("channels_arrow")
-        con.unregister("catalogue_arrow")
-        con.execute("insert into sim_meta values (?, ?, ?, ?, ?, ?)", [start, end, days, seed, new_per_day, GENERATOR])
-
-        ident = pa.table({k: v for k, v in data["ident"].items() if k != "user_idx"})
-        con.register("ident_arrow", ident)
-        con.execute(f"""
-            create temp table subs as
-            select
-                sub, subscription_id,
-                case tm_kind when 0 then '834' else '34' end || lpad(cast(tm16 as varchar), 16, '0') as tmuserid,
-                '346' || lpad(cast(phone8 as varchar), 8, '0') as phone,
-                variant,
-                {_INFO_PARTS}
-            from (
-                select *,
-                    {_vocab(_CAMPAIGNS)}[camp + 1] as campaign,
-                    {_vocab(_PROVIDERS)}[prov + 1] as provider,
-                    {_vocab(_MEDIA)}[med + 1] as medium
-                from ident_arrow
-            )
-        """)
-        con.unregister("ident_arrow")
-
-        # per identity: tmuserid, and generic_act_info for its first (slot 0) and upgrade
-        # (slot 1) CPC; the events then point into these as Arrow dictionaries (no join)
-        con.register("slots_arrow", pa.table({
-            "sub": data["ident"]["sub"], "cpc_a": cat.cpc[data["cat_a"]], "cpc_b": cat.cpc[data["cat_b"]]}))
-        tmuserids = con.execute("select tmuserid from subs order by sub").fetch_arrow_table().column(0).combine_chunks()
-        infos = con.execute(f"""
-            select {_INFO} as info
-            from subs as s
-            join (select sub, 0 as slot, cast(cpc_a as varchar) as cpc from slots_arrow
-                  union all select sub, 1 as slot, cast(cpc_b as varchar) as cpc from slots_arrow) as k on s.sub = k.sub
-            order by k.sub, k.slot
-        """).fetch_arrow_table().column(0).combine_chunks()
-        sub_ids = con.execute("select subscription_id from subs order by sub").fetch_arrow_table().column(0).to_numpy()
-        con.unregister("slots_arrow")
-
-        f = data["fact"]
-        events = pa.table({
-            "msisdn": pa.DictionaryArray.from_arrays(pa.array(f["sub"], pa.int32()), tmuserids),
-            "generic_act_info": pa.DictionaryArray.from_arrays(
-                pa.array(f["sub"] * 2 + f["slot"], pa.int32()), infos),
-            "trans_type_id": f["ttype"].astype(np.int32),
-            "channel_id": f["chan"],
-            "tlog_ts": _ts(f["tlog"]),
-            "request_ts": _ts(f["req"]),
-            "next_charging_date": _ts(f["nxt"], f["nxt"] >= 0),
-            "subscription_id": _ints(sub_ids[f["sub"]], ~f["null_sub"]),
-            "cents": _ints(f["cents"], f["cents"] >= 0),
-        })
-        con.register("events_arrow", events)
-        # a plain projection keeps the Arrow row order (time order, duplicates adjacent)
-        con.execute("""
-            insert into telefonicaes_sub_mgr_fact
-            select msisdn, generic_act_info, trans_type_id, channel_id, tlog_ts, request_ts,
-                   next_charging_date, subscription_id, cast(cents / 100 as decimal(10, 2))
-            from events_arrow
-        """)
-        con.unregister("events_arrow")
-        del events
-
-        c = data["cnr"]
-        con.register("cnr_arrow", pa.table({
-            "seq": np.arange(c["sub"].size), "sub": c["sub"], "ts": _ts(c["ts"]), "cpc": c["cpc"],
-            "mode": c["mode"]}))
-        modes = _vocab(tuple(m for m, _ in _CNR_MODES))
-        con.execute(f"""
-            insert into delaydcttlog_v1_0_0_fact
-            select e.ts, cast(s.subscription_id as varchar), s.tmuserid, e.cpc, {modes}[e.mode + 1]
-            from cnr_arrow as e join subs as s on e.sub = s.sub
-            order by e.seq
-        """)
-        con.unregister("cnr_arrow")
-
-        r = data["refund"]
-        con.register("refund_arrow", pa.table({
-            "seq": np.arange(r["sub"].size), **{k: v for k, v in r.items() if k != "ts"}, "ts": _ts(r["ts"])}))
-        con.execute(f"""
-            insert into refund_v1_0_0_fact
-            select
-                s.tmuserid, e.cpc, e.ts, cast(e.cents / 100 as decimal(10, 2)),
-                case when e.no_sbn then '' else 'sbnId=' || cast(s.subscription_id as varchar) || ',' end
-                || case when e.auto
-                        then 'reason=Charge error,' || {_vocab(_AUTO_TEXTS)}[e.auto_text + 1]
-                        else 'reason=' || {_vocab(_REFUND_REASONS)}[e.reason + 1]
-                             || case when e.no_sbn then ',ticket=' || cast(e.ticket as varchar) else '' end
-                   end
-            from refund_arrow as e join subs as s on e.sub = s.sub
-            order by e.seq
-        """)
-        con.unregister("refund_arrow")
-
-        g = data["segments"]
-        hi_s = data["hi_s"]
-        # the NBS channel_desc vocabulary: CCC-CR and UPGRADE acquisitions keep theirs
-        chan_names = ["ACTIVE"] * 100
-        for cid, desc in CHANNELS:
-            if desc in ("CCC-CR", "UPGRADE"):
-                chan_names[cid] = desc
-        con.register("segments_arrow", pa.table({
-            "seq": np.arange(g["sub"].size), "sub": g["sub"], "cpc": g["cpc"], "start_ts": _ts(g["start"]),
-            "end_ts": _ts(g["end"], g["end"] < hi_s), "chan": g["chan"].astype(np.int16), "cents": g["cents"]}))
-        con.execute(f"""
-            insert into sim_subscription
-            select s.subscription_id, s.tmuserid, s.phone, e.cpc, e.start_ts, e.end_ts,
-                   {_vocab(tuple(chan_names))}[e.chan + 1], cast(e.cents / 100 as decimal(10, 2))
-            from segments_arrow as e join subs as s on e.sub = s.sub
-            order by e.seq
-        """)
-        con.unregister("segments_arrow")
+        _write_reference(con, data["cat"], start, end, days, seed, new_per_day)
+        tmuserids, infos, sub_ids = _write_identities(con, data)
+        _write_facts(con, data, tmuserids, infos, sub_ids)
+        _write_cancellations(con, data)
+        _write_refunds(con, data)
+        _write_segments(con, data)
         con.execute("drop table subs")
 
         counts = {}
@@ -777,6 +724,154 @@ def _write_database(path: Path, data: dict, start: dt.date, end: dt.date, days: 
     finally:
         con.close()
     return counts
+
+
+def _write_reference(con: duckdb.DuckDBPyConnection, cat: _Catalogue, start: dt.date, end: dt.date, days: int,
+                     seed: int, new_per_day: int) -> None:
+    """channel_dim, the CPC catalogue and the simulation's own parameters."""
+    con.register("channels_arrow", pa.table({"channel_id": [c[0] for c in CHANNELS],
+                                             "channel_desc": [c[1] for c in CHANNELS]}))
+    con.execute("insert into channel_dim select * from channels_arrow order by channel_id")
+    con.register("catalogue_arrow", pa.table({
+        "cpc": [e.cpc for e in cat.entries],
+        "content_provider": [e.provider for e in cat.entries],
+        "service_name": [e.service_name for e in cat.entries],
+        "tme_category": [e.tme_category for e in cat.entries],
+        "subscription_model": [e.subscription_model for e in cat.entries],
+        "cpc_period": [e.period for e in cat.entries],
+        "price": [None if e.price is None else f"{e.price:.2f}" for e in cat.entries],
+        "in_master": [e.in_master for e in cat.entries],
+    }))
+    con.execute("insert into sim_cpc select * from catalogue_arrow order by cpc")
+    con.unregister("channels_arrow")
+    con.unregister("catalogue_arrow")
+    con.execute("insert into sim_meta values (?, ?, ?, ?, ?, ?)", [start, end, days, seed, new_per_day, GENERATOR])
+
+
+def _write_identities(con: duckdb.DuckDBPyConnection, data: dict) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """The temp table `subs` (formatted identities); returns the tmuserids, the generic_act_info
+    of each identity's two CPC slots and the subscription ids, in identity order."""
+    cat: _Catalogue = data["cat"]
+    ident = pa.table({k: v for k, v in data["ident"].items() if k != "user_idx"})
+    con.register("ident_arrow", ident)
+    con.execute(f"""
+        create temp table subs as
+        select
+            sub, subscription_id,
+            case tm_kind when 0 then '834' else '34' end || lpad(cast(tm16 as varchar), 16, '0') as tmuserid,
+            '346' || lpad(cast(phone8 as varchar), 8, '0') as phone,
+            variant,
+            {_INFO_PARTS}
+        from (
+            select *,
+                {_vocab(_CAMPAIGNS)}[camp + 1] as campaign,
+                {_vocab(_PROVIDERS)}[prov + 1] as provider,
+                {_vocab(_MEDIA)}[med + 1] as medium
+            from ident_arrow
+        )
+    """)
+    con.unregister("ident_arrow")
+
+    # per identity: tmuserid, and generic_act_info for its first (slot 0) and upgrade
+    # (slot 1) CPC; the events then point into these as Arrow dictionaries (no join)
+    con.register("slots_arrow", pa.table({
+        "sub": data["ident"]["sub"], "cpc_a": cat.cpc[data["cat_a"]], "cpc_b": cat.cpc[data["cat_b"]]}))
+    tmuserids = con.execute("select tmuserid from subs order by sub").fetch_arrow_table().column(0).combine_chunks()
+    infos = con.execute(f"""
+        select {_INFO} as info
+        from subs as s
+        join (select sub, 0 as slot, cast(cpc_a as varchar) as cpc from slots_arrow
+              union all select sub, 1 as slot, cast(cpc_b as varchar) as cpc from slots_arrow) as k on s.sub = k.sub
+        order by k.sub, k.slot
+    """).fetch_arrow_table().column(0).combine_chunks()
+    sub_ids = con.execute("select subscription_id from subs order by sub").fetch_arrow_table().column(0).to_numpy()
+    con.unregister("slots_arrow")
+    return tmuserids, infos, sub_ids
+
+
+def _write_facts(con: duckdb.DuckDBPyConnection, data: dict, tmuserids: pa.Array, infos: pa.Array,
+                 sub_ids: np.ndarray) -> None:
+    """telefonicaes_sub_mgr_fact, in the generated row order."""
+    f = data["fact"]
+    events = pa.table({
+        "msisdn": pa.DictionaryArray.from_arrays(pa.array(f["sub"], pa.int32()), tmuserids),
+        "generic_act_info": pa.DictionaryArray.from_arrays(
+            pa.array(f["sub"] * 2 + f["slot"], pa.int32()), infos),
+        "trans_type_id": f["ttype"].astype(np.int32),
+        "channel_id": f["chan"],
+        "tlog_ts": _ts(f["tlog"]),
+        "request_ts": _ts(f["req"]),
+        "next_charging_date": _ts(f["nxt"], f["nxt"] >= 0),
+        "subscription_id": _ints(sub_ids[f["sub"]], ~f["null_sub"]),
+        "cents": _ints(f["cents"], f["cents"] >= 0),
+    })
+    con.register("events_arrow", events)
+    # a plain projection keeps the Arrow row order (time order, duplicates adjacent)
+    con.execute("""
+        insert into telefonicaes_sub_mgr_fact
+        select msisdn, generic_act_info, trans_type_id, channel_id, tlog_ts, request_ts,
+               next_charging_date, subscription_id, cast(cents / 100 as decimal(10, 2))
+        from events_arrow
+    """)
+    con.unregister("events_arrow")
+    del events
+
+
+def _write_cancellations(con: duckdb.DuckDBPyConnection, data: dict) -> None:
+    c = data["cnr"]
+    con.register("cnr_arrow", pa.table({
+        "seq": np.arange(c["sub"].size), "sub": c["sub"], "ts": _ts(c["ts"]), "cpc": c["cpc"],
+        "mode": c["mode"]}))
+    modes = _vocab(tuple(m for m, _ in _CNR_MODES))
+    con.execute(f"""
+        insert into delaydcttlog_v1_0_0_fact
+        select e.ts, cast(s.subscription_id as varchar), s.tmuserid, e.cpc, {modes}[e.mode + 1]
+        from cnr_arrow as e join subs as s on e.sub = s.sub
+        order by e.seq
+    """)
+    con.unregister("cnr_arrow")
+
+
+def _write_refunds(con: duckdb.DuckDBPyConnection, data: dict) -> None:
+    r = data["refund"]
+    con.register("refund_arrow", pa.table({
+        "seq": np.arange(r["sub"].size), **{k: v for k, v in r.items() if k != "ts"}, "ts": _ts(r["ts"])}))
+    con.execute(f"""
+        insert into refund_v1_0_0_fact
+        select
+            s.tmuserid, e.cpc, e.ts, cast(e.cents / 100 as decimal(10, 2)),
+            case when e.no_sbn then '' else 'sbnId=' || cast(s.subscription_id as varchar) || ',' end
+            || case when e.auto
+                    then 'reason=Charge error,' || {_vocab(_AUTO_TEXTS)}[e.auto_text + 1]
+                    else 'reason=' || {_vocab(_REFUND_REASONS)}[e.reason + 1]
+                         || case when e.no_sbn then ',ticket=' || cast(e.ticket as varchar) else '' end
+               end
+        from refund_arrow as e join subs as s on e.sub = s.sub
+        order by e.seq
+    """)
+    con.unregister("refund_arrow")
+
+
+def _write_segments(con: duckdb.DuckDBPyConnection, data: dict) -> None:
+    """sim_subscription: the truth the user-base snapshot is drawn from."""
+    g = data["segments"]
+    hi_s = data["hi_s"]
+    # the NBS channel_desc vocabulary: CCC-CR and UPGRADE acquisitions keep theirs
+    chan_names = ["ACTIVE"] * 100
+    for cid, desc in CHANNELS:
+        if desc in ("CCC-CR", "UPGRADE"):
+            chan_names[cid] = desc
+    con.register("segments_arrow", pa.table({
+        "seq": np.arange(g["sub"].size), "sub": g["sub"], "cpc": g["cpc"], "start_ts": _ts(g["start"]),
+        "end_ts": _ts(g["end"], g["end"] < hi_s), "chan": g["chan"].astype(np.int16), "cents": g["cents"]}))
+    con.execute(f"""
+        insert into sim_subscription
+        select s.subscription_id, s.tmuserid, s.phone, e.cpc, e.start_ts, e.end_ts,
+               {_vocab(tuple(chan_names))}[e.chan + 1], cast(e.cents / 100 as decimal(10, 2))
+        from segments_arrow as e join subs as s on e.sub = s.sub
+        order by e.seq
+    """)
+    con.unregister("segments_arrow")
 
 
 def master_rows() -> list[list]:
@@ -833,12 +928,16 @@ def _atomic(target: Path, write) -> None:
                 leftover.unlink()
 
 
-def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, seed: int = 7) -> SimulationInfo:
+def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, seed: int = 7,
+             steady: bool = False) -> SimulationInfo:
     """Simulate `days` days of Nova from `start`: writes nova.duckdb, Master_CPCs.xlsx and Users_No_Limits.csv.
 
     `new_per_day` (new subscriptions per day) is the one scale knob: the base alive before
     `start` (seen first as RENO) is generated from the same rate over HISTORY_DAYS, so the
     system starts near steady state. The same arguments give identical table contents.
+    By default acquisitions switch from a legacy offer to the current one CURRENT_OFFER_DAYS
+    before `start`, so the legacy base decays over a long window; `steady` keeps one offer
+    throughout, so daily volumes stay level over years (the benchmark's history).
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
@@ -847,7 +946,7 @@ def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, s
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     end = start + dt.timedelta(days=days - 1)
-    data = _generate(start, days, new_per_day, seed)
+    data = _generate(start, days, new_per_day, seed, steady)
     database = out_dir / DATABASE_NAME
     counts: dict[str, int] = {}
 
