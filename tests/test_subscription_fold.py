@@ -186,3 +186,34 @@ def test_a_state_killed_mid_publish_is_redone_never_used(layout, tmp_path):
         for done in (state, layout.subscription_state(day(6))):
             done.unlink(missing_ok=True)
             sidecar(layout, done).unlink(missing_ok=True)
+
+
+def test_verify_rebuilds_the_latest_view_in_full_and_names_the_first_difference(layout):
+    from cvas.ops.verify import mark_findings, verify_range
+
+    write_events(layout, history())
+    for i in range(4):
+        build_subscription_view(layout, day(i), keep_days=30)
+
+    def view_findings():
+        report = verify_range(layout, day(4), day(4))
+        return [f for f in report.findings if f.path == layout.subscriptions_latest]
+
+    assert view_findings() == []
+    # a state whose content went wrong (its sidecar still agrees): the next fold carries the error
+    state = layout.subscription_state(day(3))
+    table = pq.read_table(state)
+    counts = table.column("renewal_count").to_pylist()
+    row = table.column("subscription_id").to_pylist().index(4)
+    counts[row] += 5
+    table = table.set_column(table.schema.get_field_index("renewal_count"), "renewal_count",
+                             pa.array(counts, pa.int64()))
+    pq.write_table(table, state)
+    assert build_subscription_view(layout, day(4), keep_days=30)["folded_from"] == str(day(3))
+    (finding,) = view_findings()
+    assert finding.problem == f"differs from the view as of {day(4)} built in full: subscription 4: renewal_count differs"
+    assert finding.rebuild == layout.subscriptions(day(4))
+    mark_findings(layout, verify_range(layout, day(4), day(4)))
+    stats = build_subscription_view(layout, day(4), keep_days=30)   # a marked view is built in full
+    assert stats["folded_from"] is None
+    assert view_findings() == []

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -22,7 +25,8 @@ from cvas.steps.load import REJECT_COLUMNS
 from cvas.steps.master import MasterFormatError, read_master_csv
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS, spec
 from cvas.ops.status import mark_for_rebuild
-from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA
+from cvas.sql import load_sql
+from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, sql_path, write_full_view
 from cvas.steps.user_base import EXPORT_HEADERS, USER_BASE_DAILY_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -269,6 +273,30 @@ class _Verifier:
             if problem:
                 self.find(path, problem, path)
 
+    def latest_view_as_built_in_full(self) -> None:
+        """The latest view (it is folded from a state day after day) rebuilt from every
+        transaction file and compared with the published one; a difference names the first
+        subscription and column, and marks the as-of view for rebuild (a marked view is
+        rebuilt in full)."""
+        lay = self.layout
+        path = lay.subscriptions_latest
+        as_of = (provenance.read(lay, path) or {}).get("as_of")
+        if not path.exists() or not as_of:
+            return   # reported by subscriptions_latest
+        self.report.checked += 1
+        source = lay.subscriptions(dt.date.fromisoformat(as_of))
+        scratch = Path(tempfile.mkdtemp(prefix="verify-view.", dir=_staging(lay)))
+        try:
+            write_full_view(lay, dt.date.fromisoformat(as_of), scratch / "full.parquet")
+            problem = view_difference(path, scratch / "full.parquet")
+        except (OSError, pa.ArrowException, duckdb.Error) as exc:
+            problem = f"cannot be compared with a full build ({type(exc).__name__})"
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if problem:
+            self.find(path, f"differs from the view as of {as_of} built in full: {problem}",
+                      source if source.exists() else path)
+
     def subscriptions_latest(self) -> None:
         lay = self.layout
         path = lay.subscriptions_latest
@@ -282,6 +310,39 @@ class _Verifier:
         source = lay.subscriptions(dt.date.fromisoformat(as_of)) if as_of else None
         rebuild = source if source is not None and source.exists() else path
         self.parquet(path, SUBSCRIPTION_SCHEMA, meta, rebuild)
+
+
+def _staging(layout: Layout) -> Path:
+    layout.staging.mkdir(parents=True, exist_ok=True)
+    return layout.staging
+
+
+def view_difference(published: Path, reference: Path) -> str | None:
+    """None when two subscription views are the same file; else what differs first: the
+    columns and types, the first subscription (by id) whose row differs and its first differing
+    column, a subscription held by one only, or, rows and values alike, the row order or bytes."""
+    got, want = pq.read_schema(published), pq.read_schema(reference)
+    if not got.equals(want):
+        return f"columns or types differ ({', '.join(f'{f.name} {f.type}' for f in got if f not in want) or 'order'})"
+    if provenance.file_hash(published) == provenance.file_hash(reference):
+        return None
+    con = duckdb.connect()
+    try:
+        for name, path in (("published", published), ("reference", reference)):
+            con.execute(f"create view {name} as select * from read_parquet({sql_path(path)})")
+        row = con.execute(load_sql("view_difference")).fetchone()
+        if row is None:
+            (unsorted,) = con.execute("select count(*) from (select subscription_id < lag(subscription_id) "
+                                      "over () as down from published) where down").fetchone()
+            return "same rows and values " + ("but not sorted by subscription_id" if unsorted else
+                                              "in the same order, different file bytes (encoding)")
+    finally:
+        con.close()
+    sub_id, only_in, p_row, r_row = row
+    if only_in:
+        return f"subscription {sub_id} is only in the {only_in} view"
+    column = next(name for name in p_row if p_row[name] != r_row[name])
+    return f"subscription {sub_id}: {column} differs"
 
 
 def _rejects_problem(path: Path, expected: int | None) -> str | None:
@@ -343,7 +404,8 @@ def verify_range(layout: Layout, start: dt.date, end: dt.date) -> VerifyReport:
     the counters; the NBS snapshot copy and its aggregate; the as-of subscription view when
     it is kept. Then MASTERCPC.csv, Counters_CPC.parquet, Counters_Service.csv, the three
     user-base exports (sizes and line counts recorded in their sidecar) and the latest
-    subscription view. A missing output is a finding too. Reads only; see `mark_findings`.
+    subscription view, which is also rebuilt in full and compared with the published one. A
+    missing output is a finding too. Reads only; see `mark_findings`.
     """
     days = _days(start, end)
     report = VerifyReport(start, end)
@@ -358,6 +420,7 @@ def verify_range(layout: Layout, start: dt.date, end: dt.date) -> VerifyReport:
     v.counter_exports()
     v.user_base_exports()
     v.subscriptions_latest()
+    v.latest_view_as_built_in_full()
     for f in report.findings:
         log.info("verify: %s: %s", _rel(layout, f.path), f.problem)
     log.log(logging.WARNING if report.findings else logging.INFO,

@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cvas.core import provenance
-from cvas.core.freshness import invalidated
+from cvas.core.freshness import invalidated, is_invalidated
 from cvas.core.layout import Layout, days_in_dir, sidecar
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged
@@ -393,6 +393,8 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
         with exclusive(layout.lock("subscriptions")):
             listing = transaction_listing(layout)
             digest = listing_digest(listing, as_of)
+            # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from
+            full = full or is_invalidated(layout, target)
             base = None if full else newest_usable_state(layout, as_of, listing)
             if base is None:
                 register_transactions(con, layout)
