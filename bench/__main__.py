@@ -1,11 +1,18 @@
 """`python -m bench`: the benchmark table of cvas. Figures are printed, never asserted.
 
 Each timed figure is the median of BENCH_REPEAT (>= 3) runs unless it is a one-off build
-(backfills), which is said in its label. Knobs: BENCH_NEW_PER_DAY (scale, default 500,
-about 20k transactions a day), BENCH_DAYS (history, default 365), BENCH_YEARS (no-op
-check, default 3), BENCH_SSH (1/0), BENCH_REPEAT (3); for the batched backfill and adoption
-figures BENCH_BATCH_NEW_PER_DAY (750, ~30k transactions a day), BENCH_BATCH_DAYS (365) and
-BENCH_BATCH_YEARS (3; 0 or 1 skips the multi-year run).
+(backfills), which is said in its label. Knobs: BENCH_NEW_PER_DAY (scale of the 1M-row
+day, default 500), BENCH_YEARS (no-op check, default 3), BENCH_SSH (1/0), BENCH_REPEAT (3);
+for the batched backfill and adoption figures BENCH_BATCH_NEW_PER_DAY (750, ~30k
+transactions a day), BENCH_BATCH_DAYS (365) and BENCH_BATCH_YEARS (3; 0 or 1 skips the
+multi-year run).
+
+The first table, `cvas daily` at growing history, times exactly what `make daily` runs: a
+fresh `cvas daily --date D` process (every task of DailyPipeline, interpreter start included)
+on one steady-state history grown 30 -> 365 -> 1,095 days, with the peak RSS of its whole
+process tree. Knobs: BENCH_DAILY_MARKS (days of history, default 30,365,1095),
+BENCH_DAILY_NEW_PER_DAY (scale, default 1000, about 30k transactions a day),
+BENCH_DAILY_REPEAT (runs per mark, default 2, each on a hard-linked copy of the history).
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NEW_PER_DAY = int(os.environ.get("BENCH_NEW_PER_DAY", "500"))
-DAYS = int(os.environ.get("BENCH_DAYS", "365"))
 YEARS = int(os.environ.get("BENCH_YEARS", "3"))
 REPEAT = max(3, int(os.environ.get("BENCH_REPEAT", "3")))
 START = dt.date(2025, 1, 1)
@@ -311,6 +317,124 @@ def noop_cli(cfg: Path, start: dt.date, end: dt.date) -> float:
     return median(once)
 
 
+# -- cvas daily at growing history ---------------------------------------------------------
+
+DAILY_MARKS = tuple(int(x) for x in os.environ.get("BENCH_DAILY_MARKS", "30,365,1095").split(","))
+DAILY_NEW_PER_DAY = int(os.environ.get("BENCH_DAILY_NEW_PER_DAY", "1000"))
+DAILY_REPEAT = max(1, int(os.environ.get("BENCH_DAILY_REPEAT", "2")))
+DAYS = max(DAILY_MARKS)   # the history every other figure is measured on
+
+STEP_TIMES = """
+import json, sys, time, luigi
+spent = {{}}
+
+@luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
+def _processing(task, seconds):
+    spent[task.task_family] = spent.get(task.task_family, 0.0) + seconds
+
+from tasks.cli import main
+code = main(["daily", "--date", "{day}"])
+print(json.dumps({{"code": code, "spent": spent}}))
+"""
+
+
+def tree_run(cmd: list[str], env: dict, out: Path) -> tuple[float, float]:
+    """Run `cmd` to its end, its stdout into `out`: (wall seconds, peak RSS in MiB of its whole
+    process tree). The tree's resident sets are summed every 10 ms; the process's own peak
+    (wait4's ru_maxrss) is a floor for what sampling might miss."""
+    import psutil
+
+    with open(out, "w") as fh:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.DEVNULL)
+        root, peak = psutil.Process(proc.pid), 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in [root] + root.children(recursive=True)))
+            except psutil.Error:
+                pass
+            time.sleep(0.01)
+        wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+    return wall, max(peak, usage.ru_maxrss * 1024) / 2**20
+
+
+def linked_copy(src: Path, dst: Path) -> None:
+    """A copy of a data root whose files are hard links: outputs are only ever replaced by a
+    rename, never written in place, so a run on the copy leaves the original as it was."""
+    shutil.copytree(src, dst, copy_function=os.link)
+
+
+def daily_runs(work: Path, root: Path, nova: Path, day: dt.date) -> tuple[list[float], list[float], dict, int]:
+    """`cvas daily --date day` DAILY_REPEAT times, each on a fresh linked copy of `root`; then
+    once more with a per-task timer for the breakdown. Returns (walls, peaks, seconds per task,
+    transaction rows of the day)."""
+    from cvas.core.layout import Layout
+
+    cvas = str(Path(sys.executable).with_name("cvas"))
+    walls, peaks = [], []
+    for i in range(DAILY_REPEAT + 1):
+        copy = work / f"daily-run-{i}"
+        linked_copy(root, copy)
+        env = dict(os.environ, LUIGI_CONFIG_PATH=str(configure(work, copy, nova)))
+        try:
+            if i < DAILY_REPEAT:
+                wall, peak = tree_run([cvas, "daily", "--date", str(day)], env, work / "daily.out")
+                walls.append(wall)
+                peaks.append(peak)
+            else:
+                tree_run([sys.executable, "-c", STEP_TIMES.format(day=day)], env, work / "daily.out")
+                spent = json.loads((work / "daily.out").read_text().strip().splitlines()[-1])["spent"]
+                rows = rows_between(Layout(copy), day, day)
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
+    return walls, peaks, spent, rows
+
+
+def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
+    """`cvas daily` of the day after 30, 365 and 1,095 days of steady-state history: one
+    simulated Nova, one data root backfilled up to each mark in turn. Returns the root (built
+    up to the last mark), the Nova, and the backfill's wall seconds, seconds in task run() and
+    transaction rows."""
+    from cvas.core.layout import Layout
+    from cvas.simulator.simulate import simulate
+
+    nova = work / "nova-daily"
+    t = time.perf_counter()
+    simulate(nova, START, max(DAILY_MARKS) + 1, new_per_day=DAILY_NEW_PER_DAY, seed=3, steady=True)
+    say(f"cvas daily: simulate {max(DAILY_MARKS) + 1} steady days at {DAILY_NEW_PER_DAY} new/day (one-off)",
+        f"{time.perf_counter() - t:.1f} s")
+    root = work / "data-daily"
+    done, totals, walls, spent_all, rows_all = 0, {}, 0.0, 0.0, 0
+    for mark in sorted(DAILY_MARKS):
+        lay = Layout(root)
+        configure(work, root, nova)
+        wall, in_tasks = timed_backfill(START + dt.timedelta(days=done), START + dt.timedelta(days=mark - 1))
+        walls, spent_all = walls + wall, spent_all + in_tasks
+        rows_all += rows_between(lay, START + dt.timedelta(days=done), START + dt.timedelta(days=mark - 1))
+        say(f"cvas daily: backfill of days {done + 1}..{mark} (one-off, history only)", f"{wall:.0f} s")
+        done = mark
+        day = START + dt.timedelta(days=mark)
+        walls, peaks, spent, rows = daily_runs(work, root, nova, day)
+        totals[mark] = statistics.median(walls)
+        say(f"cvas daily @{mark} days of history (whole process, every DailyPipeline task)",
+            f"{totals[mark]:.2f} s, peak RSS {max(peaks):,.0f} MiB (process tree), "
+            f"runs {', '.join(f'{w:.2f}' for w in walls)} s")
+        for family, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+            say(f"  @{mark}: {family} run()", f"{seconds:.2f} s")
+        say(f"  @{mark}: interpreter, imports, scheduling (the rest)", f"{totals[mark] - sum(spent.values()):.2f} s")
+        say(f"  @{mark}: transactions of the increment day", f"{rows:,} rows")
+    if 30 in totals and max(totals) != 30:
+        last = max(totals)
+        say(f"cvas daily ratio {last}/30 (target <= 1.2)", f"{totals[last] / totals[30]:.2f}")
+    return root, nova, walls, spent_all, rows_all
+
+
 def free_port() -> int:
     import socket
 
@@ -411,38 +535,18 @@ def backfill_targets(work: Path) -> None:
 def main() -> None:
     sys.path.insert(0, str(REPO))
     work = Path(tempfile.mkdtemp(prefix="cvas-bench-"))
-    print(f"cvas benchmark: {DAYS} days at {NEW_PER_DAY} new subscriptions/day; work dir {work}", file=sys.stderr)
+    print(f"cvas benchmark: {DAYS} days at {DAILY_NEW_PER_DAY} new subscriptions/day; work dir {work}",
+          file=sys.stderr)
     try:
-        from cvas.simulator.simulate import simulate
-
-        nova = work / "nova"
-        t = time.perf_counter()
-        simulate(nova, START, DAYS + 1, new_per_day=NEW_PER_DAY, seed=3)
-        say(f"simulate {DAYS + 1} days (one-off)", f"{time.perf_counter() - t:.1f} s")
-        root = work / "data"
+        # one steady-state history, grown 30 -> 365 -> 1,095 days, serves every figure below
+        root, nova, walls, spent, rows = daily_at_history(work)
         cfg = configure(work, root, nova)
         os.environ["CVAS_EXCL"] = str(nova / "Users_No_Limits.csv")
         from tasks.config import layout
 
         lay = layout()
-        walls = spent = rows = 0.0
-        marks = sorted({30, 180, DAYS} & set(range(1, DAYS + 1)))
-        done = 0
-        incs = {}
-        for mark in marks:
-            a, b = START + dt.timedelta(days=done), START + dt.timedelta(days=mark - 1)
-            w, s = timed_backfill(a, b)
-            walls, spent, rows = walls + w, spent + s, rows + rows_between(lay, a, b)
-            done = mark
-            incs[mark] = increment(cfg, lay, START + dt.timedelta(days=mark))
-            say(f"daily increment @{mark} days of history (load+counters+exports+user base)",
-                f"{incs[mark][0]:.2f} s, peak {incs[mark][1]:,.0f} MiB "
-                f"({rows_between(lay, START + dt.timedelta(days=mark), START + dt.timedelta(days=mark)):,} rows)")
-        if 30 in incs and DAYS in incs:
-            say(f"increment ratio {DAYS}/30 (target <= 1.2)", f"{incs[DAYS][0] / incs[30][0]:.2f}")
-        if 30 in incs and 180 in incs:
-            say("increment ratio 180/30", f"{incs[180][0] / incs[30][0]:.2f}")
-        say(f"backfill of {DAYS} days, one worker (one-off)", f"{walls:.0f} s, {rows / walls:,.0f} rows/s ({rows:,.0f} rows)")
+        say(f"backfill of {DAYS} days, one worker (one-off, the history above)",
+            f"{walls:.0f} s, {rows / walls:,.0f} rows/s ({rows:,.0f} rows)")
         say("scheduling overhead of that backfill (target < 10%)",
             f"{(walls - spent) / walls:.1%} (task run() time {spent:.0f} s of {walls:.0f} s)")
 
@@ -490,7 +594,8 @@ def main() -> None:
             f"{r['local_s']:.2f} s, {r['local_rows_s']:,.0f} rows/s; ssh/local throughput {r['ssh_vs_local']:.0%}")
     width = max(len(k) for k, _ in figures)
     print(f"\ncvas benchmark — {dt.date.today()}, {os.uname().nodename}, {os.cpu_count()} cores, "
-          f"scale {NEW_PER_DAY} new subscriptions/day; median of {REPEAT} runs unless one-off")
+          f"scale {DAILY_NEW_PER_DAY} new subscriptions/day ({NEW_PER_DAY} for the 1M-row day); "
+          f"median of {REPEAT} runs unless one-off ({DAILY_REPEAT} for cvas daily)")
     for k, v in figures:
         print(f"| {k:<{width}} | {v} |")
 

@@ -348,7 +348,9 @@ def _lifecycles(cat: _Catalogue, r_subs: np.random.Generator, r_life: np.random.
     """Subscriptions started over [w0 - HISTORY_DAYS, w1) and not ended before the window:
     their CPCs, trial upgrades, paid segments, renewal periods and ends."""
     day_nums = np.arange(w0 - HISTORY_DAYS, w1, dtype=np.int64)
-    per_day = r_subs.poisson(new_per_day * WEEKDAY_FACTOR[(day_nums + 3) % 7])
+    # steady: no weekday pattern either, so any two days of the window carry the same volume
+    weekday = np.ones(7) if steady else WEEKDAY_FACTOR
+    per_day = r_subs.poisson(new_per_day * weekday[(day_nums + 3) % 7])
     sday = np.repeat(day_nums, per_day)
     n = sday.size
     stod = r_subs.integers(0, DAY_S, n)
@@ -937,7 +939,8 @@ def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, s
     system starts near steady state. The same arguments give identical table contents.
     By default acquisitions switch from a legacy offer to the current one CURRENT_OFFER_DAYS
     before `start`, so the legacy base decays over a long window; `steady` keeps one offer
-    throughout, so daily volumes stay level over years (the benchmark's history).
+    throughout and acquisitions level over the week, so daily volumes stay level over years
+    and from one day to the next (the benchmark's history).
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
