@@ -37,7 +37,7 @@ def bench_view(layout: Layout, as_of: dt.date, *, repeat: int = 3, threads: int 
 
     def full() -> float:
         t = time.monotonic()
-        build_subscription_view(layout, as_of, keep_days=10_000, threads=threads)
+        build_subscription_view(layout, as_of, keep_days=10_000, threads=threads, full=True)
         return time.monotonic() - t
 
     try:

@@ -168,17 +168,16 @@ def register_days(con: duckdb.DuckDBPyConnection, listing: list[tuple[str, str, 
     return count
 
 
-def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, listing: list[tuple[str, str, Path, str]],
-               base: dt.date, as_of: dt.date) -> int:
-    """The `state` table as of `as_of`: the published state as of `base` merged in one DuckDB
-    pass with what the days after it, up to `as_of`, add. Returns the files read."""
-    files = register_days(con, listing, base, as_of)
+def fold_inputs(con: duckdb.DuckDBPyConnection, layout: Layout, listing: list[tuple[str, str, Path, str]],
+                base: dt.date, as_of: dt.date) -> str:
+    """Prepare the fold of the published state as of `base` with the days after it, up to
+    `as_of`: `prev_state` over that state's file, `new_state` what those days' transaction
+    files add. Returns the merge query (subscription_state_merge.sql), run in one DuckDB pass."""
+    register_days(con, listing, base, as_of)
     con.execute(f"create or replace temp view prev_state as select * from "
                 f"read_parquet({sql_path(layout.subscription_state(base))})")
     make_state(con, as_of, "new_state")
-    con.execute(f"create or replace temp table state as {load_sql('subscription_state_merge')}")
-    con.execute("drop table new_state")
-    return files
+    return load_sql("subscription_state_merge")
 
 
 def state_is_usable(layout: Layout, day: dt.date, listing: list[tuple[str, str, Path, str]],
@@ -208,19 +207,6 @@ def newest_usable_state(layout: Layout, as_of: dt.date, listing: list[tuple[str,
         if state_is_usable(layout, day, listing, marked):
             return day
     return None
-
-
-def publish_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, digest: str) -> int:
-    """Publish the `state` table as the state as of `as_of`, its sidecar last: until the sidecar
-    names the files it was built from, a state is not usable."""
-    target = layout.subscription_state(as_of)
-    sidecar(layout, target).unlink(missing_ok=True)
-    with staged(layout.staging, target) as tmp:
-        (rows,) = con.execute(f"copy (select * from state order by subscription_id) to {sql_path(tmp)} "
-                              f"(format parquet, compression zstd)").fetchone()
-    provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=int(rows),
-                      extra={"as_of": str(as_of), "transactions": digest})
-    return int(rows)
 
 
 def check_view_file(path: Path, expected_rows: int, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, int]:
@@ -375,39 +361,34 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
                             threads: int | None = None, full: bool = False) -> dict:
     """Build and publish `subscriptions/as_of=<as_of>/subscriptions.parquet` and its state.
 
-    The view is folded from the newest usable state on or before `as_of` and the transaction
-    files of the days after it (newest_usable_state); without one, or with `full`, it is built
-    from every transaction file. Both give the same bytes. DuckDB writes the Parquet file itself
-    into the staging area; the file is checked (check_view_file) and renamed into place. When
-    `as_of` is the newest published as-of, the legacy `Parquet_Data/aggregated/subscriptions.parquet`
-    is replaced with it; views and states older than `keep_days` before the newest are then
-    pruned. Publishing, the latest copy and pruning hold a lock, so concurrent builds of several
-    as-of dates cannot leave an older view as the latest.
+    The state as of `as_of` is folded from the newest usable state on or before it and the
+    transaction files of the days after it (newest_usable_state); without one, with `full`, or
+    when the view is marked for rebuild, it is built from every transaction file. DuckDB
+    streams the state into the staging area, then writes the view from it; both ways give the
+    same view bytes. The view is checked (check_view_file) and renamed into place, then the
+    state, whose sidecar comes last (publish_view_and_state). When `as_of` is the newest
+    published as-of, the legacy `Parquet_Data/aggregated/subscriptions.parquet` is replaced
+    with it; views and states older than `keep_days` before the newest are then pruned.
+    Publishing, the latest copy and pruning hold a lock, so concurrent builds of several as-of
+    dates cannot leave an older view as the latest.
     """
     if keep_days < 1:
         raise ValueError(f"subscriptions_keep_days must be at least 1, got {keep_days}")
     t0 = time.monotonic()
-    target = layout.subscriptions(as_of)
     con = connect(threads)
     try:
         with exclusive(layout.lock("subscriptions")):
             listing = transaction_listing(layout)
-            digest = listing_digest(listing, as_of)
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from
-            full = full or is_invalidated(layout, target)
+            full = full or is_invalidated(layout, layout.subscriptions(as_of))
             base = None if full else newest_usable_state(layout, as_of, listing)
             if base is None:
                 register_transactions(con, layout)
-                make_state(con, as_of)
+                state_sql = load_sql("subscription_state")
             else:
-                fold_state(con, layout, listing, base, as_of)
-            with staged(layout.staging, target) as tmp:
-                rows = copy_view_from_state(con, as_of, tmp)
-                status = check_view_file(tmp, rows, con)
-            provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=rows,
-                              extra={"as_of": str(as_of), "transactions": digest,
-                                     "folded_from": str(base) if base else None})
-            publish_state(con, layout, as_of, digest)
+                state_sql = fold_inputs(con, layout, listing, base, as_of)
+            rows, status = publish_view_and_state(con, layout, as_of, state_sql, listing_digest(listing, as_of),
+                                                  base)
             is_latest = as_of >= max(as_of_days(layout))
             if is_latest:
                 publish_latest(layout, as_of)
@@ -422,6 +403,34 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
     return {"as_of": str(as_of), "rows": rows, "status": status, "latest": is_latest,
             "folded_from": str(base) if base else None, "pruned": [str(d) for d in pruned],
             "seconds": round(elapsed, 3)}
+
+
+def publish_view_and_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, state_sql: str,
+                           digest: str, base: dt.date | None) -> tuple[int, dict[str, int]]:
+    """Stream `state_sql` into the staged state file, write and check the view from it, publish
+    the view, then the state; returns (view rows, subscriptions per status).
+
+    The state's old sidecar goes first and its new one is written last: a state is usable only
+    once its sidecar names the files it was built from, so one killed anywhere in between is
+    redone, never used."""
+    target, state = layout.subscriptions(as_of), layout.subscription_state(as_of)
+    params = {"as_of": as_of} if "$as_of" in state_sql else {}
+    sidecar(layout, state).unlink(missing_ok=True)
+    with staged(layout.staging, state) as state_tmp:
+        # snappy: the state is read back once a day, where zstd's smaller file costs more CPU
+        (state_rows,) = con.execute(f"copy ({state_sql}) to {sql_path(state_tmp)} "
+                                    f"(format parquet, compression snappy)", params).fetchone()
+        con.execute(f"create or replace temp view state as select * from read_parquet({sql_path(state_tmp)})")
+        with staged(layout.staging, target) as tmp:
+            rows = copy_view_from_state(con, as_of, tmp)
+            status = check_view_file(tmp, rows, con)
+        provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=rows,
+                          extra={"as_of": str(as_of), "transactions": digest,
+                                 "folded_from": str(base) if base else None})
+    con.execute("drop view state")
+    provenance.record(layout, state, inputs={}, params={"as_of": str(as_of)}, rows=int(state_rows),
+                      extra={"as_of": str(as_of), "transactions": digest})
+    return rows, status
 
 
 def write_full_view(layout: Layout, as_of: dt.date, dest: Path, *, threads: int | None = None) -> int:
