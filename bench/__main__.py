@@ -11,7 +11,7 @@ The first table, `cvas daily` at growing history, times exactly what `make daily
 fresh `cvas daily --date D` process (every task of DailyPipeline, interpreter start included)
 on one steady-state history grown 30 -> 365 -> 1,095 days, with the peak RSS of its whole
 process tree. Knobs: BENCH_DAILY_MARKS (days of history, default 30,365,1095),
-BENCH_DAILY_NEW_PER_DAY (scale, default 1000, about 30k transactions a day),
+BENCH_DAILY_NEW_PER_DAY (scale, default 800, about 30k transactions a day),
 BENCH_DAILY_REPEAT (runs per mark, default 2, each on a hard-linked copy of the history).
 """
 
@@ -320,7 +320,7 @@ def noop_cli(cfg: Path, start: dt.date, end: dt.date) -> float:
 # -- cvas daily at growing history ---------------------------------------------------------
 
 DAILY_MARKS = tuple(int(x) for x in os.environ.get("BENCH_DAILY_MARKS", "30,365,1095").split(","))
-DAILY_NEW_PER_DAY = int(os.environ.get("BENCH_DAILY_NEW_PER_DAY", "1000"))
+DAILY_NEW_PER_DAY = int(os.environ.get("BENCH_DAILY_NEW_PER_DAY", "800"))
 DAILY_REPEAT = max(1, int(os.environ.get("BENCH_DAILY_REPEAT", "2")))
 DAYS = max(DAILY_MARKS)   # the history every other figure is measured on
 

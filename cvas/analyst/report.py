@@ -228,7 +228,8 @@ def read_counter_window(layout: Layout, days: list[dt.date]) -> tuple[pd.DataFra
     """The counter rows of the days of `days` that have a counter file (one listing, one read
     each), and those days (a file without rows is a day without transactions, not a gap)."""
     built = counter_days(layout) & set(days)
-    tables = [pq.read_table(layout.daily_counters(d)).cast(COUNTER_SCHEMA) for d in sorted(built)]
+    # ParquetFile: one file as it is, without read_table's dataset discovery (half the cost)
+    tables = [pq.ParquetFile(layout.daily_counters(d)).read().cast(COUNTER_SCHEMA) for d in sorted(built)]
     table = pa.concat_tables(tables) if tables else COUNTER_SCHEMA.empty_table()
     return table.drop(["last_updated"]).to_pandas(date_as_object=True), built
 
@@ -251,7 +252,7 @@ def scope_counters(counters: pd.DataFrame, master: pa.Table,
 def read_user_base_window(layout: Layout, days: list[dt.date], excluded_keywords: tuple[str, ...]) -> pd.DataFrame:
     """The per-day user-base rows of `days` (those with a file), without the excluded services."""
     have = days_in_dir(layout.user_base_daily_root, ".parquet")
-    tables = [pq.read_table(layout.user_base_daily(d)) for d in days if d in have]
+    tables = [pq.ParquetFile(layout.user_base_daily(d)).read() for d in days if d in have]
     columns = ["date", "cpc", "service_name", "tme_category", "user_base"]
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype="object" if c in ("date", "service_name", "tme_category") else "int64")
