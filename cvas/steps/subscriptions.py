@@ -417,9 +417,10 @@ def publish_view_and_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of
     params = {"as_of": as_of} if "$as_of" in state_sql else {}
     sidecar(layout, state).unlink(missing_ok=True)
     with staged(layout.staging, state) as state_tmp:
-        # snappy: the state is read back once a day, where zstd's smaller file costs more CPU
-        (state_rows,) = con.execute(f"copy ({state_sql}) to {sql_path(state_tmp)} "
-                                    f"(format parquet, compression snappy)", params).fetchone()
+        # sorted, so the same inputs give the same bytes (DESIGN 7); snappy: the state is read
+        # back once a day, where zstd's smaller file costs more CPU
+        (state_rows,) = con.execute(f"copy (select * from ({state_sql}) order by subscription_id) to "
+                                    f"{sql_path(state_tmp)} (format parquet, compression snappy)", params).fetchone()
         con.execute(f"create or replace temp view state as select * from read_parquet({sql_path(state_tmp)})")
         with staged(layout.staging, target) as tmp:
             rows = copy_view_from_state(con, as_of, tmp)
