@@ -126,37 +126,6 @@ def rows_between(layout, start: dt.date, end: dt.date) -> int:
     return n
 
 
-INCREMENT = """
-import datetime as dt, luigi
-from tasks.steps.counters import ExportCounters
-from tasks.steps.user_base import ExportUserBase
-day = dt.date.fromisoformat('{day}')
-r = luigi.build([ExportCounters(date=day), ExportUserBase(date=day)], local_scheduler=True, workers=1,
-                detailed_summary=True, log_level='WARNING')
-assert r.status.name.startswith('SUCCESS'), r.summary_text
-"""
-
-
-def increment(cfg: Path, layout, day: dt.date) -> tuple[float, float]:
-    """One daily increment (fetch + load + counters + exports, user base) on top of the history,
-    median of REPEAT; the day's outputs are removed before each run so each does the same work."""
-    from cvas.core.schemas import KINDS
-
-    peaks = []
-
-    def once():
-        for kind in KINDS:
-            layout.raw(kind, day).unlink(missing_ok=True)
-            layout.transactions(kind, day).unlink(missing_ok=True)
-        for p in (layout.daily_counters(day), layout.user_base_snapshot(day), layout.user_base_daily(day)):
-            p.unlink(missing_ok=True)
-        r = in_subprocess(cfg, INCREMENT.format(day=day))
-        peaks.append(r["mib"])
-        return r["s"]
-
-    return median(once), max(peaks)
-
-
 def bare_load_ratio(layout, day: dt.date) -> tuple[float, float, int]:
     """load_day of the day's RENO extract vs DuckDB's bare CSV→Parquet conversion of the same file."""
     import duckdb
@@ -201,6 +170,8 @@ STEP = {
                          "log_level='WARNING')",
     "user base": "from tasks.steps.user_base import ExportUserBase as T; import luigi, datetime as dt\n"
                  "luigi.build([T(date=dt.date.fromisoformat('{day}'))], local_scheduler=True, workers=1, log_level='WARNING')",
+    "report": "from tasks.analyst.report import DailyReport as T; import luigi, datetime as dt\n"
+              "luigi.build([T(date=dt.date.fromisoformat('{day}'))], local_scheduler=True, workers=1, log_level='WARNING')",
 }
 
 

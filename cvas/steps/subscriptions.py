@@ -1,4 +1,10 @@
-"""The subscription lifecycle view as of a date, built by DuckDB straight from the transaction Parquet files.
+"""The subscription lifecycle view as of a date, folded by DuckDB from the previous state and the new days.
+
+How it is built: `subscription_state.sql` turns transaction rows into per-subscription
+aggregates that merge exactly (`subscription_state_merge.sql`), and `subscription_view.sql`
+turns a state into the 34 columns. A daily build merges the newest usable state (published
+as `subscription_state/<day>.parquet` with its sidecar) with the state of the days after it;
+the full build computes the state of every transaction file. Both give the same bytes.
 
 Which subscriptions it holds: every subscription id with at least one ACT or RENO row dated
 on or before the as-of date. ACT and RENO are the only events that say a subscription

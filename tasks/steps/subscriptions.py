@@ -13,9 +13,12 @@ class SubscriptionView(CvasTask):
     """`subscriptions/as_of=<date>/subscriptions.parquet`: every subscription with an ACT or RENO
     on or before `date`, its lifecycle as of the end of that day (LEGACY §8.3, 34 columns).
 
-    Built by DuckDB over the whole transaction history; when `date` is the newest as-of it
-    also replaces `Parquet_Data/aggregated/subscriptions.parquet`, and as-of views older
-    than `[cvas] subscriptions_keep_days` before the newest are pruned.
+    Folded by DuckDB from the newest usable state on or before `date` and the transaction
+    files of the days after it (from every transaction file when there is none, or when the
+    view is marked for rebuild); publishes `subscription_state/<date>.parquet` for the next
+    day. When `date` is the newest as-of it also replaces
+    `Parquet_Data/aggregated/subscriptions.parquet`, and as-of views and states older than
+    `[cvas] subscriptions_keep_days` before the newest are pruned.
 
     Complete when the view exists, is not invalidated and was built from the transaction
     files now present up to `date` (a reloaded or backfilled day makes it stale), or when
