@@ -391,11 +391,11 @@ def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
         say(f"cvas daily: backfill of days {done + 1}..{mark} (one-off, history only)", f"{wall:.0f} s")
         done = mark
         day = START + dt.timedelta(days=mark)
-        walls, peaks, spent, rows = daily_runs(work, root, nova, day)
-        totals[mark] = statistics.median(walls)
+        runs, peaks, spent, rows = daily_runs(work, root, nova, day)
+        totals[mark] = statistics.median(runs)
         say(f"cvas daily @{mark} days of history (whole process, every DailyPipeline task)",
             f"{totals[mark]:.2f} s, peak RSS {max(peaks):,.0f} MiB (process tree), "
-            f"runs {', '.join(f'{w:.2f}' for w in walls)} s")
+            f"runs {', '.join(f'{w:.2f}' for w in runs)} s")
         for family, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             say(f"  @{mark}: {family} run()", f"{seconds:.2f} s")
         say(f"  @{mark}: interpreter, imports, scheduling (the rest)", f"{totals[mark] - sum(spent.values()):.2f} s")
