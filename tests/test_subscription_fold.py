@@ -16,7 +16,7 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, sidecar
 from cvas.core.schemas import KINDS, spec
 from cvas.ops.status import mark_for_rebuild
-from cvas.steps.subscriptions import build_subscription_view, newest_usable_state, transaction_listing, write_full_view
+from cvas.steps.subscriptions import build_subscription_view, newest_usable_state, write_full_view
 from tests.test_subscriptions import at, cnr_row, digest, read_view, sub_row, write_events
 
 D0 = dt.date(2026, 5, 4)
@@ -122,8 +122,7 @@ def test_a_reloaded_day_folds_forward_from_the_last_good_state_before_it(layout,
     reload_day(layout, 4, {"reno": [sub_row("reno", 3, at(day(4), 18), 41, channel="WEB", rev=1.99,
                                             act_date=dt.datetime(2025, 12, 1, 8))],
                            "act": [sub_row("act", 7, at(day(4), 7), 70, channel="WEB", rev=5.0)]})
-    listing = transaction_listing(layout)
-    assert newest_usable_state(layout, day(7), listing) == day(3)   # every state from day 4 on is stale
+    assert newest_usable_state(layout, day(7)) == day(3)   # every state from day 4 on is stale
     stats = build_subscription_view(layout, day(8), keep_days=30)
     assert stats["folded_from"] == str(day(3))
     assert_equals_full_build(layout, day(8), tmp_path)
@@ -132,7 +131,7 @@ def test_a_reloaded_day_folds_forward_from_the_last_good_state_before_it(layout,
     assert read_view(layout.subscriptions(day(9)))[3]["cpc_list"] == [41, 40]
     # an invalidated past day makes the states from it on unusable too
     mark_for_rebuild(layout, layout.transactions("rfnd", day(6)))
-    assert newest_usable_state(layout, day(9), transaction_listing(layout)) == day(3)  # 4..5: reloaded
+    assert newest_usable_state(layout, day(9)) == day(3)  # 4..5: reloaded
 
 
 def test_a_state_without_its_sidecar_or_with_other_rows_is_not_used(layout, tmp_path):
@@ -179,7 +178,7 @@ def test_a_state_killed_mid_publish_is_redone_never_used(layout, tmp_path):
         _kill_when(proc, ready)
         complete = provenance.read(layout, state) is not None
         # a state is used only once the sidecar written after its rename is there
-        assert newest_usable_state(layout, day(5), transaction_listing(layout)) == (day(5) if complete else day(4)), moment
+        assert newest_usable_state(layout, day(5)) == (day(5) if complete else day(4)), moment
         stats = build_subscription_view(layout, day(6), keep_days=30)
         assert stats["folded_from"] == str(day(5) if complete else day(4)), moment
         assert_equals_full_build(layout, day(6), tmp_path)

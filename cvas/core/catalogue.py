@@ -157,7 +157,8 @@ _ENTRIES = (
             upstream=(Upstream("daily_counters"), Upstream("master_cpc")),
             inputs=lambda lay, d, k, s: {"master": lay.master_cpc},
             expect=(("excluded_services", _excluded_services),), listing=("daily", "daily_counters"), product=True),
-    Dataset("subscriptions", DAY, lambda lay, d, k: (lay.subscriptions(d),),
+    # the view and the state the next day's view is folded from, written together by one task
+    Dataset("subscriptions", DAY, lambda lay, d, k: (lay.subscriptions(d), lay.subscription_state(d)),
             upstream=(Upstream("transactions", VIEW_KINDS),), expect=(("transactions", _view_digest),),
             newest=lambda lay: (lay.subscriptions_latest,), days=_as_of_days, product=True),
     Dataset("user_base_snapshot", DAY, lambda lay, d, k: (lay.user_base_snapshot(d),), sidecar=False, source=True,

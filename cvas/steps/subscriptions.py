@@ -61,7 +61,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cvas.core import provenance
-from cvas.core.freshness import invalidated, is_invalidated
+from cvas.core.freshness import Freshness, is_invalidated
 from cvas.core.layout import Layout, days_in_dir, sidecar
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged
@@ -186,18 +186,21 @@ def fold_inputs(con: duckdb.DuckDBPyConnection, layout: Layout, listing: list[tu
     return load_sql("subscription_state_merge")
 
 
-def state_is_usable(layout: Layout, day: dt.date, listing: list[tuple[str, str, Path, str]],
-                    marked: set[Path]) -> bool:
-    """Whether the published state as of `day` may be folded from: it has its sidecar (a state
-    killed before its sidecar was written is redone), its row count matches it, it is not
-    invalidated, and no transaction file dated on or before `day` was reloaded, added or
-    invalidated since it was built."""
+def state_is_usable(layout: Layout, day: dt.date, fresh: Freshness) -> bool:
+    """Whether the published state as of `day` may be folded from: its view is fresh by the
+    catalogue's one rule (view and state present, not invalidated, the transaction files up to
+    `day` unchanged since they were built), no transaction file dated on or before `day` is
+    marked for rebuild, and the state's own sidecar, written after it was published, records
+    the same files and its row count (a state killed before its sidecar is redone, never used)."""
+    if not fresh.state("subscriptions", day).fresh:
+        return False
+    root, key = layout.transactions_root(), f"{day:%Y-%m-%d}"
+    if any(p.is_relative_to(root) and p.name[:10] <= key for p in fresh.marked):
+        return False
     path = layout.subscription_state(day)
     meta = provenance.read(layout, path)
-    if meta is None or path in marked or meta.get("transactions") != listing_digest(listing, day):
-        return False
-    root = layout.transactions_root()
-    if any(p.is_relative_to(root) and p.name[:10] <= f"{day:%Y-%m-%d}" for p in marked):
+    view = provenance.read(layout, layout.subscriptions(day)) or {}
+    if meta is None or meta.get("transactions") != view.get("transactions"):
         return False
     try:
         return pq.read_metadata(path).num_rows == meta.get("rows")
@@ -205,12 +208,12 @@ def state_is_usable(layout: Layout, day: dt.date, listing: list[tuple[str, str, 
         return False
 
 
-def newest_usable_state(layout: Layout, as_of: dt.date, listing: list[tuple[str, str, Path, str]]) -> dt.date | None:
+def newest_usable_state(layout: Layout, as_of: dt.date) -> dt.date | None:
     """The newest state as of a day on or before `as_of` that is usable (state_is_usable)."""
-    marked = invalidated(layout)
+    fresh = Freshness(layout)
     for day in sorted((d for d in days_in_dir(layout.subscription_state_root, ".parquet") if d <= as_of),
                       reverse=True):
-        if state_is_usable(layout, day, listing, marked):
+        if state_is_usable(layout, day, fresh):
             return day
     return None
 
@@ -387,7 +390,7 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
             listing = transaction_listing(layout)
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from
             full = full or is_invalidated(layout, layout.subscriptions(as_of))
-            base = None if full else newest_usable_state(layout, as_of, listing)
+            base = None if full else newest_usable_state(layout, as_of)
             if base is None:
                 register_transactions(con, layout)
                 state_sql = load_sql("subscription_state")
