@@ -404,8 +404,8 @@ def verify_range(layout: Layout, start: dt.date, end: dt.date) -> VerifyReport:
     the counters; the NBS snapshot copy and its aggregate; the as-of subscription view when
     it is kept. Then MASTERCPC.csv, Counters_CPC.parquet, Counters_Service.csv, the three
     user-base exports (sizes and line counts recorded in their sidecar) and the latest
-    subscription view, which is also rebuilt in full and compared with the published one. A
-    missing output is a finding too. Reads only; see `mark_findings`.
+    subscription view, which is also rebuilt in full and compared with the published one (when
+    the range's transaction partitions verified clean). A missing output is a finding too. Reads only; see `mark_findings`.
     """
     days = _days(start, end)
     report = VerifyReport(start, end)
@@ -420,7 +420,9 @@ def verify_range(layout: Layout, start: dt.date, end: dt.date) -> VerifyReport:
     v.counter_exports()
     v.user_base_exports()
     v.subscriptions_latest()
-    v.latest_view_as_built_in_full()
+    root = layout.transactions_root()
+    if not any(f.path.is_relative_to(root) for f in report.findings):
+        v.latest_view_as_built_in_full()   # a full build over damaged partitions proves nothing
     for f in report.findings:
         log.info("verify: %s: %s", _rel(layout, f.path), f.problem)
     log.log(logging.WARNING if report.findings else logging.INFO,
