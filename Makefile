@@ -3,9 +3,13 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 CVAS := $(VENV)/bin/cvas
-export LUIGI_CONFIG_PATH := $(CURDIR)/luigi.cfg
+export LUIGI_CONFIG_PATH ?= $(CURDIR)/luigi.cfg
 
-.PHONY: install demo daily backfill test bench clean luigid luigid-stop
+.PHONY: help install demo daily backfill test bench clean luigid luigid-stop
+
+# List the targets and what each does (this text).
+help:
+	@awk '/^# /{doc=substr($$0, 3); next} /^[a-z][a-z-]*:/{split($$0, t, ":"); if (doc != "") printf "make %-12s %s\n", t[1], doc} {doc=""}' $(firstword $(MAKEFILE_LIST))
 
 # Build the virtual environment and install cvas with its pinned dependencies.
 install: $(VENV)/.installed

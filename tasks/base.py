@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from luigi.task import flatten
 from cvas.core.batch import DaysFailed
 from cvas.core.catalogue import dataset as catalogue_entry
 from cvas.core.freshness import clear_invalidation
+from cvas.core.failures import clear_failure, record_failure
 from cvas.core.logs import redact
 from tasks import datasets
 from tasks.config import layout
+
+log = logging.getLogger("cvas.tasks")
 
 
 class DayBatch(tuple):
@@ -125,10 +129,17 @@ class CvasTask(luigi.Task):
         lay = layout()
         for target in flatten(self.output()):
             clear_invalidation(lay, Path(target.path))
+            clear_failure(lay, Path(target.path))
 
     def on_success(self):
         self._clear_marks()
         return super().on_success()
+
+    def progress(self, percent: int, message: str) -> None:
+        """Report progress (0..100) and a status message to the scheduler: luigid's visualiser
+        shows both while the task runs and after it is done."""
+        self.set_progress_percentage(percent)
+        self.set_status_message(message)
 
     def on_failure(self, exception):
         if isinstance(exception, DaysFailed):
@@ -136,5 +147,21 @@ class CvasTask(luigi.Task):
             for task in self.day_tasks():
                 if task.date not in exception.failures:
                     task._clear_marks()
+        self._record_failures(exception)
         # the return value becomes the failure e-mail body and the visualiser's error text
         return redact(super().on_failure(exception))
+
+    def _record_failures(self, exception: BaseException) -> None:
+        """Remember each failed day's error for `cvas status` (a failed fetch leaves no file to show it)."""
+        if isinstance(exception, DaysFailed):
+            failed = [(t, exception.failures[t.date]) for t in self.day_tasks() if t.date in exception.failures]
+        else:
+            failed = [(t, exception) for t in self.day_tasks()]
+        lay = layout()
+        for task, error in failed:
+            for target in flatten(task.output())[:1]:
+                try:
+                    record_failure(lay, Path(target.path), task.task_family, error, task.param_kwargs.get("date"),
+                                   task.param_kwargs.get("kind"))
+                except OSError as exc:  # the build's own error matters more than its record
+                    log.warning("could not record the failure of %s: %s", task, exc)

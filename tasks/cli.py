@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import logging
 import sys
+import time
 from pathlib import Path
 
 from cvas.core.catalogue import invalidatable
@@ -27,22 +28,24 @@ def _yesterday() -> dt.date:
 _RUN_LOGGED = {"daily", "backfill", "demo", "invalidate", "adopt", "simulate", "verify"}
 
 
-def _setup_logging(command: str, verbose: bool) -> None:
+def _setup_logging(command: str, verbose: bool) -> Path | None:
+    """Console logging, and for commands that change data a run file; returns that file."""
     from cvas.core.logs import start_run
 
     start_run()  # one id for this command, inherited by its worker processes
     if command not in _RUN_LOGGED:
         logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return
+        return None
     import luigi.configuration
 
     from cvas.core.logs import setup_run_logging
-    from tasks.config import cvas
+    from tasks.config import log_dir
 
-    setup_run_logging(Path(cvas().log_dir), command, verbose)
+    path = setup_run_logging(log_dir(), command, verbose)
     # else luigi.build adds its own untimestamped stderr handler
     luigi.configuration.get_config().set("core", "no_configure_logging", "true")
+    return path
 
 
 def cmd_simulate(args) -> int:
@@ -61,13 +64,64 @@ def cmd_simulate(args) -> int:
 def cmd_daily(args) -> int:
     from tasks.pipeline import run_daily
 
-    return run_daily(args.date or _yesterday())
+    t0 = time.monotonic()
+    code = run_daily(args.date)
+    return _finish(args, code, time.monotonic() - t0, f"cvas daily --date {args.date}")
 
 
 def cmd_backfill(args) -> int:
     from tasks.pipeline import run_backfill
 
-    return run_backfill(args.start, args.end, batch_days=args.batch_days, only_missing=args.only_missing)
+    t0 = time.monotonic()
+    code = run_backfill(args.start, args.end, batch_days=args.batch_days, only_missing=args.only_missing)
+    return _finish(args, code, time.monotonic() - t0, f"cvas backfill --start {args.start} --end {args.end}")
+
+
+def _finish(args, code: int, seconds: float, retry: str) -> int:
+    """End a build: the failure summary (stderr and the run log), or the daily one-line success."""
+    from cvas.ops.run_summary import format_failures
+    from tasks import outcome
+
+    done = outcome.current
+    code = _feed_health(done.loaded, code)
+    if code != 0 and (done.failures or done.scheduling):
+        text = format_failures(args.command, done.failures, done.scheduling, getattr(args, "log_path", None), retry)
+        for line in text.splitlines():  # into the run file (INFO), beside the tracebacks, a record a line
+            logging.getLogger("cvas.summary").info("%s", line)
+        print(text, file=sys.stderr)
+    elif code == 0 and args.command == "daily":
+        print(f"{args.date}: {_built_text(done.built)} ({seconds:.1f}s)")
+    return code
+
+
+def _feed_health(loaded: list, code: int) -> int:
+    """Print the loads this command flagged; with [cvas] feed_check = fail they fail the run."""
+    from cvas.ops.preflight import FEED_FLAGGED
+    from cvas.steps.feed_health import read_health
+    from tasks.config import cvas, layout
+
+    lay = layout()
+    flagged = [h for day, kind in sorted(set(loaded)) if (h := read_health(lay, kind, day)) is not None]
+    for health in flagged:
+        logging.getLogger("cvas.feed_health").info("flagged %s %s: %s", health.date, health.kind, health.describe())
+        print(f"feed health: {health.date} {health.kind} flagged: {health.describe()}", file=sys.stderr)
+    if flagged and cvas().feed_check == "fail":
+        print(f"{len(flagged)} flagged feed day(s) and [cvas] feed_check = fail: exit {FEED_FLAGGED} (the data is "
+              "published; check the extracts, then `cvas invalidate --dataset raw` and rerun to refetch)",
+              file=sys.stderr)
+        return code or FEED_FLAGGED
+    return code
+
+
+def _built_text(task_ids: list[str]) -> str:
+    families: dict[str, int] = {}
+    for task_id in task_ids:
+        family = task_id.split("_", 1)[0]
+        if family != "DailyPipeline":
+            families[family] = families.get(family, 0) + 1
+    if not families:
+        return "already built, nothing to do"
+    return "built " + ", ".join(f"{f} x{n}" if n > 1 else f for f, n in families.items())
 
 
 def cmd_status(args) -> int:
@@ -76,6 +130,11 @@ def cmd_status(args) -> int:
     from tasks.config import layout
     from tasks.datasets import settings, switches
 
+    if args.failed:
+        from cvas.core.failures import format_last_failures, last_failures
+
+        print(format_last_failures(last_failures(layout(), args.start, args.end)))
+        return 0
     cells = grid(layout(), args.start, args.end, settings(), grid_columns(switches()))
     if args.json:
         print(grid_json(cells))
@@ -126,9 +185,9 @@ def cmd_adopt(args) -> int:
 
 def cmd_summary(args) -> int:
     from cvas.ops.summary import format_summary, summarize
-    from tasks.config import cvas, layout
+    from tasks.config import layout, log_dir
 
-    print(format_summary(summarize(layout(), Path(cvas().log_dir))))
+    print(format_summary(summarize(layout(), log_dir())))
     return 0
 
 
@@ -146,7 +205,7 @@ def cmd_query(args) -> int:
 def cmd_demo(args) -> int:
     from cvas.simulator.simulate import simulate
     from cvas.ops.summary import format_summary, summarize
-    from tasks.config import cvas, layout, simulated_source
+    from tasks.config import config_path, cvas, layout, log_dir, simulated_source
     from tasks.pipeline import run_backfill
 
     end = _yesterday()
@@ -154,12 +213,13 @@ def cmd_demo(args) -> int:
     if cvas().source != "simulated":
         print("make demo runs on the simulated source; set [cvas] source = simulated", file=sys.stderr)
         return 2
-    out = Path(simulated_source().database).parent
+    out = config_path(simulated_source().database).parent
     print(f"simulating Nova for {start}..{end} at {args.new_per_day} new subscriptions/day into {out}")
-    simulate(out, start, args.days, new_per_day=args.new_per_day, seed=args.seed)
-    code = run_backfill(start, end)
+    simulate(out, start, args.days, new_per_day=args.new_per_day, seed=args.seed, master_duplicate=False)
+    t0 = time.monotonic()
+    code = _finish(args, run_backfill(start, end), time.monotonic() - t0, "cvas demo")
     print()
-    print(format_summary(summarize(layout(), Path(cvas().log_dir))))
+    print(format_summary(summarize(layout(), log_dir())))
     return code
 
 
@@ -250,60 +310,90 @@ def cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cvas", description="CVAS Beyond Data pipeline")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True)
+_RANGE_HELP = ("first day, inclusive (YYYY-MM-DD)", "last day, inclusive (YYYY-MM-DD)")
 
-    p = sub.add_parser("simulate", help="write a simulated Nova (DuckDB), Excel master and exclusion list")
-    p.add_argument("--out", default="data/nova", help="output folder")
+
+def _range(p, *, start_help: str = _RANGE_HELP[0], end_help: str = _RANGE_HELP[1]) -> None:
+    p.add_argument("--start", type=_date, required=True, help=start_help)
+    p.add_argument("--end", type=_date, required=True, help=end_help)
+
+
+def _csv_option(p, help_text: str = "also write the table as CSV") -> None:
+    p.add_argument("--csv", default=None, metavar="FILE", help=help_text)
+
+
+def _add_build_commands(sub, common) -> None:
+    p = sub.add_parser("simulate", parents=[common],
+                       help="write a simulated Nova (DuckDB), Excel master and exclusion list")
+    p.add_argument("--out", default="data/nova", help="output folder (default: data/nova)")
     p.add_argument("--start", type=_date, required=True, help="first simulated day")
-    p.add_argument("--days", type=int, default=30, help="number of days")
-    p.add_argument("--new-per-day", type=int, default=300, help="new subscriptions per day (the scale knob)")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--days", type=int, default=30, help="number of days (default: 30)")
+    p.add_argument("--new-per-day", type=int, default=300, help="new subscriptions per day, the scale knob "
+                                                                "(default: 300)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same Nova (default: 7)")
     p.add_argument("--postgres", metavar="DSN", default=None,
                    help="also load the simulated Nova into this PostgreSQL (conninfo or URI given to psql -d)")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("daily", help="build one day (default: yesterday)")
-    p.add_argument("--date", type=_date, default=None)
+    p = sub.add_parser("daily", parents=[common], help="build one day (default: yesterday)")
+    p.add_argument("--date", type=_date, default=None, help="the day to build (default: yesterday)")
     p.set_defaults(func=cmd_daily)
 
-    p = sub.add_parser("backfill", help="build every missing or stale day of a range, inclusive")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
-    p.add_argument("--batch-days", type=int, default=None, help="days per luigi invocation")
+    p = sub.add_parser("backfill", parents=[common], help="build every missing or stale day of a range, inclusive")
+    _range(p)
+    p.add_argument("--batch-days", type=int, default=None,
+                   help="days per luigi invocation (default: [cvas] batch_days, 31)")
     p.add_argument("--only-missing", action="store_true", help="build missing outputs only, not stale ones")
     p.set_defaults(func=cmd_backfill)
 
-    p = sub.add_parser("status", help="per-day x dataset coverage grid from storage")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("demo", parents=[common], help="simulate ~30 days up to yesterday, build them and print "
+                                                      "a summary")
+    p.add_argument("--days", type=int, default=30, help="days to simulate and build (default: 30)")
+    p.add_argument("--new-per-day", type=int, default=500, help="new subscriptions per day (default: 500)")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the simulation (default: 7)")
+    p.set_defaults(func=cmd_demo)
+
+
+def _add_ops_commands(sub, common) -> None:
+    p = sub.add_parser("status", parents=[common], help="per-day x dataset coverage grid from storage")
+    _range(p)
+    p.add_argument("--json", action="store_true", help="print the grid as JSON (state and reason per cell)")
+    p.add_argument("--failed", action="store_true", help="list each day's last failed build and why, "
+                                                         "instead of the grid")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("plan", help="explain what a backfill of the range would build and why")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
-    p.add_argument("--only-missing", action="store_true")
+    p = sub.add_parser("plan", parents=[common], help="explain what a backfill of the range would build and why")
+    _range(p)
+    p.add_argument("--only-missing", action="store_true", help="plan missing outputs only, not stale ones")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("invalidate", help="mark outputs and their downstream for rebuild by the next backfill")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
-    p.add_argument("--dataset", default="transactions", choices=invalidatable())
+    p = sub.add_parser("invalidate", parents=[common],
+                       help="mark outputs and their downstream for rebuild by the next backfill")
+    _range(p)
+    p.add_argument("--dataset", default="transactions", choices=invalidatable(),
+                   help="the dataset to mark (default: transactions)")
     p.add_argument("--kind", action="append", choices=list(KINDS), help="repeat for several kinds (default: all)")
     p.set_defaults(func=cmd_invalidate)
 
-    p = sub.add_parser("adopt", help="take a legacy Parquet_Data/ + Historical_Data/ tree into the per-day layout")
+    p = sub.add_parser("verify", parents=[common],
+                       help="check every output of a range against its provenance sidecar and contract; "
+                            "mark damaged ones for rebuild by the next backfill (exit 1 on a problem)")
+    _range(p)
+    p.add_argument("--no-repair", action="store_true", help="report only: mark nothing for rebuild")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("adopt", parents=[common],
+                       help="take a legacy Parquet_Data/ + Historical_Data/ tree into the per-day layout")
     p.add_argument("legacy_root", help="the legacy project root")
     p.set_defaults(func=cmd_adopt)
 
-    p = sub.add_parser("summary", help="print what is built and where")
+    p = sub.add_parser("summary", parents=[common], help="print what is built and where")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("query", help="one subscription's or user's view rows, transaction timeline and totals "
-                                     "(prints personal data: terminal use only)")
+
+def _add_analyst_commands(sub, common) -> None:
+    p = sub.add_parser("query", parents=[common], help="one subscription's or user's view rows, transaction "
+                                                       "timeline and totals (prints personal data: terminal use only)")
     key = p.add_mutually_exclusive_group(required=True)
     key.add_argument("--subscription-id", help="a subscription id")
     key.add_argument("--tmuserid", help="a platform user id")
@@ -312,53 +402,82 @@ def main(argv: list[str] | None = None) -> int:
                    help="use the view as of this day and ignore later events (default: the latest view)")
     p.set_defaults(func=cmd_query)
 
-    p = sub.add_parser("demo", help="simulate ~30 days, build them and print a summary")
-    p.add_argument("--days", type=int, default=30)
-    p.add_argument("--new-per-day", type=int, default=500)
-    p.add_argument("--seed", type=int, default=7)
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("report", help="render the day's HTML report (KPIs, 90-day trends, data health) "
-                                      "from what is built")
+    p = sub.add_parser("report", parents=[common], help="render the day's HTML report (KPIs, 90-day trends, "
+                                                        "data health) from what is built")
     p.add_argument("--date", type=_date, required=True, help="the report day")
     p.add_argument("--out", default=None, help="write here instead of <data_root>/reports/<date>.html")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("revenue", help="revenue per service and month from Counters_Service.csv, with a TOTAL column")
+    p = sub.add_parser("revenue", parents=[common],
+                       help="revenue per service and month from Counters_Service.csv, with a TOTAL column")
     p.add_argument("--service", nargs="+", required=True, help="service names (exact, after strip), in display order")
     p.add_argument("--month", nargs="+", required=True, help="months YYYY-MM")
     p.add_argument("--file", default=None, help="a Counters_Service.csv (default: the one under the data root)")
-    p.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+    _csv_option(p)
     p.set_defaults(func=cmd_revenue)
 
-    p = sub.add_parser("refunds", help="refunds per month and CPC from the RFND partitions (legacy rfnd_analysis)")
+    p = sub.add_parser("refunds", parents=[common],
+                       help="refunds per month and CPC from the RFND partitions (legacy rfnd_analysis)")
     p.add_argument("--month", nargs="+", required=True, help="months YYYY-MM")
-    p.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+    _csv_option(p)
     p.set_defaults(func=cmd_refunds)
 
-    p = sub.add_parser("ltv", help="mean lifetime and LTV of a service's subscriptions activated in a month")
+    p = sub.add_parser("ltv", parents=[common],
+                       help="mean lifetime and LTV of a service's subscriptions activated in a month")
     p.add_argument("--service", required=True, help="service name as in MASTERCPC.csv (case-insensitive)")
     p.add_argument("--month", nargs="+", required=True, help="activation months YYYY-MM")
     p.add_argument("--as-of", type=_date, default=None, help="use the view as of this day (default: the latest)")
-    p.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+    _csv_option(p)
     p.set_defaults(func=cmd_ltv)
 
-    p = sub.add_parser("check-userbase", help="per service, user_base_by_service sums equal the sums of its CPCs "
-                                              "in user_base_by_cpc (exit 1 on a mismatch)")
-    p.add_argument("--date", type=_date, required=True)
+    p = sub.add_parser("check-userbase", parents=[common], help="per service, user_base_by_service sums equal the "
+                                                                "sums of its CPCs in user_base_by_cpc (exit 1 on a "
+                                                                "mismatch)")
+    p.add_argument("--date", type=_date, required=True, help="the user-base day to check")
     p.add_argument("--service", nargs="+", default=None, help="check only these services")
-    p.add_argument("--csv", default=None, metavar="FILE", help="write every checked service as CSV")
+    _csv_option(p, "write every checked service as CSV")
     p.set_defaults(func=cmd_check_userbase)
 
-    p = sub.add_parser("verify", help="check every output of a range against its provenance sidecar and contract; "
-                                      "mark damaged ones for rebuild by the next backfill (exit 1 on a problem)")
-    p.add_argument("--start", type=_date, required=True)
-    p.add_argument("--end", type=_date, required=True)
-    p.add_argument("--no-repair", action="store_true", help="report only: mark nothing for rebuild")
-    p.set_defaults(func=cmd_verify)
 
-    args = parser.parse_args(argv)
-    _setup_logging(args.command, args.verbose)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cvas")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `cvas` argument parser; `-v` is accepted before or after the command."""
+    verbose_help = "show progress (INFO) and tracebacks on the console, not only in the run log"
+    parser = argparse.ArgumentParser(prog="cvas", description="CVAS Beyond Data pipeline")
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    parser.add_argument("--version", action="version", version=f"cvas {_version()}", help="print the version")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_build_commands(sub, common)
+    _add_ops_commands(sub, common)
+    _add_analyst_commands(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cvas.ops.preflight import PreflightError
+    from tasks import outcome
+    from tasks.preflight import preflight
+
+    args = build_parser().parse_args(argv)
+    if args.command == "daily" and args.date is None:
+        args.date = _yesterday()
+    try:
+        preflight(args.command, args)
+    except PreflightError as exc:
+        print(f"cvas {args.command}: error: {exc}", file=sys.stderr)
+        return exc.code
+    args.log_path = _setup_logging(args.command, args.verbose)
+    outcome.reset()
     try:
         return args.func(args)
     except (ValueError, OSError, RuntimeError) as exc:  # our named errors derive from these

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import luigi
+import luigi.configuration
 from luigi.task_register import Register
 
 from cvas.core.layout import Layout, migrate
@@ -38,6 +40,9 @@ class CvasSettings(luigi.Config):
                                                 "source only serves the current day's snapshot)")
     log_dir = luigi.Parameter(default="var/log",
                               description="One log file per cvas run; files older than 15 days are deleted")
+    feed_check = luigi.ChoiceParameter(choices=["warn", "fail"], default="warn",
+                                       description="A day flagged by the feed-health check: reported (warn), or "
+                                                   "also fails the cvas run that loaded it (fail)")
     subscriptions_keep_days = luigi.IntParameter(
         default=7, description="As-of subscription views kept, in days back from the newest (at least 1)")
 
@@ -71,13 +76,40 @@ def cvas() -> CvasSettings:  # noqa: N802 - reads as the [cvas] section
     return _cached[1]
 
 
+def config_dir() -> Path:
+    """The folder of the configuration in use: relative paths in it are relative to this.
+
+    `LUIGI_CONFIG_PATH` when set, else the last luigi.cfg Luigi found on its search path
+    (the one whose values win), else the working directory.
+    """
+    named = os.environ.get("LUIGI_CONFIG_PATH")
+    if named:
+        return Path(named).expanduser().resolve().parent
+    found = [Path(p) for p in getattr(luigi.configuration.get_config(), "_config_paths", []) if Path(p).is_file()]
+    return found[-1].resolve().parent if found else Path.cwd()
+
+
+def config_path(value: str | os.PathLike) -> Path:
+    """A path from the configuration: `~` expanded, a relative one taken from the config file's folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else config_dir() / path
+
+
+def log_dir() -> Path:
+    return config_path(cvas().log_dir)
+
+
+def master_xlsx_path() -> Path:
+    return config_path(cvas().master_xlsx)
+
+
 _migrated: set[Path] = set()
 
 
 def layout() -> Layout:
     """The layout of the configured data root (renamed dataset folders are moved once per
     process, see `cvas.core.layout.migrate`)."""
-    lay = Layout(Path(cvas().data_root))
+    lay = Layout(config_path(cvas().data_root))
     if lay.root not in _migrated:
         migrate(lay)
         _migrated.add(lay.root)
@@ -89,7 +121,7 @@ def excluded_services() -> tuple[str, ...]:
 
 
 def exclusions_path() -> Path:
-    return Path(cvas().exclusions)
+    return config_path(cvas().exclusions)
 
 
 def make_source() -> Source:
@@ -98,12 +130,12 @@ def make_source() -> Source:
     if name == "simulated":
         from cvas.sources.simulated import SimulatedSource
 
-        return SimulatedSource(Path(simulated_source().database))
+        return SimulatedSource(config_path(simulated_source().database))
     if name == "directory":
         from cvas.sources.directory import DirectorySource
 
         # the historical-file index is kept between runs, outside every dataset root
-        return DirectorySource(Path(directory_source().root), cache_dir=layout().root / ".cache" / "directory_source")
+        return DirectorySource(config_path(directory_source().root), cache_dir=layout().root / ".cache" / "directory_source")
     from tasks.ssh import make_ssh_source  # the ssh source has its own section
 
     return make_ssh_source()

@@ -14,7 +14,7 @@ import luigi
 from cvas.core.catalogue import DAY_KIND, DATASETS, Settings, dataset, enabled
 from cvas.core.freshness import Cell, Freshness
 from cvas.core.schemas import KINDS
-from tasks.config import cvas, excluded_services, exclusions_path, layout
+from tasks.config import cvas, excluded_services, exclusions_path, layout, master_xlsx_path
 
 # The task class writing each dataset, as "module:Class" (imported when first needed).
 TASKS: dict[str, str] = {
@@ -44,7 +44,7 @@ def switches() -> dict[str, bool]:
 
 def settings() -> Settings:
     """The configured files and values freshness compares."""
-    return Settings(exclusions=exclusions_path(), master_xlsx=Path(cvas().master_xlsx),
+    return Settings(exclusions=exclusions_path(), master_xlsx=master_xlsx_path(),
                     excluded_services=excluded_services())
 
 

@@ -13,9 +13,10 @@ from luigi.execution_summary import LuigiStatusCode, _summary_dict
 from cvas.core.catalogue import grid_columns, leaves, output_path, products, split_label
 from cvas.core.freshness import Freshness
 from cvas.ops.status import grid, mark_for_rebuild, outputs_as_of, plan, plan_outputs
-from tasks import datasets
+from tasks import datasets, outcome
 from tasks.base import batched
 from tasks.config import cvas, layout
+from tasks.progress import watch_days
 from tasks.steps.counters import DailyCounters
 
 log = logging.getLogger("cvas.backfill")
@@ -98,6 +99,7 @@ def _build(tasks: list[luigi.Task], *, central: bool | None = None,
     result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
                          workers=workers or cvas().workers, log_level="WARNING")
     log.info("%s", result.summary_text)
+    outcome.current.record(result)
     if central and result.status == LuigiStatusCode.NOT_RUN:
         # another worker sharing luigid holds the tasks: wait for it, and succeed with it
         from tasks.ops.luigid import wait_for_other_workers
@@ -162,8 +164,9 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     code = 0
     for i in range(0, len(todo), batch):
         chunk = todo[i:i + batch]
-        chunk_code, failed = build_batched(sorted({t for d in chunk for t in per_day[d]}, key=lambda t: t.task_id),
-                                           **kwargs)
+        with watch_days(lay, chunk, i, len(todo), t0, progress):  # a line per day built, not per batch
+            chunk_code, failed = build_batched(sorted({t for d in chunk for t in per_day[d]},
+                                                      key=lambda t: t.task_id), **kwargs)
         code = max(code, chunk_code)
         done = min(i + batch, len(todo))
         progress(f"  {done}/{len(todo)} days ({chunk[0]}..{chunk[-1]}) "

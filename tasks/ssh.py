@@ -5,6 +5,7 @@ from __future__ import annotations
 import luigi
 
 from cvas.sources.ssh import SshSettings, SshSource
+from tasks.config import config_path
 
 
 class ssh_source(luigi.Config):  # noqa: N801 - the section name in luigi.cfg is [ssh_source]
@@ -50,8 +51,8 @@ class ssh_source(luigi.Config):  # noqa: N801 - the section name in luigi.cfg is
 def ssh_settings() -> SshSettings:
     c = ssh_source()
     return SshSettings(
-        host=c.host, port=c.port, user=c.user, key_file=c.key_file, key_passphrase_env=c.key_passphrase_env,
-        known_hosts=c.known_hosts, accept_new_host_key=c.accept_new_host_key, psql_path=c.psql_path,
+        host=c.host, port=c.port, user=c.user, key_file=config_path(c.key_file), key_passphrase_env=c.key_passphrase_env,
+        known_hosts=config_path(c.known_hosts), accept_new_host_key=c.accept_new_host_key, psql_path=c.psql_path,
         database=c.database, db_user=c.db_user, db_host=c.db_host, db_port=c.db_port,
         connect_timeout=c.connect_timeout, command_timeout=c.command_timeout, remote_dir=c.remote_dir,
         nbs_file=c.nbs_file, snapshot_timezone=c.snapshot_timezone, snapshot_day_offset=c.snapshot_day_offset,

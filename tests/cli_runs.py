@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 
 # Bookkeeping folders under a data root: not datasets (sidecars are compared separately).
-BOOKKEEPING = frozenset({"_meta", "_invalid", ".staging", ".locks", ".cache", "logs"})
+BOOKKEEPING = frozenset({"_meta", "_invalid", "_failed", ".staging", ".locks", ".cache", "logs"})
 # Columns that record when a row was computed (audit timestamps, not data).
 AUDIT_COLUMNS = ("last_updated",)
 # Text that records when a file was rendered (the HTML report's footer).

@@ -175,8 +175,9 @@ def test_a_write_that_runs_out_of_space_fails_the_step_and_keeps_every_published
     assert invalidate(lay, END, END, "transactions", ["reno"])
     before = file_hashes(root)
 
-    run = subprocess.run(cvas_cmd("backfill", *RANGE), cwd=REPO, env=env_for(cfg), capture_output=True, text=True,
-                         timeout=120, preexec_fn=_limit_file_size(limit))
+    # -v: luigi's "failed <task>" record and the traceback are shown on the console only when asked for
+    run = subprocess.run(cvas_cmd("-v", "backfill", *RANGE), cwd=REPO, env=env_for(cfg), capture_output=True,
+                         text=True, timeout=120, preexec_fn=_limit_file_size(limit))
     assert run.returncode == 30, run.stdout + run.stderr
     assert f"failed    LoadTransactions(date={END}, kind=reno)" in run.stderr
     assert "File too large" in run.stderr

@@ -163,6 +163,11 @@ def test_pipeline_through_luigid_is_in_the_history_and_listed_done(luigid, luigi
     for tid, task in expected.items():  # progress the tasks reported, as the visualiser shows it
         if task.task_family in ("FetchTransactions", "LoadTransactions", "DailyCounters"):
             assert listed[tid]["status_message"], tid
+    long_running = ("FetchTransactions", "LoadTransactions", "DailyCounters", "ExportCounters", "SubscriptionView",
+                    "DailyReport")
+    for tid, task in expected.items():  # and the percentage the visualiser's progress bar shows
+        if task.task_family in long_running:
+            assert listed[tid]["progress_percentage"] == 100, (tid, listed[tid].get("progress_percentage"))
     graph = luigid.api("graph")
     assert {tid for tid in expected if graph[tid]["status"] == "DONE"} == set(expected)
     with urllib.request.urlopen(luigid.url, timeout=10) as page:  # the visualiser itself

@@ -379,3 +379,55 @@ def test_the_report_day_must_have_counters(layout):
 
     with pytest.raises(ReportInputError, match="no counters for 2026-01-05"):
         build_report(layout, dt.date(2026, 1, 5), excluded_services=KEYWORDS)
+
+
+def _chart_shot(page: Path, name: str, workdir: Path) -> np.ndarray:
+    """A screenshot of one chart of the page, alone on a white page 800 px wide."""
+    svg = re.search(rf'<svg [^>]*data-chart="{name}".*?</svg>', page.read_text(encoding="utf-8"), flags=re.S)
+    assert svg, name
+    alone = workdir / f"{name}.html"
+    alone.write_text(f'<!doctype html><body style="margin:0;background:#fff"><div style="width:800px">'
+                     f'{svg.group(0)}</div></body>', encoding="utf-8")
+    shot = workdir / f"{name}.png"
+    chromium(alone, workdir, f"--screenshot={shot}", "--window-size=800,900")
+    return read_png(shot).astype(int)
+
+
+def _rows_of(image: np.ndarray, colour: str, tolerance: int = 10, width: int = 1) -> np.ndarray:
+    """Rows of the image with at least `width` pixels of `colour` (a gridline: hundreds)."""
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return np.nonzero((np.abs(image - rgb).max(axis=2) <= tolerance).sum(axis=1) >= width)[0]
+
+
+def _gridline_rows(image: np.ndarray) -> np.ndarray:
+    """Rows holding a light grey horizontal line across the plot (a tick's gridline, anti-aliased)."""
+    grey = (image.min(axis=2) >= 200) & (image.max(axis=2) <= 250) & (np.ptp(image, axis=2) <= 12)
+    return np.nonzero(grey.sum(axis=1) >= 200)[0]
+
+
+def test_charts_tell_the_truth_in_chromium(built, tmp_path):
+    """Screenshots of single charts: no bar above the top gridline, the user base drawn on an
+    axis from zero, churn and ARPU in separate panels, one name for the unknown category."""
+    from cvas.analyst.report import PALETTE
+
+    page = built.report(END)
+    for name, colour in (("renewals", PALETTE[2]), ("revenue", PALETTE[0])):   # bars, no legend above
+        image = _chart_shot(page, name, tmp_path)
+        bars, lines = _rows_of(image, colour), _gridline_rows(image)
+        assert len(bars) and len(lines), name
+        assert bars.min() >= lines.min() - 1, f"{name}: a bar rises above the top tick's gridline"
+
+    # the user base (steady, in the tens of thousands at most) on an axis from zero: a flat line near
+    # the top, not a zoom that spreads a 0.1% change over the whole plot
+    image = _chart_shot(page, "user_base", tmp_path)
+    line, lines = _rows_of(image, PALETTE[0], width=20), _gridline_rows(image)
+    plot = lines.max() - lines.min()
+    assert plot > 100 and (line.max() - line.min()) < 0.2 * plot, (line.min(), line.max(), lines.min(), lines.max())
+
+    # churn (red) and ARPU (green) in two panels, one above the other, not on one plot with two axes
+    image = _chart_shot(page, "churn_arpu", tmp_path)
+    churn, arpu = _rows_of(image, PALETTE[3]), _rows_of(image, PALETTE[2])
+    assert len(churn) and len(arpu) and churn.max() < arpu.min(), (churn.min(), churn.max(), arpu.min(), arpu.max())
+
+    text = page.read_text(encoding="utf-8")
+    assert "(none)" not in text and ">Other<" not in text and "LEGACY" not in text

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 WINDOW_DAYS = 90
 ARPU_DAYS = 30
 TOP_SERVICES = 10
-TOP_CATEGORIES = 8  # stacked charts: the largest categories, the rest as "Other"
+TOP_CATEGORIES = 8  # stacked charts: the largest categories, the rest summed as REST_CATEGORIES
 
 COUNT_COLUMNS: tuple[str, ...] = ("act_count", "act_free", "act_pay", "upg_count", "reno_count", "dct_count",
                                   "upg_dct_count", "cnr_count", "ppd_count", "rfnd_count")
@@ -93,7 +93,8 @@ KPI_COLUMN: dict[str, str] = {
 }
 
 UNKNOWN_SERVICE = "UNKNOWN"
-NO_CATEGORY = "(none)"
+NO_CATEGORY = UNKNOWN_SERVICE  # one name for what the master does not say, services and categories alike
+REST_CATEGORIES = "Smaller categories"  # the sum of the categories beyond TOP_CATEGORIES (never UNKNOWN)
 
 # matplotlib's tab10 then tab20's light tones: categories keep one colour across the charts.
 PALETTE: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -466,19 +467,21 @@ _HREF = re.compile(r'((?:xlink:)?href)="#([^"]+)"')
 _URL = re.compile(r"url\(#([^)]+)\)")
 
 
-def _figure(height: float = 2.5, width: float = 6.4):
+def _figure(height: float = 2.5, width: float = 6.4, panels: int = 1):
+    """A figure and its axes (a list of `panels` stacked axes sharing x when panels > 1)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)  # the Agg backend, per figure: no global backend switch
-    ax = fig.add_subplot()
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.tick_params(labelsize=8)
-    ax.grid(axis="y", color="#e5e8eb", linewidth=0.6)
-    ax.set_axisbelow(True)
-    return fig, ax
+    axes = list(fig.subplots(panels, 1, sharex=True)) if panels > 1 else [fig.add_subplot()]
+    for ax in axes:
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="y", color="#e5e8eb", linewidth=0.6)
+        ax.set_axisbelow(True)
+    return fig, (axes if panels > 1 else axes[0])
 
 
 def _inline_svg(svg: str, name: str, title: str) -> str:
@@ -571,6 +574,10 @@ def _trend(data: ReportData, name: str, title: str, parts: list[tuple[str, str, 
         from matplotlib.ticker import MaxNLocator
 
         ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    tops = [sum(v for v in vals if not math.isnan(v)) for vals in zip(*[_series(data.daily, data.shown, p[0])
+                                                                          for p in parts if p[2] == "stack"])]
+    every = [v for p in parts for v in _series(data.daily, data.shown, p[0]) if not math.isnan(v)]
+    _fit_y(ax, every + tops)
     if kind == "signed":
         ax.axhline(0, color="#444", lw=0.8)
     if len(parts) > 1:
@@ -589,13 +596,15 @@ def _twin_trend(data: ReportData, name: str, title: str, left: tuple[str, str, s
     values = [0.0 if math.isnan(v) else v for v in _series(data.daily, data.shown, column)]
     ax.bar(x, values, width=0.8 if len(x) > 1 else 0.5, color=colour, label=label)
     _y_format(ax, kind)
+    _fit_y(ax, values)
     ax2 = ax.twinx()
     column2, label2, kind2, colour2 = right
-    ax2.plot(x, _series(data.daily, data.shown, column2), color=colour2, lw=1.6, label=label2,
-             marker="o" if len(x) <= 31 else None, ms=2.5)
+    values2 = _series(data.daily, data.shown, column2)
+    ax2.plot(x, values2, color=colour2, lw=1.6, label=label2, marker="o" if len(x) <= 31 else None, ms=2.5)
     ax2.tick_params(labelsize=8)
     ax2.spines["top"].set_visible(False)
     _y_format(ax2, kind2)
+    _fit_y(ax2, values2)
     _time_axis(ax, data.shown, missing)
     handles = ax.get_legend_handles_labels()
     handles2 = ax2.get_legend_handles_labels()
@@ -612,15 +621,18 @@ def _lines(data: ReportData, name: str, title: str, parts: list[tuple[str, str, 
     fig, ax = _figure()
     x = [mdates.date2num(d) for d in data.shown]
     axes = {parts[0][2]: ax}
+    values: dict[str, list[float]] = {}
     for column, label, kind, colour in parts:
         if kind not in axes:
             axes[kind] = ax.twinx()
             axes[kind].tick_params(labelsize=8)
             axes[kind].spines["top"].set_visible(False)
-        axes[kind].plot(x, _series(data.daily, data.shown, column), color=colour, lw=1.6, label=label,
-                        marker="o" if len(x) <= 31 else None, ms=2.5)
+        series = _series(data.daily, data.shown, column)
+        values.setdefault(kind, []).extend(series)
+        axes[kind].plot(x, series, color=colour, lw=1.6, label=label, marker="o" if len(x) <= 31 else None, ms=2.5)
     for kind, a in axes.items():
         _y_format(a, kind)
+        _fit_y(a, values[kind])  # from zero: a zoomed axis makes a 0.1% change look like a collapse
     _time_axis(ax, data.shown, missing)
     handles, labels = [], []
     for a in axes.values():
@@ -631,18 +643,55 @@ def _lines(data: ReportData, name: str, title: str, parts: list[tuple[str, str, 
     return _svg(fig, name, title)
 
 
+def _panels(data: ReportData, name: str, title: str, parts: list[tuple[str, str, str, str]],
+            missing: list[dt.date]) -> str:
+    """One panel per series, stacked, sharing the time axis: (column, label, format, colour).
+    Separate panels, not a second y axis: two scales on one plot invite reading a crossing."""
+    import matplotlib.dates as mdates
+
+    fig, axes = _figure(height=1.7 * len(parts) + 0.4, panels=len(parts))
+    x = [mdates.date2num(d) for d in data.shown]
+    for ax, (column, label, kind, colour) in zip(axes, parts):
+        series = _series(data.daily, data.shown, column)
+        ax.plot(x, series, color=colour, lw=1.6, marker="o" if len(x) <= 31 else None, ms=2.5)
+        ax.set_title(label, loc="left", fontsize=8.5)
+        _y_format(ax, kind)
+        _fit_y(ax, series)
+        _time_axis(ax, data.shown, missing)
+    fig.subplots_adjust(hspace=0.45)
+    return _svg(fig, name, title)
+
+
+def _tick_span(axis, values: list[float]) -> tuple[float, float]:
+    """Axis limits on ticks of the axis's locator that hold 0 and every value: nothing drawn
+    beyond the outermost tick (a bar above the top gridline reads as clipped)."""
+    finite = [v for v in values if not math.isnan(v)]
+    lo, hi = min(finite + [0.0]), max(finite + [0.0])
+    if lo == hi:
+        hi = lo + 1.0
+    ticks = list(axis.get_major_locator().tick_values(lo, hi))
+    return min(t for t in ticks if t <= lo), max(t for t in ticks if t >= hi)
+
+
+def _fit_y(ax, values: list[float]) -> None:
+    """The y axis from zero (or the lowest negative value) to the first tick at or above the top."""
+    ax.set_ylim(_tick_span(ax.yaxis, values))
+
+
 def _top_and_other(pivot: pd.DataFrame, top: int = TOP_CATEGORIES) -> pd.DataFrame:
+    """The `top` largest categories and UNKNOWN as their own series; the rest summed as REST_CATEGORIES."""
     order = pivot.sum().sort_values(ascending=False, kind="mergesort")
-    keep = list(order.index[:top])
+    keep = [c for c in order.index if c != NO_CATEGORY][:top] + [c for c in order.index if c == NO_CATEGORY]
     out = pivot[keep].copy()
     rest = [c for c in pivot.columns if c not in keep]
     if rest:
-        out["Other"] = pivot[rest].sum(axis=1)
+        out[REST_CATEGORIES] = pivot[rest].sum(axis=1)
     return out
 
 
 def _colours(names: list[str]) -> dict[str, str]:
-    return {n: ("#c7c7c7" if n == "Other" else PALETTE[i % len(PALETTE)]) for i, n in enumerate(sorted(names))}
+    grey = {REST_CATEGORIES: "#c7c7c7", NO_CATEGORY: "#8c8c8c"}
+    return {n: grey.get(n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(sorted(names))}
 
 
 def _stacked_area(data: ReportData, name: str, title: str, pivot: pd.DataFrame, kind: str,
@@ -659,6 +708,7 @@ def _stacked_area(data: ReportData, name: str, title: str, pivot: pd.DataFrame, 
         ys = [pivot[c].fillna(0).to_numpy() for c in pivot.columns]
         ax.stackplot(x, ys, labels=list(pivot.columns), colors=[colours.get(c, "#c7c7c7") for c in pivot.columns],
                      alpha=0.9, lw=0)
+        _fit_y(ax, [float(v) for v in sum(ys)])
         ax.legend(loc="upper left", fontsize=7, frameon=False, ncol=1, bbox_to_anchor=(1.01, 1.0))
     _time_axis(ax, data.shown, missing)
     _y_format(ax, kind)
@@ -678,6 +728,8 @@ def _hbar(name: str, title: str, labels: list[str], values: list[float], kind: s
         ax.text(0.5, 0.5, "no activity", ha="center", va="center", transform=ax.transAxes, fontsize=9)
         ax.set_yticks([])
     ax.xaxis.set_major_formatter(_tick_format(kind))
+    if labels:
+        ax.set_xlim(_tick_span(ax.xaxis, [float(v) for v in values]))
     return _svg(fig, name, title)
 
 
@@ -703,7 +755,7 @@ def charts(data: ReportData) -> dict[str, tuple[str, str]]:
         ub_missing = data.health.missing_user_base_days
         out["user_base"] = ("User base", _lines(data, "user_base", "User base",
                                                 [("user_base", "User base", "count", PALETTE[0])], ub_missing))
-        out["churn_arpu"] = ("Churn and ARPU per day", _lines(
+        out["churn_arpu"] = ("Churn and ARPU per day", _panels(
             data, "churn_arpu", "Churn and ARPU per day",
             [("churn", "Churn", "pct", PALETTE[3]), ("arpu", "ARPU (€)", "eur", PALETTE[2])],
             sorted(set(missing) | set(ub_missing))))

@@ -74,6 +74,10 @@ class Layout:
         spec(kind)
         return self.root / "quality" / kind / f"{day:%Y-%m-%d}.json"
 
+    def health(self, kind: str, day: dt.date) -> Path:
+        """The feed-health verdict of a flagged (kind, day); absent when the day looked normal."""
+        return self.root / "health" / spec(kind).kind / f"{day:%Y-%m-%d}.json"
+
     def rejects(self, kind: str, day: dt.date) -> Path:
         """Rows quarantined by a load, with source file, line and reason."""
         spec(kind)
@@ -236,6 +240,12 @@ def tombstone(layout: Layout, output: Path) -> Path:
     """The invalidation marker of an output: present means "rebuild me", while the old file
     stays readable until the rebuild replaces it atomically."""
     return layout.root / "_invalid" / _relative(layout, output)
+
+
+def failure_record(layout: Layout, output: Path) -> Path:
+    """The record of the last failed attempt to build an output: `<root>/_failed/<relative path>.json`,
+    removed when a build succeeds (a failed fetch or load leaves no output to show otherwise)."""
+    return layout.root / "_failed" / (str(_relative(layout, output)) + ".json")
 
 
 def _relative(layout: Layout, output: Path) -> Path:

@@ -92,6 +92,23 @@ class EveryLineFormatter(logging.Formatter):
         return "\n".join([first, *(prefix + line for line in rest)])
 
 
+class ShortConsoleFormatter(EveryLineFormatter):
+    """The console's formatter without `-v`: the message only; tracebacks stay in the run file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        short = logging.makeLogRecord(record.__dict__)
+        short.exc_info, short.exc_text, short.stack_info = None, None, None
+        return super().format(short)
+
+
+class HideLuigiConsole(logging.Filter):
+    """Keeps Luigi's own records (a traceback per failed task, its execution summary) off the
+    console without `-v`: they go to the run file, and cvas prints its own failure summary."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "luigi" or record.name.startswith(("luigi.", "luigi-")))
+
+
 def _bare(record: logging.LogRecord) -> logging.LogRecord:
     """A copy of `record` without message or exception, to format the continuation prefix."""
     bare = logging.makeLogRecord(record.__dict__)
@@ -133,7 +150,7 @@ def setup_run_logging(log_dir: Path, run_name: str, verbose: bool) -> Path:
     """Send this process's logging to a new run file and the console; returns the file's path.
 
     The file gets INFO and above from every logger (luigi's included); the console (stderr)
-    WARNING, or INFO when `verbose`. Both pass through `RedactLongDigits` and prefix every line
+    WARNING without Luigi's records or tracebacks, or with `verbose` INFO and everything. Both pass through `RedactLongDigits` and prefix every line
     with a timestamp. Python warnings and uncaught exceptions are logged too. Run files older
     than 15 days are deleted first. Calling it again replaces the handlers it installed.
     """
@@ -158,6 +175,9 @@ def setup_run_logging(log_dir: Path, run_name: str, verbose: bool) -> Path:
         handler.addFilter(redactor)
         setattr(handler, _MARK, True)
         root.addHandler(handler)
+    if not verbose:
+        console.setFormatter(ShortConsoleFormatter())
+        console.addFilter(HideLuigiConsole())
     root.setLevel(min(FILE_LEVEL, console.level))
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught

@@ -876,12 +876,12 @@ def _write_segments(con: duckdb.DuckDBPyConnection, data: dict) -> None:
     con.unregister("segments_arrow")
 
 
-def master_rows() -> list[list]:
+def master_rows(duplicate: bool = True) -> list[list]:
     """The rows of the Excel master's sheet (after its header), in sheet order."""
     rows = []
     order = sorted((e for e in CATALOGUE if e.in_master),
                    key=lambda e: ((e.tme_category or "~"), (e.service_name or "~").strip().lower(), e.cpc))
-    for i, e in enumerate([*order, _DUPLICATED_MASTER_ROW]):
+    for i, e in enumerate([*order, _DUPLICATED_MASTER_ROW] if duplicate else order):
         if e.cpc == 9999:
             rows.append([9999, None, None, None, None, None, None, None, None, None, None, None])
             continue
@@ -894,14 +894,14 @@ def master_rows() -> list[list]:
     return rows
 
 
-def _write_master(path: Path) -> None:
+def _write_master(path: Path, duplicate: bool = True) -> None:
     from openpyxl import Workbook
 
     wb = Workbook()
     ws = wb.active
     ws.title = "Hoja2"
     ws.append(list(MASTER_HEADER))
-    for row in master_rows():
+    for row in master_rows(duplicate):
         ws.append(row)
     wb.properties.creator = GENERATOR
     wb.properties.created = dt.datetime(2026, 1, 15)
@@ -931,7 +931,7 @@ def _atomic(target: Path, write) -> None:
 
 
 def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, seed: int = 7,
-             steady: bool = False) -> SimulationInfo:
+             steady: bool = False, master_duplicate: bool = True) -> SimulationInfo:
     """Simulate `days` days of Nova from `start`: writes nova.duckdb, Master_CPCs.xlsx and Users_No_Limits.csv.
 
     `new_per_day` (new subscriptions per day) is the one scale knob: the base alive before
@@ -941,6 +941,8 @@ def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, s
     before `start`, so the legacy base decays over a long window; `steady` keeps one offer
     throughout and acquisitions level over the week, so daily volumes stay level over years
     and from one day to the next (the benchmark's history).
+    `master_duplicate=False` leaves out the legacy workbook's duplicated CPC row (the demo's
+    master, so a first run warns of nothing).
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
@@ -960,7 +962,7 @@ def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, s
         (database.with_name(database.name + ".wal")).unlink()
     _atomic(database, write_db)
     master = out_dir / MASTER_NAME
-    _atomic(master, _write_master)
+    _atomic(master, lambda tmp: _write_master(tmp, master_duplicate))
     exclusions = out_dir / EXCLUSIONS_NAME
     _atomic(exclusions, lambda tmp: _write_exclusions(tmp, data["exclusions"]))
     log.info("simulated Nova %s..%s (seed %d, %d new/day): %s", start, end, seed, new_per_day,

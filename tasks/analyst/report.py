@@ -36,5 +36,5 @@ class DailyReport(CvasTask):
     def run(self):
         info = build_report(layout(), self.date, excluded_services=excluded_services(), exclusions=exclusions_path(),
                             generated_at=dt.datetime.now().replace(microsecond=0))
-        self.set_status_message(f"{info['charts']} charts, {info['counter_days']} counter days, "
+        self.progress(100, f"{info['charts']} charts, {info['counter_days']} counter days, "
                                 f"{info['user_base_days']} user-base days")

@@ -46,7 +46,7 @@ class DailyCounters(CvasTask):
             return rows
 
         rows = each_day("counters", sorted(days), one_day)
-        self.set_status_message(f"{sum(rows.values())} CPC rows")
+        self.progress(100, f"{sum(rows.values())} CPC rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 
@@ -90,8 +90,9 @@ class ExportCounters(CvasTask):
             daily, base = sorted(lay.daily_counters_root.glob("*.parquet")), None
         else:
             daily, base = [lay.daily_counters(dt.date.fromisoformat(d)) for d in additions], lay.counters_cpc
-        self.set_status_message(f"exporting {len(daily)} counter days" + (" onto the previous export" if base else ""))
+        self.progress(10, f"exporting {len(daily)} counter days" + (" onto the previous export" if base else ""))
         stats = export_counters(daily, read_master_csv(lay.master_cpc), excluded_services(),
                                 lay.counters_cpc, lay.counters_service, lay.staging, base=base)
         provenance.record(lay, lay.counters_cpc, inputs=datasets.inputs(self), params={"date": str(self.date)},
                           rows=stats["cpc_rows"], extra=export_manifest_extra(lay, excluded_services()))
+        self.progress(100, f"{len(daily)} counter days exported, {stats['cpc_rows']} CPC rows")

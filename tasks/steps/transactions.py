@@ -6,7 +6,8 @@ import luigi
 
 from cvas.core.batch import each_day
 from cvas.steps.fetch import fetch_transactions_days
-from cvas.steps.load import load_into_layout
+from cvas.steps.feed_health import check_feed
+from cvas.steps.load import RejectRatioExceeded, load_into_layout
 from cvas.core.schemas import KINDS
 from tasks import datasets
 from tasks.base import CvasTask, DayParameter, days_of
@@ -29,10 +30,10 @@ class FetchTransactions(CvasTask):
 
     def run(self):
         days = days_of(self.date)
-        self.set_status_message(f"fetching {self.kind} {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else ""))
+        self.progress(0, f"fetching {self.kind} {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else ""))
         lay = layout()
         rows = fetch_transactions_days(make_source(), self.kind, days, lambda d: lay.raw(self.kind, d), lay.staging)
-        self.set_status_message(f"{sum(rows.values())} rows")
+        self.progress(100, f"{sum(rows.values())} rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 
@@ -56,9 +57,20 @@ class LoadTransactions(CvasTask):
 
     def run(self):
         lay, limit = layout(), cvas().max_reject_ratio
-        reports = each_day(f"load {self.kind}", days_of(self.date),
-                           lambda d: load_into_layout(lay, self.kind, d, max_reject_ratio=limit))
-        self.set_status_message(f"{sum(r['rows_written'] for r in reports.values())} rows written, "
-                                f"{sum(r['rejected'] for r in reports.values())} rejected")
+        self.progress(0, f"loading {self.kind}")
+
+        def one_day(day):
+            try:
+                report = load_into_layout(lay, self.kind, day, max_reject_ratio=limit)
+            except RejectRatioExceeded:
+                check_feed(lay, self.kind, day)  # a re-delivered old extract fails here: say so too
+                raise
+            return report, check_feed(lay, self.kind, day)  # a flagged day stays published
+
+        done = each_day(f"load {self.kind}", days_of(self.date), one_day)
+        flagged = [f"{h.date}: {h.describe()}" for _, h in done.values() if h.flagged]
+        self.progress(100, f"{sum(r['rows_written'] for r, _ in done.values())} rows written, "
+                           f"{sum(r['rejected'] for r, _ in done.values())} rejected"
+                      + (f"; feed flagged: {'; '.join(flagged)}" if flagged else ""))
 
     bulk_complete = classmethod(datasets.bulk_complete)

@@ -1,0 +1,67 @@
+"""What a build did, told to a person: one line per failed task, where the log is, what to do next."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvas.core.logs import redact
+
+_EXCEPTION_LINE = re.compile(r"^(?P<cls>[A-Za-z_][\w.]*)(?::\s?(?P<msg>.*))?$")
+MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One task that failed: its family, day and kind (when it has them), error class and message."""
+
+    task: str
+    day: str | None
+    kind: str | None
+    error: str
+    message: str
+
+    def line(self) -> str:
+        where = " ".join(x for x in (self.day, self.kind) if x)
+        return f"  {self.task:<18} {where:<15} {self.error}: {self.message}"
+
+
+def parse_error(explanation: str) -> tuple[str, str]:
+    """(error class, message) from a task's failure text (Luigi's traceback of the exception).
+
+    The exception is what follows the last `File` frame of the traceback: its first line is
+    `module.Class: message` (continued on the next unindented lines). Falls back to the last
+    non-empty line when the text is not a traceback.
+    """
+    lines = [ln for ln in (explanation or "").splitlines() if ln.strip()]
+    if not lines:
+        return "UnknownError", "no explanation was recorded (see the log)"
+    frames = [i for i, ln in enumerate(lines) if ln.startswith("  File ")]
+    rest = lines[frames[-1] + 1:] if frames else lines[-1:]
+    rest = [ln for ln in rest if not ln.startswith((" ", "\t"))] or lines[-1:]
+    match = _EXCEPTION_LINE.match(rest[0])
+    if not match:
+        return "Error", _short(" ".join(rest))
+    message = " ".join([match["msg"] or "", *rest[1:]]).strip()
+    return match["cls"].rsplit(".", 1)[-1], _short(message or "(no message)")
+
+
+def _short(text: str) -> str:
+    text = redact(" ".join(text.split()))
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
+
+
+def format_failures(command: str, failures: list[Failure], scheduling: list[str], log_path: Path | None,
+                    retry: str) -> str:
+    """The summary that ends a failed build: failed tasks, the log file, what to do next."""
+    lines = [f"cvas {command} failed: {len(failures)} task(s) failed"
+             + (f", {len(scheduling)} could not be scheduled" if scheduling else "")]
+    lines += [f.line() for f in sorted(failures, key=lambda f: (f.day or "", f.task, f.kind or ""))]
+    lines += [f"  {name:<18} could not be scheduled (its complete() or requires() raised)" for name in scheduling]
+    if log_path is not None:
+        lines.append(f"log (with tracebacks): {log_path}")
+    lines.append("next: fix the cause named above, then run the same command again ("
+                 f"{retry}); what was built is kept and only what failed is redone. "
+                 "`cvas status --failed --start D --end D` lists the failures per day; `cvas -v` shows tracebacks.")
+    return "\n".join(lines)

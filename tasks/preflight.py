@@ -1,0 +1,95 @@
+"""The preflight of each cvas command: settings, folders, reference files, luigid, days (cvas.ops.preflight)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+
+import luigi.configuration
+
+from cvas.ops.preflight import (BAD_CONFIG, MISSING_REFERENCE, PreflightError, check_file, check_not_future,
+                                check_range, check_scheduler, check_source_range, check_writable)
+
+# commands that build: every check; commands that only read a range: the settings and the range
+BUILDS = {"daily", "backfill", "demo"}
+RANGED = {"backfill", "status", "plan", "invalidate", "verify"}
+
+
+def check_settings() -> None:
+    """Every [cvas] and source setting parses (a bad value is one line, not Luigi's chained traceback)."""
+    from tasks.config import cvas, directory_source, simulated_source
+
+    for section in (cvas, simulated_source, directory_source):
+        try:
+            section()
+        except Exception as exc:  # luigi raises ValueError chained to the parameter's own error
+            cause = exc.__cause__ or exc
+            name = section.__name__ if section is not cvas else "cvas"
+            key = re.search(r"'(\w+)'", str(exc))
+            raise PreflightError(f"invalid setting in {_config_file()}: [{name}] {key[1] if key else ''}: {cause}",
+                                 BAD_CONFIG) from None
+
+
+def _config_file() -> str:
+    from tasks.config import config_dir
+
+    return os.environ.get("LUIGI_CONFIG_PATH") or str(config_dir() / "luigi.cfg")
+
+
+def _days(command: str, args) -> tuple[dt.date, dt.date] | None:
+    if command == "daily":
+        return (args.date, args.date)
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    return (start, end) if start and end else None
+
+
+def preflight(command: str, args, today: dt.date | None = None) -> None:
+    """Raise PreflightError (one line, an exit code) when `command` cannot work as configured."""
+    if command in RANGED:
+        check_range(args.start, args.end)
+    if command not in BUILDS and command not in RANGED:
+        return
+    check_settings()
+    if command not in BUILDS:
+        return
+    from tasks.config import cvas, layout, log_dir
+
+    check_writable(layout().root, "[cvas] data_root")
+    check_writable(log_dir(), "[cvas] log_dir")
+    if cvas().scheduler == "central":
+        core = luigi.configuration.get_config()
+        check_scheduler(core.get("core", "scheduler_host", "localhost"),
+                        core.getint("core", "scheduler_port", 8082))
+    days = _days(command, args)
+    if days is None:  # the demo makes its own Nova, master and exclusions
+        return
+    check_not_future(*days, today or dt.date.today())
+    from tasks.config import exclusions_path, master_xlsx_path
+
+    check_file(master_xlsx_path(), "the CPC master", "[cvas] master_xlsx")
+    check_file(exclusions_path(), "the exclusion list", "[cvas] exclusions")
+    check_source_range(*days, _source_range(), cvas().source)
+
+
+def _source_range() -> tuple[dt.date, dt.date] | None:
+    """(first, last) day the configured source holds, when it can tell without a server."""
+    from cvas.sources import SourceError
+    from tasks.config import cvas, make_source
+
+    name = cvas().source
+    if name == "ssh":
+        return None  # Nova answers for any past day; asking would open a connection
+    source = make_source()
+    try:
+        if name == "simulated":
+            return source.simulated_range()
+        from cvas.core.schemas import KINDS
+
+        days = set().union(*(source.available_days(k) for k in KINDS))
+    except SourceError as exc:
+        raise PreflightError(str(exc), MISSING_REFERENCE) from None
+    if not days:
+        raise PreflightError(f"the directory source {source.root} holds no day (no Daily_Data/ folder, "
+                             "no Historical_Data/ file)", MISSING_REFERENCE)
+    return min(days), max(days)
