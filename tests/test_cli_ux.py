@@ -198,3 +198,30 @@ def test_backfill_progress_reports_each_day_as_its_counters_are_published(layout
                 time.sleep(0.01)
     assert [line.split(" days built")[0].strip() for line in lines] == ["3/5", "4/5", "5/5"]
     assert f"(latest {days[-1]})" in lines[-1]
+
+
+def test_a_failed_fetch_is_failed_in_the_status_grid_not_missing(luigi_config, simulated_nova, tmp_path):
+    from cvas.core.layout import Layout
+    from cvas.ops.status import FAILED, MISSING, format_grid, grid, plan
+    from tasks.pipeline import run_daily
+
+    for section, key, value in (("cvas", "source", "simulated"), ("simulated_source", "database", simulated_nova.database),
+                                ("cvas", "master_xlsx", simulated_nova.master_xlsx),
+                                ("cvas", "exclusions", simulated_nova.exclusions), ("cvas", "workers", 1),
+                                ("cvas", "user_base", "false")):
+        luigi_config(section, key, value)
+    lacking = dt.date(2025, 10, 20)   # after the simulated range: every fetch fails
+    assert run_daily(lacking) != 0
+    lay = Layout(tmp_path / "data")
+    cells = grid(lay, lacking, lacking, simulated_nova.exclusions,
+                 [("raw", "act"), ("transactions", "act"), ("daily_counters", None)])[lacking]
+    assert cells["raw:act"].state == FAILED
+    assert re.match(r"last build failed \(FetchTransactions, [\d\-T:]+\): SourceError: .*outside the simulated range",
+                    cells["raw:act"].reason)
+    assert cells["transactions:act"].state == MISSING   # never attempted: its fetch failed
+    assert ("raw:act", f"failed ({cells['raw:act'].reason}); retried") in [(lab, why) for _, lab, why in plan(
+        {lacking: cells})]
+    text = format_grid({lacking: cells})
+    assert text.splitlines()[0].split() == ["raw", "transactions", "daily"]
+    assert text.splitlines()[1].split() == ["act", "act", "counters"]
+    assert text.splitlines()[2].split() == [str(lacking), "F", ".", "."]

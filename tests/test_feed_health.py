@@ -10,12 +10,14 @@ import shutil
 
 import pytest
 
+from cvas.core.freshness import FLAGGED, Freshness
 from cvas.core.layout import Layout
 from cvas.core.schemas import KINDS, spec
 from cvas.simulator.simulate import simulate
 from cvas.sources.simulated import SimulatedSource
 from cvas.steps import feed_health as fh
 from cvas.steps.fetch import fetch_transactions
+from cvas.ops.status import SYMBOL, format_grid, grid, plan
 from cvas.steps.load import load_into_layout
 from tests.cli_runs import run_cvas, write_cfg
 
@@ -111,6 +113,20 @@ def test_each_defect_is_flagged_with_its_reason_and_the_day_stays_published(feed
     reno = fh.read_health(lay, "reno", D35)
     assert len(reno.history) == 4 and reno.expected and reno.rows < reno.band[0]
 
+    # in `cvas status`: a state of its own, published and complete, nothing to rebuild for it
+    cells = grid(lay, D35, D35, nova.exclusions, [("transactions", k) for k in KINDS])
+    row = cells[D35]
+    assert {label for label, c in row.items() if c.state == FLAGGED} == {"transactions:reno", "transactions:act",
+                                                                         "transactions:dct"}
+    assert row["transactions:reno"].reason.startswith("below_band: ")
+    assert Freshness(lay).state("transactions", D35, "reno").fresh
+    assert plan(cells) == []
+    assert f"{SYMBOL[FLAGGED]} flagged" in format_grid(cells)
+    page = lay.report(D35).read_text(encoding="utf-8")           # the report's data-health panel
+    assert "flagged" in page and "below_band: " in page and "transactions:dct" in page
+    status = run_cvas(fail, "status", "--start", str(D35), "--end", str(D35))
+    assert status.returncode == 0 and f"{D35} " in status.stdout and "!" in status.stdout, status.stdout
+
 
 def test_a_reload_that_looks_normal_clears_the_flag(feed):
     _, nova, lay = feed
@@ -122,3 +138,4 @@ def test_a_reload_that_looks_normal_clears_the_flag(feed):
     fetch_transactions(source, "reno", day, lay.raw("reno", day), lay.staging)
     load_into_layout(lay, "reno", day)
     assert not fh.check_feed(lay, "reno", day).flagged and not lay.health("reno", day).exists()
+

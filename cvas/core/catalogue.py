@@ -62,6 +62,7 @@ class Dataset:
     days      the days with a published output (one listing), when `newest` needs them
     sidecar   whether a provenance sidecar is written (a missing one means stale, DESIGN D13)
     quality   a load's quality report can mark a day failed
+    health    a feed-health verdict (`health/<kind>/<date>.json`) can mark a day flagged
     source    a landing copy delivered by a source: a missing one is fetched only to build
               what is downstream of it
     product   built once at the end of a backfill (whole history, view, report); not in the
@@ -81,6 +82,7 @@ class Dataset:
     days: Callable[[Layout], set[dt.date]] | None = None
     sidecar: bool = True
     quality: bool = False
+    health: bool = False
     source: bool = False
     product: bool = False
     switch: str | None = None
@@ -147,7 +149,8 @@ _USER_BASE_EXPORTS = ("service", "category", "cpc")
 _ENTRIES = (
     Dataset("raw", DAY_KIND, lambda lay, d, k: (lay.raw(k, d),), sidecar=False, source=True),
     Dataset("transactions", DAY_KIND, lambda lay, d, k: (lay.transactions(k, d),),
-            upstream=(Upstream("raw"),), inputs=lambda lay, d, k, s: {"raw": lay.raw(k, d)}, quality=True),
+            upstream=(Upstream("raw"),), inputs=lambda lay, d, k, s: {"raw": lay.raw(k, d)}, quality=True,
+            health=True),
     Dataset("daily_counters", DAY, lambda lay, d, k: (lay.daily_counters(d),),
             upstream=(Upstream("transactions"),), inputs=lambda lay, d, k, s: counter_inputs(lay, d, s.exclusions),
             external=("exclusions",)),

@@ -1,15 +1,18 @@
-"""Whether an output is fresh: present, missing, stale, invalidated or failed, decided in one place.
+"""Whether an output is fresh: present, missing, stale, invalidated, failed or flagged, decided in one place.
 
 `state()` (one output) and `Freshness.state()` (many, after one `prefetch`) apply the same
 rule to every dataset of the catalogue, in this order:
 
-1. missing   a published file of the output is absent (failed when its last load failed)
+1. missing   a published file of the output is absent (failed when its last load failed its
+             quality check or its last build failed: `cvas.core.failures`)
 2. failed    a reload failed its quality check after the output was published
 3. invalidated   `cvas invalidate` / `cvas verify` left a tombstone on it
 4. damaged   (reserved, DESIGN D14: published bytes that no longer match their own sidecar)
 5. stale     no sidecar or an unreadable one (DESIGN D13), a recorded setting, listing or input
              that differs from the current one, or a companion output that is absent
-6. present
+6. flagged   present and fresh, but the feed-health check flagged the day (`cvas.steps.feed_health`):
+             published, complete, and not rebuilt for it
+7. present
 
 Every `complete()`, `bulk_complete`, the status grid, the plan and verify call it. Directory
 scans are cached per `Freshness` object (one scan per directory for a whole range) and a
@@ -28,13 +31,16 @@ from typing import Any
 
 from cvas.core import provenance
 from cvas.core.catalogue import DAY_KIND, Dataset, Settings, counter_inputs, dataset, day_listing
+from cvas.core.failures import failures
 from cvas.core.layout import Layout, days_in_dir, sidecar, tombstone, through, transaction_days
 from cvas.core.quality import read_quality
 
 PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
-STATES = (PRESENT, MISSING, STALE, FAILED, INVALID)
+FLAGGED = "flagged"
+BUILD_FAILED = "last build failed"  # how the reason of a failed build (not a failed quality check) starts
+STATES = (PRESENT, MISSING, STALE, FAILED, INVALID, FLAGGED)
 
-__all__ = ["FAILED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Freshness", "Settings",
+__all__ = ["FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Freshness", "Settings",
            "clear_invalidation", "counter_days", "counter_inputs", "invalidated", "is_invalidated", "loaded_days",
            "raw_days", "state"]
 
@@ -48,7 +54,8 @@ class Cell:
 
     @property
     def fresh(self) -> bool:
-        return self.state == PRESENT
+        """Nothing to rebuild (a flagged day is published and complete)."""
+        return self.state in (PRESENT, FLAGGED)
 
 
 def state(layout: Layout, name: str, day: dt.date | None = None, kind: str | None = None,
@@ -65,6 +72,7 @@ class Freshness:
         self.settings = settings
         self._scanned: dict[str, dict[str, list[int]]] = {}
         self._marked: set[Path] | None = None
+        self._failures: dict[Path, dict] | None = None
         self._days: dict[str, set[dt.date]] = {}
         self._memo: dict[tuple, _Paths] = {}
 
@@ -83,6 +91,8 @@ class Freshness:
                     dirs.add(os.path.dirname(paths.sidecar))
                 if paths.quality is not None:
                     dirs.add(os.path.dirname(paths.quality))
+                if paths.health is not None:
+                    dirs.add(os.path.dirname(paths.health))
         for directory in dirs - self._scanned.keys():
             self._scanned[directory] = _scan(directory)
 
@@ -96,7 +106,8 @@ class Freshness:
             found = self._memo[key] = _Paths(
                 outputs, {n: str(p) for n, p in inputs.items()},
                 str(sidecar(self.layout, Path(outputs[0]))) if ds.sidecar else None,
-                str(self.layout.quality(kind, day)) if ds.quality else None)
+                str(self.layout.quality(kind, day)) if ds.quality else None,
+                str(self.layout.health(kind, day)) if ds.health else None)
         return found
 
     def stat(self, path: Path | str) -> list[int] | None:
@@ -123,7 +134,7 @@ class Freshness:
         ds = dataset(name)
         paths = self._paths(ds, day, kind)
         if any(self.stat(p) is None for p in paths.outputs):
-            failed = self._failed(paths, missing=True)
+            failed = self._failed(paths, missing=True) or self._build_failed(paths)
             return Cell(FAILED, failed) if failed else Cell(MISSING)
         if ds.quality and (failed := self._failed(paths, missing=False)):
             return Cell(FAILED, f"last reload failed: {failed}; the previous partition is kept")
@@ -133,7 +144,21 @@ class Freshness:
         if not ds.sidecar:
             return Cell(PRESENT)
         changed = self._stale(ds, day, paths)
-        return Cell(STALE, changed) if changed else Cell(PRESENT)
+        if changed:
+            return Cell(STALE, changed)
+        if paths.health is not None and self.stat(paths.health) is not None:
+            return Cell(FLAGGED, _health_reason(paths.health))
+        return Cell(PRESENT)
+
+    def _build_failed(self, paths: _Paths) -> str | None:
+        """The error of the output's last failed build, when it has one (one listing of `_failed/`)."""
+        if self._failures is None:
+            self._failures = failures(self.layout)
+        record = self._failures.get(Path(paths.outputs[0])) if self._failures else None
+        if record is None:
+            return None
+        return (f"{BUILD_FAILED} ({record.get('task')}, {record.get('at')}): {record.get('error')}: "
+                f"{record.get('message')}")
 
     def _failed(self, paths: _Paths, missing: bool) -> str | None:
         """Why the last load of a day failed, when it did (and, for a published partition, after it)."""
@@ -194,6 +219,7 @@ class _Paths:
     inputs: dict[str, str]
     sidecar: str | None
     quality: str | None
+    health: str | None
 
 
 def _scan(directory: str) -> dict[str, list[int]]:
@@ -209,6 +235,12 @@ def _scan(directory: str) -> dict[str, list[int]]:
             continue
         listing[entry.name] = [st.st_size, st.st_mtime_ns]
     return listing
+
+
+def _health_reason(path: str) -> str:
+    """The reasons of a feed-health verdict ("feed flagged" when it cannot be read)."""
+    flags = (provenance.read_json(Path(path)) or {}).get("flags") or {}
+    return "; ".join(f"{reason}: {detail}" for reason, detail in flags.items()) or "feed flagged"
 
 
 def _dotted(meta: dict[str, Any], key: str) -> Any:

@@ -9,17 +9,17 @@ from pathlib import Path
 from cvas.core.catalogue import DAY_KIND, Settings, dataset as dataset_of, downstream, grid_columns, output_path
 from cvas.core.catalogue import DATASETS as DATASETS_BY_NAME, NONE, children, enabled, label as dataset_label
 from cvas.core.catalogue import split_label
-from cvas.core.freshness import FAILED, INVALID, MISSING, PRESENT, STALE, Cell, Freshness
+from cvas.core.freshness import BUILD_FAILED, FAILED, FLAGGED, INVALID, MISSING, PRESENT, STALE, Cell, Freshness
 from cvas.core.layout import Layout, tombstone
 from cvas.core.publish import write_text_atomic
 from cvas.core.schemas import KINDS
 
-SYMBOL = {PRESENT: "#", MISSING: ".", STALE: "S", FAILED: "F", INVALID: "X"}
+SYMBOL = {PRESENT: "#", MISSING: ".", STALE: "S", FAILED: "F", INVALID: "X", FLAGGED: "!"}
 
 # The per-day datasets of the grid, (name, kind), upstream first (from the catalogue).
 DATASETS: list[tuple[str, str | None]] = grid_columns()
 
-__all__ = ["DATASETS", "FAILED", "INVALID", "MISSING", "PRESENT", "STALE", "SYMBOL", "Cell", "dataset_label",
+__all__ = ["DATASETS", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "SYMBOL", "Cell", "dataset_label",
            "downstream", "format_grid", "format_outputs", "format_plan", "grid", "grid_json", "invalidate",
            "mark_for_rebuild", "output_path", "outputs_as_of", "plan", "plan_outputs"]
 
@@ -57,23 +57,48 @@ def format_outputs(day: dt.date, cells: dict[str, Cell]) -> str:
     return "\n".join(lines)
 
 
+def _column_heads(labels: list[str]) -> list[tuple[str, str]]:
+    """(group, sub) of each column: `transactions:reno` -> ("transactions", "reno"); a dataset
+    without kinds splits at its last underscore (`user_base_snapshot` -> ("user_base", "snapshot"))."""
+    heads = []
+    for label in labels:
+        name, _, kind = label.partition(":")
+        if kind:
+            heads.append((name, kind))
+        else:
+            head, _, tail = name.rpartition("_")
+            heads.append((head, tail) if head else (name, ""))
+    return heads
+
+
 def format_grid(cells: dict[dt.date, dict[str, Cell]]) -> str:
-    """A terminal grid: one line per day, one column per dataset, with a legend."""
+    """A terminal grid: a two-line header (dataset, then kind), one line per day, a legend."""
     if not cells:
         return "(empty range)"
     labels = list(next(iter(cells.values())).keys())
-    short = [lab.replace("transactions:", "tx:") for lab in labels]
-    width = max(len(s) for s in short)
-    lines = []
-    for i in range(width):  # vertical headers keep the grid narrow
-        lines.append(" " * 11 + " ".join(s[i] if i < len(s) else " " for s in short))
+    heads = _column_heads(labels)
+    widths = [len(sub) + 1 for _, sub in heads]
+    groups: list[tuple[str, list[int]]] = []  # consecutive columns of one group, for the first line
+    for i, (group, _) in enumerate(heads):
+        if groups and groups[-1][0] == group and heads[i][1] and heads[i - 1][1]:
+            groups[-1][1].append(i)
+        else:
+            groups.append((group, [i]))
+    for group, columns in groups:  # the group's name fits over its columns
+        short = len(group) + 1 - sum(widths[c] for c in columns)
+        if short > 0:
+            widths[columns[-1]] += short
+    pad = " " * 11
+    top = pad + "".join(f"{group:<{sum(widths[c] for c in columns)}}" for group, columns in groups)
+    second = pad + "".join(f"{sub:<{w}}" for (_, sub), w in zip(heads, widths))
+    lines = [top.rstrip(), second.rstrip()]
     totals = {state: 0 for state in SYMBOL}
     for day, row in cells.items():
         marks = []
-        for lab in labels:
+        for lab, w in zip(labels, widths):
             totals[row[lab].state] += 1
-            marks.append(SYMBOL[row[lab].state])
-        lines.append(f"{day:%Y-%m-%d} " + " ".join(marks))
+            marks.append(f"{SYMBOL[row[lab].state]:<{w}}")
+        lines.append(f"{day:%Y-%m-%d} " + "".join(marks).rstrip())
     lines.append("legend: " + "  ".join(f"{sym} {state}" for state, sym in SYMBOL.items()))
     lines.append("totals: " + ", ".join(f"{state} {n}" for state, n in totals.items() if n))
     return "\n".join(lines)
@@ -95,7 +120,8 @@ def plan(cells: dict[dt.date, dict[str, Cell]], only_missing: bool = False) -> l
             if cell.state == MISSING:
                 own[label] = "missing"
             elif cell.state == FAILED:
-                own[label] = f"failed quality ({cell.reason}); retried"
+                what = "failed" if cell.reason.startswith(BUILD_FAILED) else "failed quality"
+                own[label] = f"{what} ({cell.reason}); retried"
             elif cell.state == INVALID:
                 own[label] = "forced (invalidated)"
             elif cell.state == STALE and not only_missing:
