@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from cvas.core.layout import Layout, days_in_dir
 from cvas.core.publish import write_text_atomic
+from cvas.core.quality import read_quality
 from cvas.core.schemas import KINDS, spec
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,8 @@ def volume_flags(rows: int, history: list[int]) -> tuple[float | None, tuple[flo
 
 def _rows_read(layout: Layout, kind: str, day: dt.date) -> int | None:
     try:
-        return int(json.loads(layout.quality(kind, day).read_text(encoding="utf-8"))["rows_read"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return int((read_quality(layout.quality(kind, day)) or {})["rows_read"])
+    except (KeyError, TypeError, ValueError):
         return None
 
 
