@@ -86,8 +86,6 @@ def _finish(args, code: int, seconds: float, retry: str) -> int:
     code = _feed_health(done.loaded, code)
     if code != 0 and (done.failures or done.scheduling):
         text = format_failures(args.command, done.failures, done.scheduling, getattr(args, "log_path", None), retry)
-        for line in text.splitlines():  # into the run file (INFO), beside the tracebacks, a record a line
-            logging.getLogger("cvas.summary").info("%s", line)
         print(text, file=sys.stderr)
     elif code == 0 and args.command == "daily":
         print(f"{args.date}: {_built_text(done.built)} ({seconds:.1f}s)")
