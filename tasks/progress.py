@@ -18,7 +18,7 @@ INTERVAL_SECONDS = 2.0
 def watch_days(layout: Layout, days: list[dt.date], before: int, total: int, t0: float,
                progress: Callable[[str], None], interval: float = INTERVAL_SECONDS) -> Iterator[None]:
     """While the block runs, print `  <n>/<total> days built (<last day>), <s>s` each time more of
-    `days` have their counters published (one listing of counters_daily/ every `interval` s).
+    `days` have their counters published (one listing of daily_counters/ every `interval` s).
 
     A day counts once its counters exist; the caller's end-of-batch line says whether the batch
     failed. The watcher only reads: it never blocks or changes the build.

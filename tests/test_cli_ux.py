@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cvas.core.layout import Layout
 from cvas.ops import preflight as pf
 from tests.cli_runs import REPO, cvas_cmd, env_for, run_cvas, write_cfg
 
@@ -131,7 +132,7 @@ def test_paths_are_relative_to_the_configuration_file(tmp_path, simulated_nova):
                          capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stdout + run.stderr
     assert list(elsewhere.iterdir()) == [], "nothing is created in the working directory"
-    assert (home / "data" / "counters_daily" / f"{DAY}.parquet").is_file()
+    assert Layout(home / "data").daily_counters(DAY).is_file()
     assert list((home / "var" / "log").glob("*-daily-*.log"))
     summary = subprocess.run(cvas_cmd("summary"), cwd=elsewhere, env=env_for(cfg), capture_output=True, text=True,
                              timeout=60)
@@ -201,7 +202,6 @@ def test_backfill_progress_reports_each_day_as_its_counters_are_published(layout
 
 
 def test_a_failed_fetch_is_failed_in_the_status_grid_not_missing(luigi_config, simulated_nova, tmp_path):
-    from cvas.core.layout import Layout
     from cvas.ops.status import FAILED, MISSING, format_grid, grid, plan
     from tasks.pipeline import run_daily
 
