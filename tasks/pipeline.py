@@ -98,7 +98,6 @@ def _build(tasks: list[luigi.Task], *, central: bool | None = None,
     central = cvas().scheduler == "central" if central is None else central
     result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
                          workers=workers or cvas().workers, log_level="WARNING")
-    log.info("%s", result.summary_text)
     outcome.current.record(result)
     if central and result.status == LuigiStatusCode.NOT_RUN:
         # another worker sharing luigid holds the tasks: wait for it, and succeed with it

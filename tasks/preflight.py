@@ -29,6 +29,13 @@ def check_settings() -> None:
             key = re.search(r"'(\w+)'", str(exc))
             raise PreflightError(f"invalid setting in {_config_file()}: [{name}] {key[1] if key else ''}: {cause}",
                                  BAD_CONFIG) from None
+    from cvas.steps.subscriptions import checked_memory_limit
+
+    try:
+        checked_memory_limit(cvas().duckdb_memory_limit or "1GB")
+    except ValueError as exc:
+        raise PreflightError(f"invalid setting in {_config_file()}: [cvas] duckdb_memory_limit: {exc}",
+                             BAD_CONFIG) from None
 
 
 def _config_file() -> str:

@@ -93,6 +93,8 @@ def test_preflight_errors(tmp_path, simulated_nova):
 
     _one_line_error(run_cvas(cfg("typo", source="simualted"), "daily", "--date", str(DAY)), pf.BAD_CONFIG,
                     "[cvas] source: simualted is not a valid choice")
+    _one_line_error(run_cvas(cfg("memory", duckdb_memory_limit="lots"), "daily", "--date", str(DAY)), pf.BAD_CONFIG,
+                    "[cvas] duckdb_memory_limit", "'lots' is not a size")
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     _one_line_error(run_cvas(cfg("ro", data_root=blocker / "data"), "daily", "--date", str(DAY)),

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
 from cvas.core import provenance
@@ -216,3 +217,15 @@ def test_verify_rebuilds_the_latest_view_in_full_and_names_the_first_difference(
     stats = build_subscription_view(layout, day(4), keep_days=30)   # a marked view is built in full
     assert stats["folded_from"] is None
     assert view_findings() == []
+
+
+def test_a_memory_limited_build_gives_the_same_bytes_and_leaves_no_spill_folder(layout, tmp_path):
+    write_events(layout, history())
+    build_subscription_view(layout, LAST, keep_days=30, memory_limit="64MB")
+    assert_equals_full_build(layout, LAST, tmp_path)               # the reference is built without a limit
+    limited = tmp_path / "limited.parquet"
+    write_full_view(layout, LAST, limited, memory_limit="64MB")
+    assert digest(limited) == digest(layout.subscriptions(LAST))
+    assert not list(layout.staging.glob("duckdb-spill.*")), "the spill folder is removed after the build"
+    with pytest.raises(ValueError, match="'1 gigabyte' is not a size"):
+        build_subscription_view(layout, LAST, keep_days=30, memory_limit="1 gigabyte")

@@ -99,12 +99,40 @@ class SubscriptionViewError(PublishError):
     status values); the staged file is then discarded and nothing is published."""
 
 
-def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection (all cores unless `threads` is given)."""
+def connect(threads: int | None = None, memory_limit: str | None = None,
+            spill_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection (all cores unless `threads` is given). With
+    `memory_limit` (DuckDB's syntax, e.g. `1GB`) DuckDB spills to `spill_dir` rather than
+    growing past it: the full build over years of history would otherwise take GBs."""
     con = duckdb.connect()
     if threads:
         con.execute(f"set threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"set memory_limit = '{checked_memory_limit(memory_limit)}'")
+    if spill_dir is not None:
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(f"set temp_directory = {sql_path(spill_dir)}")
     return con
+
+
+@contextlib.contextmanager
+def view_connection(layout: Layout, threads: int | None = None, memory_limit: str | None = None):
+    """A connection for building views under `layout`: past `memory_limit` DuckDB spills into a
+    folder of this process in the staging area (outside every dataset), removed afterwards."""
+    spill = layout.staging / f"duckdb-spill.{os.getpid()}"
+    con = connect(threads, memory_limit, spill if memory_limit else None)
+    try:
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def checked_memory_limit(value: str) -> str:
+    """A DuckDB memory size such as `1GB` or `800MB` (it is formatted into SQL, so it is checked)."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip(), flags=re.I):
+        raise ValueError(f"duckdb_memory_limit {value!r} is not a size such as 1GB or 800MB")
+    return value.strip()
 
 
 def sql_path(path: Path | str) -> str:
@@ -367,7 +395,8 @@ def prune_states(layout: Layout, cutoff: dt.date) -> None:
 
 
 def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = DEFAULT_KEEP_DAYS,
-                            threads: int | None = None, full: bool = False) -> dict:
+                            threads: int | None = None, full: bool = False,
+                            memory_limit: str | None = None) -> dict:
     """Build and publish `subscriptions/as_of=<as_of>/subscriptions.parquet` and its state.
 
     The state as of `as_of` is folded from the newest usable state on or before it and the
@@ -384,8 +413,7 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
     if keep_days < 1:
         raise ValueError(f"subscriptions_keep_days must be at least 1, got {keep_days}")
     t0 = time.monotonic()
-    con = connect(threads)
-    try:
+    with view_connection(layout, threads, memory_limit) as con:
         with exclusive(layout.lock("subscriptions")):
             listing = transaction_listing(layout)
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from
@@ -402,8 +430,6 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
             if is_latest:
                 publish_latest(layout, as_of)
             pruned = prune_views(layout, keep_days)
-    finally:
-        con.close()
     elapsed = time.monotonic() - t0
     log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs, %s%s", as_of, rows,
              ", ".join(f"{k} {v}" for k, v in status.items()), elapsed,
@@ -443,15 +469,13 @@ def publish_view_and_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of
     return rows, status
 
 
-def write_full_view(layout: Layout, as_of: dt.date, dest: Path, *, threads: int | None = None) -> int:
+def write_full_view(layout: Layout, as_of: dt.date, dest: Path, *, threads: int | None = None,
+                    memory_limit: str | None = None) -> int:
     """The view as of `as_of` built from every transaction file, written to `dest` and published
     nowhere (the reference `cvas verify` compares the published view with); returns rows."""
-    con = connect(threads)
-    try:
+    with view_connection(layout, threads, memory_limit) as con:
         register_transactions(con, layout)
         return copy_view(con, as_of, dest)
-    finally:
-        con.close()
 
 
 def read_view_meta(layout: Layout, path: Path) -> dict:

@@ -36,5 +36,6 @@ class SubscriptionView(CvasTask):
 
     def run(self):
         self.progress(0, f"building the subscription view as of {self.date}")
-        stats = build_subscription_view(layout(), self.date, keep_days=cvas().subscriptions_keep_days)
+        stats = build_subscription_view(layout(), self.date, keep_days=cvas().subscriptions_keep_days,
+                                        memory_limit=cvas().duckdb_memory_limit or None)
         self.progress(100, f"{stats['rows']} subscriptions{' (latest)' if stats['latest'] else ''}")
