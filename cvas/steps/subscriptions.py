@@ -109,6 +109,9 @@ def connect(threads: int | None = None, memory_limit: str | None = None,
         con.execute(f"set threads = {int(threads)}")
     if memory_limit:
         con.execute(f"set memory_limit = '{checked_memory_limit(memory_limit)}'")
+        # without it DuckDB runs out of memory rather than spilling (the outputs are ordered by
+        # their own ORDER BY, so their bytes do not change)
+        con.execute("set preserve_insertion_order = false")
     if spill_dir is not None:
         spill_dir.mkdir(parents=True, exist_ok=True)
         con.execute(f"set temp_directory = {sql_path(spill_dir)}")
