@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +20,15 @@ from cvas.core.batch import DaysFailed
 from cvas.core.catalogue import dataset as catalogue_entry
 from cvas.core.freshness import clear_invalidation
 from cvas.core.failures import clear_failure, record_failure
+from cvas.core.locking import exclusive
 from cvas.core.logs import redact
 from tasks import datasets
 from tasks.config import layout
 
 log = logging.getLogger("cvas.tasks")
+
+_RACED = "Unfulfilled dependenc"   # luigi: "Unfulfilled dependency/dependencies at run time: <ids>"
+_TASK_LOCKS = 64                   # lock files shared by all tasks (hash buckets): .locks stays small
 
 
 class DayBatch(tuple):
@@ -94,10 +99,26 @@ class CvasTask(luigi.Task):
     A batch run (a `DayBatch` date) stands for its per-day tasks: its outputs are theirs and
     it is complete when they all are. When some of its days fail (`DaysFailed`), Luigi marks
     every day of the batch failed; the days that were published are complete, so a retry
-    outside `batched` records them done and reruns only the failed ones.
+    outside `batched` records them done and reruns only the failed ones. Every `run()` holds the
+    task's lock and first re-checks `complete()`, so concurrent runs on one data root build it once.
     """
 
     dataset: str = ""  # the catalogue name of what the task writes (a class attribute, not a parameter)
+
+    @contextlib.contextmanager
+    def once(self) -> Iterator[bool]:
+        """Hold the task's lock for its run; yields True when the task is complete by then (another
+        run on the same data root built it meanwhile: the local scheduler does not know of other
+        processes), and the run then returns at once. An output is thus built once, and never
+        replaced under a reader that has just found it complete."""
+        bucket = int(hashlib.sha1(self.task_id.encode()).hexdigest(), 16) % _TASK_LOCKS
+        with exclusive(layout().lock(f"tasks/{bucket:02d}")):
+            built = self.complete()
+            if built:
+                log.info("%s: built by another run meanwhile; nothing to do", self.task_id)
+                if callable(self.set_status_message):   # set by luigi's worker
+                    self.set_status_message("built by another run meanwhile")
+            yield built
 
     @property
     def batchable(self):
@@ -149,6 +170,16 @@ class CvasTask(luigi.Task):
                     task._clear_marks()
         self._record_failures(exception)
         # the return value becomes the failure e-mail body and the visualiser's error text
+        if isinstance(exception, RuntimeError) and str(exception).startswith(_RACED):
+            needed = str(exception).split("at run time: ", 1)[-1]
+            for dep in flatten(self.requires()):      # luigi names them by hashed id
+                needed = needed.replace(dep.task_id, str(dep))
+            message = (f"{self} did not run: its input(s) {needed} were complete when this run planned "
+                       "its work and are not any more. Another run on the same data root is rebuilding them "
+                       "(or `cvas invalidate`/`cvas verify` marked them meanwhile). Nothing was published by "
+                       "this task; run the command again once the other run has finished.")
+            log.error("%s", message)
+            return redact(message)
         return redact(super().on_failure(exception))
 
     def _record_failures(self, exception: BaseException) -> None:

@@ -123,8 +123,8 @@ def _built_text(task_ids: list[str]) -> str:
 
 
 def cmd_status(args) -> int:
-    from cvas.core.catalogue import grid_columns
-    from cvas.ops.status import format_grid, format_outputs, grid, grid_json, outputs_as_of
+    from cvas.core.catalogue import grid_columns, strays
+    from cvas.ops.status import format_grid, format_outputs, format_strays, grid, grid_json, outputs_as_of
     from tasks.config import layout
     from tasks.datasets import settings, switches
 
@@ -139,6 +139,7 @@ def cmd_status(args) -> int:
     else:
         print(format_grid(cells))
         print(format_outputs(args.end, outputs_as_of(layout(), args.end, settings(), switches())))
+        print(format_strays(layout(), strays(layout())))
     return 0
 
 

@@ -30,13 +30,18 @@ class Outcome:
         done = {t for t, status, _ in history if status == "DONE" and t in pending}
         failed = {t for t, status, _ in history if status == "FAILED"} - done
         self.built += sorted(t.task_id for t in done)
-        self.loaded += sorted((day, t.param_kwargs["kind"]) for t in done | failed  # a failed load may be flagged
-                              if t.task_family == "LoadTransactions" for day in days_of(t.param_kwargs["date"]))
+        self.loaded += sorted({(day, t.param_kwargs["kind"]) for t in done | failed  # a failed load may be flagged
+                               if t.task_family == "LoadTransactions" for day in days_of(t.param_kwargs["date"])}
+                              - set(self.loaded))
         self.scheduling += sorted({str(t) for t, status, _ in history if status == "UNKNOWN"} - set(self.scheduling))
         # a failed batch run is retried one day at a time (tasks.pipeline.build_batched): its days report there
+        # `cvas daily` builds the day's per-day outputs, then its products, which retry what failed: once each
+        seen = {(f.task, f.day, f.kind) for f in self.failures}
         for task in sorted((t for t in failed if not getattr(t, "is_batch", False)), key=lambda t: t.task_id):
-            error, message = parse_error(_explanation(worker, task.task_id))
             params = task.param_kwargs
+            if (task.task_family, str(params["date"]) if params.get("date") else None, params.get("kind")) in seen:
+                continue
+            error, message = parse_error(_explanation(worker, task.task_id))
             day = params.get("date")
             self.failures.append(Failure(task.task_family, str(day) if day else None, params.get("kind"),
                                          error, message))

@@ -10,8 +10,10 @@ from collections.abc import Callable
 import luigi
 from luigi.execution_summary import LuigiStatusCode, _summary_dict
 
-from cvas.core.catalogue import grid_columns, leaves, output_path, products, split_label
+from cvas.core.catalogue import dataset, enabled, grid_columns, leaves, output_path, products, split_label
 from cvas.core.freshness import Freshness
+from cvas.core.locking import exclusive, oldest_running, registered_run, shared
+from cvas.core.publish import clean_staging
 from cvas.ops.status import grid, mark_for_rebuild, outputs_as_of, plan, plan_outputs
 from tasks import datasets, outcome
 from tasks.base import batched
@@ -85,19 +87,31 @@ def exit_code(status: LuigiStatusCode) -> int:
     return code or 1  # a failure never exits 0, whatever luigi.cfg says
 
 
-def build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int | None = None) -> int:
-    """Run `tasks` with the configured scheduler; returns the exit code."""
-    return _build(tasks, central=central, workers=workers)[0]
+def build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int | None = None,
+          products: bool = False) -> int:
+    """Run `tasks` with the configured scheduler; returns the exit code (see `_build`)."""
+    return _build(tasks, central=central, workers=workers, products=products)[0]
 
 
-def _build(tasks: list[luigi.Task], *, central: bool | None = None,
-           workers: int | None = None) -> tuple[int, list[luigi.Task]]:
-    """Run `tasks`; returns the exit code and the tasks that failed."""
+def _build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int | None = None,
+           products: bool = False) -> tuple[int, list[luigi.Task]]:
+    """Run `tasks`; returns the exit code and the tasks that failed.
+
+    The build registers as running (staging leftovers older than the oldest running build are
+    removed first). A build of per-day outputs shares the data root's products lock with the
+    other runs' per-day builds; a build of products holds it alone: two runs on one data root
+    then publish their products one after the other, each from per-day files that do not
+    change under it, so the outcome is that of the two runs one after the other.
+    """
     if not tasks:
         return 0, []
     central = cvas().scheduler == "central" if central is None else central
-    result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
-                         workers=workers or cvas().workers, log_level="WARNING")
+    lay = layout()
+    with registered_run(lay.runs):
+        _clean_staging(lay)
+        with (exclusive if products else shared)(lay.lock("products")):
+            result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
+                                 workers=workers or cvas().workers, log_level="WARNING")
     outcome.current.record(result)
     if central and result.status == LuigiStatusCode.NOT_RUN:
         # another worker sharing luigid holds the tasks: wait for it, and succeed with it
@@ -126,8 +140,26 @@ def build_batched(tasks: list[luigi.Task], **kwargs) -> tuple[int, list[luigi.Ta
     return _build(tasks, **kwargs)
 
 
+def _clean_staging(lay) -> None:
+    """Remove the staging entries older than the oldest running build (this one included)."""
+    oldest = oldest_running(lay.runs)
+    removed = clean_staging(lay.staging, oldest)
+    if removed:
+        log.info("staging: removed %d leftover(s) of ended runs, older than the oldest running build "
+                 "(started %s): %s", len(removed), dt.datetime.fromtimestamp(oldest).isoformat(timespec="seconds"),
+                 ", ".join(removed))
+
+
+def day_leaves(day: dt.date) -> list[luigi.Task]:
+    """The per-day tasks of one day that nothing per-day is built from (their requirements follow)."""
+    names = {leaf for source in ("raw", "user_base_snapshot") for leaf in leaves(source)}
+    return [datasets.task_for(name, day) for name in sorted(names) if enabled(dataset(name), datasets.switches())]
+
+
 def run_daily(day: dt.date, **kwargs) -> int:
-    return build([DailyPipeline(date=day)], **kwargs)
+    """The day's per-day outputs, then (alone on the data root) its products."""
+    code = build(day_leaves(day), **kwargs)
+    return max(code, build([DailyPipeline(date=day)], products=True, **kwargs))
 
 
 def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None, only_missing: bool = False,
@@ -156,7 +188,7 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
         progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "
                  f"(decided in {time.monotonic() - t0:.2f}s)"
                  + (f"; refreshing {', '.join(t.task_family for t in stale)}" if stale else ""))
-        return build(stale, **kwargs) if stale else 0
+        return build(stale, products=True, **kwargs) if stale else 0
     batch = batch_days or cvas().batch_days
     progress(f"backfill {start}..{end}: {len(todo)} of {total} days to build ({len(steps)} outputs), "
              f"in batches of {batch}")
@@ -172,7 +204,7 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
                  f"{'ok' if code == 0 else 'with failures'}, {time.monotonic() - t0:.1f}s")
         if failed:
             progress("  failed: " + ", ".join(_day_label(t) for t in failed))
-    code = max(code, build(finals, **kwargs))
+    code = max(code, build(finals, products=True, **kwargs))
     progress(f"backfill done in {time.monotonic() - t0:.1f}s, exit code {code}")
     return code
 

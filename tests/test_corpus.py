@@ -77,16 +77,31 @@ class Tx:
     ratio_failure: bool = False                     # loaded at the default limit 0.01: the day fails
     note: str = ""
     check: Callable | None = field(default=None, compare=False)
+    day: dt.date = DAY                              # the day it is loaded for
+    make: Callable | None = field(default=None, compare=False)   # writes a generated extract (too big to keep)
 
     @property
     def kind(self) -> str:
         return self.file.split("_", 1)[0]
 
 
-def _reno_last_copy_wins(table) -> None:
-    revs = {(r["tmuserid"], r["trans_date"].hour): r["rev"] for r in table.to_pylist()}
-    assert revs == {("8341000000000000001", 8): 4.99, ("8341000000000000002", 8): 5.99,
-                    ("8341000000000000001", 20): 4.99}
+def _reno_conflicting_copy_kept(table) -> None:
+    revs = sorted((r["tmuserid"], r["trans_date"].hour, r["rev"]) for r in table.to_pylist())
+    assert revs == [("8341000000000000001", 8, 4.99), ("8341000000000000001", 20, 4.99),
+                    ("8341000000000000002", 8, 4.99), ("8341000000000000002", 8, 5.99)]
+
+
+def _both_dst_renewals_kept(table) -> None:
+    rows = [r for r in table.to_pylist() if r["subscription_id"] == 770000000000000001]
+    assert len(rows) == 2 and sum(r["rev"] for r in rows) == 9.98
+    assert sorted(r["reno_date"].hour for r in rows) == [1, 2]
+
+
+def _ten_megabyte_field(path: Path) -> None:
+    names = spec("cnr").names
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(",".join(names) + "\n2026-02-10 10:00:00,770000000000000001,8341000000000000001,45530,CCC-CR\n")
+        fh.write("2026-02-10 11:00:00,770000000000000002,8341000000000000002,45530," + "x" * 10_000_000 + "\n")
 
 
 def _long_tmuserid_kept(table) -> None:
@@ -124,9 +139,10 @@ TX_CASES = [
        "a row dated the next day", written=2, rejects=((4, "not_this_day"),),
        note="reject lines are physical lines: the quoted line break counts", check=_quoted_newline_kept),
     Tx("reno_duplicates.csv", "an exact duplicate, a conflicting copy (same key, another rev) and a second "
-       "renewal of the same subscription later that day", written=3, duplicates=2, key_conflicts=1,
-       note="the last copy of a key wins (1 key conflict reported); different times are different rows",
-       check=_reno_last_copy_wins),
+       "renewal of the same subscription later that day", written=4, duplicates=1, key_conflicts=1,
+       note="exact copies merge; rows sharing a key but differing in another column are all kept (D16: "
+            "1 key conflict reported, no charge dropped); different times are different rows",
+       check=_reno_conflicting_copy_kept),
     Tx("cnr_truncated_in_quotes.csv", "file cut inside a quoted field (no final line break)", written=2,
        rejects=((4, "truncated_record"),), note="fixed: the cut value used to be loaded as if whole"),
     Tx("ppd_truncated_mid_row.csv", "file cut in the middle of a row", written=2, rejects=((4, "wrong_field_count"),)),
@@ -138,6 +154,27 @@ TX_CASES = [
     Tx("dct_header_duplicate_column.csv", "header names trans_date twice, act_date never",
        error="<file>: line 1: wrong header: expected 13 columns <columns>; found 13; missing act_date"),
     Tx("cnr_whitespace_only.csv", "only blanks and line breaks", error="<file>: empty file, no header"),
+    Tx("rfnd_out_of_range.csv", "a negative rfnd_cnt (-7), rfnd_cnt 2^63-1, a refund of 10^16 (beyond the "
+       "DECIMAL(18,2) the SQL sums in), a negative cpc; a refund just under 10^16 and rfnd_cnt 1,000,000 are valid",
+       written=2, rejects=((3, "out_of_range"), (4, "out_of_range"), (5, "out_of_range"), (6, "out_of_range")),
+       note="DESIGN D15: every numeric column has a plausible range; these used to be loaded, then lowered a "
+            "published rfnd_count or crashed DailyCounters and every later view"),
+    Tx("act_money_beyond_decimal.csv", "rev 1e16 and 12345678901234567.5 (beyond DECIMAL(18,2)), a negative "
+       "channel_id and tef_prov", written=1,
+       rejects=((3, "out_of_range"), (4, "out_of_range"), (5, "out_of_range"), (6, "out_of_range")),
+       note="DESIGN D15"),
+    Tx("reno_dst_ambiguous_hour.csv", "two renewals of one subscription at 02:30 on 2025-10-26, once CEST and once "
+       "CET (Nova writes local time without an offset): same key, another reno_date", written=3, key_conflicts=1,
+       day=dt.date(2025, 10, 26), check=_both_dst_renewals_kept,
+       note="loaded for 2025-10-26. DESIGN D16: both rows are kept (they differ in a non-key column), both charges "
+            "counted; the key conflict is reported and logged. Only rows equal in every column merge"),
+    Tx("cnr_utf16.csv", "saved as UTF-16 (a spreadsheet's \"Unicode text\")",
+       error="<file>: line 1: NUL byte in the file: it looks like UTF-16 LE (byte order mark); transactions must be "
+             "UTF-8 (re-export it as UTF-8)"),
+    Tx("cnr_ten_megabyte_field.csv", "a field of 10 MB (generated by the test)", make=_ten_megabyte_field,
+       error="<file>: line 3: a record of 10,000,065 bytes, longer than the CSV reader's block (1 MiB): no field of "
+             "an extract is that long (an unterminated quote, or a corrupted file?)",
+       note="was Arrow's \"straddling object ... try to increase block size\", a setting cvas does not have"),
     Tx("act_all_rows_another_day.csv", "every row dated the previous day (yesterday's extract delivered again, "
        "legacy D-06)", ratio_failure=True,
        rejects=((2, "not_this_day"), (3, "not_this_day"), (4, "not_this_day"), (5, "not_this_day")),
@@ -180,16 +217,19 @@ def _show_columns(message: str, kind: str) -> str:
 @pytest.mark.parametrize("case", TX_CASES, ids=[c.file for c in TX_CASES])
 def test_transaction_extract(case: Tx, layout: Layout):
     """Through load_into_layout (what LoadTransactions runs): raw landing copy → partition, rejects, report."""
-    kind = case.kind
-    raw = layout.raw(kind, DAY)
+    kind, day = case.kind, case.day
+    raw = layout.raw(kind, day)
     raw.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(CORPUS / "transactions" / case.file, raw)
+    if case.make:
+        case.make(raw)
+    else:
+        shutil.copyfile(CORPUS / "transactions" / case.file, raw)
     source = raw.read_bytes()
-    out, quality, rejects_path = layout.transactions(kind, DAY), layout.quality(kind, DAY), layout.rejects(kind, DAY)
+    out, quality, rejects_path = layout.transactions(kind, day), layout.quality(kind, day), layout.rejects(kind, day)
 
     if case.error:
         with pytest.raises(ExtractFormatError) as err:
-            load_into_layout(layout, kind, DAY, max_reject_ratio=1.0)
+            load_into_layout(layout, kind, day, max_reject_ratio=1.0)
         message = str(err.value)
         assert _show_columns(message.replace(str(raw), "<file>"), kind) == case.error
         no_personal_data(message, source)
@@ -198,7 +238,7 @@ def test_transaction_extract(case: Tx, layout: Layout):
 
     if case.ratio_failure:
         with pytest.raises(RejectRatioExceeded) as err:
-            load_into_layout(layout, kind, DAY)
+            load_into_layout(layout, kind, day)
         message = str(err.value)
         assert str(raw) in message and str(rejects_path) in message and "limit 0.0100" in message
         no_personal_data(message, source)
@@ -206,7 +246,7 @@ def test_transaction_extract(case: Tx, layout: Layout):
         report = json.loads(quality.read_text())
         assert report["status"] == "failed"
     else:
-        report = load_into_layout(layout, kind, DAY, max_reject_ratio=1.0)
+        report = load_into_layout(layout, kind, day, max_reject_ratio=1.0)
         table = pq.ParquetFile(out).read()
         assert table.schema.equals(spec(kind).schema)
         assert table.num_rows == report["rows_written"] == case.written
@@ -236,7 +276,7 @@ def test_transaction_extract(case: Tx, layout: Layout):
 
 def test_every_corpus_extract_is_a_case_and_every_kind_is_covered():
     files = {p.name for p in (CORPUS / "transactions").glob("*.csv")}
-    assert files == {c.file for c in TX_CASES}
+    assert files == {c.file for c in TX_CASES if not c.make}
     assert {c.kind for c in TX_CASES} == set(KINDS)
     assert set(GOLDEN_CASES) == set(GOLDEN_WHAT), "describe every golden load case in GOLDEN_WHAT"
 
@@ -523,7 +563,7 @@ CLI_CASES = [
     Cli("the Excel master has a text price", "Master.xlsx: sheet 'Hoja2' row 3: Price '1,64 €' is not a number"),
 ]
 
-NAMED_ERRORS = {"ExtractFormatError", "RejectRatioExceeded", "SnapshotFormatError", "SourceError",
+NAMED_ERRORS = {"ExtractFormatError", "RejectRatioExceeded", "SnapshotFormatError", "SourceError", "DeliveryError",
                 "ExclusionListError", "MasterFormatError", "DaysFailed"}
 LUIGI_CFG = """[core]
 autoload_range = false
@@ -677,7 +717,8 @@ def render_doc() -> str:
             outcome = "day fails (RejectRatioExceeded); " + _quarantine(0, c.rejects)
         else:
             outcome = _quarantine(c.written, c.rejects, c.duplicates)
-        out.append(f"| `corpus/transactions/{c.file}` | {_cell(c.what)} | {_cell(outcome)} | {_cell(c.note)} |")
+        where = f"generated `{c.file}`" if c.make else f"`corpus/transactions/{c.file}`"
+        out.append(f"| {where} | {_cell(c.what)} | {_cell(outcome)} | {_cell(c.note)} |")
     for case in GOLDEN_CASES:
         out.append(f"| `golden/load/{case}_in.csv` | {_cell(GOLDEN_WHAT[case])} | {_cell(_golden_outcome(case))} | "
                    f"exact output pinned by tests/test_load.py |")
@@ -740,8 +781,83 @@ def render_doc() -> str:
     for c in CLI_CASES:
         shown = _code(c.stderr) if c.stderr else "nothing: the row is in `rejects/act/2026-02-10.csv`, line 4"
         out.append(f"| {_cell(c.what)} | {_cell(shown)} |")
+    out += [
+        "",
+        "## Around the files: concurrency, stray files, tampering, re-deliveries, leftovers",
+        "",
+        "Faults of the data root rather than of one input file, each driven by the test named (in `tests/`).",
+        "",
+        "| fault | outcome | test |",
+        "|---|---|---|",
+    ]
+    for c in INTEGRITY_CASES:
+        out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
     out.append("")
     return "\n".join(out)
+
+
+# ========================================================================================
+# integrity: concurrency, stray files, tampering, re-deliveries, leftovers (issue 11)
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """A fault around the files rather than inside one, with the outcome `test` (in tests/) asserts."""
+
+    fault: str
+    outcome: str
+    test: str
+
+
+INTEGRITY_CASES = [
+    Integrity("two `cvas daily`/`cvas backfill` processes at once on one data root (local scheduler and luigid)",
+              "the outputs of a sequential build, byte for byte (audit timestamps aside); each whole-dataset writer "
+              "holds its lock and records the per-day files it read (listed before reading); a task another run "
+              "finished meanwhile is skipped; products are built by one run at a time",
+              "test_faults.py::test_concurrent_daily_and_backfill_runs_give_the_outputs_of_a_sequential_build"),
+    Integrity("a day published while another run exports the counters",
+              "each day exported once; a day file replaced after the export listed it leaves the export stale "
+              "(rebuilt by the next run), never recorded as read",
+              "test_integrity.py::test_concurrent_counter_exports_count_every_day_once_and_record_exactly_what_they_read"),
+    Integrity("`2025-11-03 - Copy.parquet`, `junk.parquet`, `2025-11-3.parquet` in `daily_counters/`, a "
+              "`transactions/<kind>/year_month=…/` folder or `user_base/daily/`",
+              "never read (readers read exactly the files the layout names); `cvas status` lists them under "
+              "\"stray files\", `cvas verify` reports each: `not a file the layout names: cvas never reads it (move it "
+              "out of the dataset folder)`",
+              "test_integrity.py::test_status_and_verify_report_every_file_the_layout_does_not_name"),
+    Integrity("a partition replaced outside cvas by a valid file of half the rows",
+              "`damaged` (DESIGN D14: its bytes differ from the hash its sidecar recorded), never a reload: the plan "
+              "rebuilds it from its landing copy, then its counters (`stale: reno damaged (rebuilt first)`); "
+              "`cvas verify` reports it",
+              "test_integrity.py::test_a_partition_replaced_outside_cvas_is_damage_and_is_rebuilt_from_its_landing_copy"),
+    Integrity("a sidecar truncated to invalid JSON",
+              "its output is stale (DESIGN D13) with `unreadable provenance sidecar _meta/<path>.json`, logged with "
+              "the file; verify reports it, the next backfill rebuilds the output and its sidecar",
+              "test_integrity.py::test_a_truncated_sidecar_makes_its_output_stale_names_the_file_and_is_rebuilt"),
+    Integrity("a 0-byte or wrong-header re-delivery after `cvas invalidate --dataset raw`",
+              "DeliveryError naming the landing copy (the loader's header message, or a record count other than the "
+              "source's); the good landing copy is kept (DESIGN D17) and stays marked, so the next backfill fetches "
+              "again once the drop is fixed",
+              "test_integrity.py::test_a_bad_redelivery_keeps_the_landing_copy_and_the_next_backfill_fetches_again"),
+    Integrity("an input taken away by another run (or `cvas invalidate`) after this run planned its work",
+              "`<task> did not run: its input(s) <task> were complete when this run planned its work and are not any "
+              "more. Another run on the same data root is rebuilding them …` instead of luigi's \"Unfulfilled "
+              "dependency at run time\"",
+              "test_integrity.py::test_an_input_taken_away_by_another_run_fails_with_a_clear_message"),
+    Integrity("`.staging/` leftovers of killed runs (one held msisdn values)",
+              "removed at the start of each build when older than the oldest running build, logged as "
+              "`staging: removed N leftover(s) of ended runs, older than the oldest running build (started …)`; "
+              "what a running build may own is kept",
+              "test_integrity.py::test_staging_leftovers_older_than_the_oldest_running_build_are_cleaned"),
+]
+
+
+def test_every_integrity_case_names_a_test_that_exists():
+    import importlib
+
+    for case in INTEGRITY_CASES:
+        module, _, name = case.test.partition("::")
+        assert callable(getattr(importlib.import_module(f"tests.{module[:-3]}"), name, None)), case.test
 
 
 def test_doc_lists_every_case_and_is_current():

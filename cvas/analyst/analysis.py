@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from cvas.core.csvlines import records
-from cvas.core.layout import Layout
+from cvas.core.layout import Layout, transaction_files
 from cvas.core.publish import write_text_atomic
 from cvas.sql import load_sql
 
@@ -204,7 +204,7 @@ def refunds_by_cpc(layout: Layout, months: list[str], master: pa.Table) -> Table
     files: list[str] = []
     notes: list[str] = []
     for month in months:
-        found = sorted(str(p) for p in (layout.transactions_root("rfnd") / f"year_month={month}").glob("*.parquet"))
+        found = [str(p) for p in transaction_files(layout, "rfnd") if p.parent.name == f"year_month={month}"]
         if not found:
             notes.append(f"no RFND partition for {month}: skipped")
         files += found

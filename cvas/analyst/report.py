@@ -412,7 +412,8 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
         ok = fresh.state("user_base_export", day).fresh
         health.outputs.append(("user_base_by_{service,category,cpc}.csv", ok,
                                "up to date" if ok else "missing, or older than the per-day user-base files"))
-    views = as_of_days(layout)
+    # views up to the report day only: a later day's run must not change this day's page
+    views = {v for v in as_of_days(layout) if v <= day}
     if not views:
         health.outputs.append(("subscription view", False, "not built"))
     else:
@@ -883,13 +884,14 @@ def build_report(layout: Layout, day: dt.date, *, excluded_services: tuple[str, 
     """Render the report of `day` and publish it atomically: at `layout.report(day)` with a
     provenance sidecar (what `cvas.core.freshness` checks), or at `out` (a copy for someone, no
     sidecar). Returns facts about it."""
+    read = provenance.fingerprints(report_inputs(layout, day, window_days))   # before reading: see record()
     data = collect(layout, day, excluded_services=excluded_services, exclusions=exclusions, window_days=window_days)
     page = render_html(data, generated_at=generated_at)
     target = Path(out) if out is not None else layout.report(day)
     staging = layout.staging if out is None else target.parent  # same filesystem as the target
     write_text_atomic(staging, target, page)
     if out is None:
-        provenance.record(layout, target, inputs=report_inputs(layout, day, window_days),
+        provenance.record(layout, target, inputs=read,
                           params={"date": str(day), "window_days": window_days}, rows=None,
                           extra={"excluded_services": list(excluded_services)})
     info = {"path": str(target), "bytes": len(page.encode("utf-8")), "charts": page.count("data-chart="),

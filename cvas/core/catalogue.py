@@ -9,12 +9,15 @@ fresh is decided from these entries by `cvas.core.freshness` alone.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvas.core.layout import Layout, stat_listing
+from cvas.core.layout import Layout, day_of_name, stat_listing
 from cvas.core.schemas import KINDS, VIEW_KINDS
 
 # keys: what one output of a dataset is identified by
@@ -106,7 +109,10 @@ def day_listing(layout: Layout, name: str) -> dict[str, list[int]]:
     """{YYYY-MM-DD: [size, mtime_ns]} of every file of a per-day dataset kept in one folder
     (daily_counters, user_base_daily), from one directory scan."""
     sample = DATASETS[name].outputs(layout, dt.date(2000, 1, 1), None)[0]
-    return stat_listing(sample.parent, sample.name.replace("2000-01-01", ""))
+    suffix = sample.name.replace("2000-01-01", "")
+    # only the files the layout names: a stray copy is never an input
+    return {stem: st for stem, st in stat_listing(sample.parent, suffix).items()
+            if day_of_name(stem + suffix, suffix) is not None}
 
 
 def _report_inputs(layout: Layout, day: dt.date, kind: str | None, settings: Settings) -> dict[str, Path]:
@@ -266,3 +272,76 @@ def output_path(layout: Layout, name: str, kind: str | None, day: dt.date | None
 def invalidatable() -> list[str]:
     """The `--dataset` choices of `cvas invalidate`: the per-day datasets of the grid."""
     return list(dict.fromkeys(n for n, _ in grid_columns()))
+
+
+# -- stray files: what a dataset folder holds that the layout does not name ----------------------
+
+_SAMPLE = dt.date(2000, 1, 2)
+_DAY_TEXTS = ((f"{_SAMPLE:%Y-%m-%d}", r"(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})", "%Y-%m-%d"),
+              (f"{_SAMPLE:%Y%m%d}", r"(?P<day>[0-9]{8})", "%Y%m%d"))
+
+
+def _producers(layout: Layout) -> list[tuple[str, Callable[[dt.date | None, str | None], tuple[Path, ...]]]]:
+    """(key, files of one key) of everything cvas publishes under dataset folders: the catalogue's
+    outputs, the newest-view copy, and the loads' quality reports and rejects."""
+    found = [(ds.key, functools.partial(ds.outputs, layout)) for ds in _ENTRIES]
+    found += [(NONE, lambda d, k, ds=ds: ds.newest(layout)) for ds in _ENTRIES if ds.newest is not None]
+    found.append((DAY_KIND, lambda d, k: (layout.quality(k, d), layout.rejects(k, d))))
+    return found
+
+
+def _patterns(layout: Layout) -> tuple[dict[Path, list[tuple[re.Pattern, str, Callable, str | None]]], set[Path]]:
+    """The dataset folders (the fixed part of each output's path) with, per folder, the pattern of
+    the per-day files under it; and the fixed whole-history files."""
+    folders: dict[Path, list[tuple[re.Pattern, str, Callable, str | None]]] = {}
+    fixed: set[Path] = set()
+    for key, files in _producers(layout):
+        for kind in (KINDS if key == DAY_KIND else (None,)):
+            for sample in files(_SAMPLE if key != NONE else None, kind):
+                if key == NONE:
+                    fixed.add(sample)
+                    folders.setdefault(sample.parent, [])
+                    continue
+                text, fmt = re.escape(str(sample)), None
+                for literal, group, day_fmt in _DAY_TEXTS:
+                    if re.escape(literal) in text:
+                        text, fmt = text.replace(re.escape(literal), group, 1), day_fmt
+                text = text.replace(re.escape(f"{_SAMPLE:%Y-%m}"), "[0-9]{4}-[0-9]{2}")
+                folder = sample.parent
+                while str(folder) != str(layout.root) and any(lit in str(folder) for lit, _, _ in _DAY_TEXTS) \
+                        or f"{_SAMPLE:%Y-%m}" in folder.name:
+                    folder = folder.parent
+                folders.setdefault(folder, []).append((re.compile(text + "$"), fmt, files, kind))
+    return folders, fixed
+
+
+def strays(layout: Layout) -> list[Path]:
+    """Every file in a dataset folder that the layout does not name for any day (a copy, a
+    download, a hand-made file): readers never read them; `cvas status` and `cvas verify` list them."""
+    folders, fixed = _patterns(layout)
+    found: list[Path] = []
+    for folder, patterns in folders.items():
+        if not folder.is_dir():
+            continue
+        deep = bool(patterns)   # per-day folders may hold month or as-of folders
+        for dirpath, _, names in os.walk(folder):
+            if not deep and Path(dirpath) != folder:
+                continue
+            found += [Path(dirpath) / n for n in names if not _named(Path(dirpath) / n, patterns, fixed)]
+    return sorted(set(found) - {p for p in found if _named(p, sum(folders.values(), []), fixed)})
+
+
+def _named(path: Path, patterns: list, fixed: set[Path]) -> bool:
+    if path in fixed:
+        return True
+    for regex, fmt, files, kind in patterns:
+        match = regex.match(str(path))
+        if match is None:
+            continue
+        try:
+            day = dt.datetime.strptime(match["day"], fmt).date()
+        except ValueError:
+            continue
+        if path in files(day, kind):
+            return True
+    return False

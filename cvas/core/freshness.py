@@ -7,7 +7,8 @@ rule to every dataset of the catalogue, in this order:
              quality check or its last build failed: `cvas.core.failures`)
 2. failed    a reload failed its quality check after the output was published
 3. invalidated   `cvas invalidate` / `cvas verify` left a tombstone on it
-4. damaged   (reserved, DESIGN D14: published bytes that no longer match their own sidecar)
+4. damaged   published bytes that no longer match their own sidecar (DESIGN D14): written
+             after it (replaced outside cvas) with another hash; rebuilt, never taken as a reload
 5. stale     no sidecar or an unreadable one (DESIGN D13), a recorded setting, listing or input
              that differs from the current one, or a companion output that is absent
 6. flagged   present and fresh, but the feed-health check flagged the day (`cvas.steps.feed_health`):
@@ -38,9 +39,10 @@ from cvas.core.quality import read_quality
 PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
 FLAGGED = "flagged"
 BUILD_FAILED = "last build failed"  # how the reason of a failed build (not a failed quality check) starts
-STATES = (PRESENT, MISSING, STALE, FAILED, INVALID, FLAGGED)
+DAMAGED = "damaged"
+STATES = (PRESENT, MISSING, STALE, FAILED, INVALID, FLAGGED, DAMAGED)
 
-__all__ = ["FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Freshness", "Settings",
+__all__ = ["DAMAGED", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Freshness", "Settings",
            "clear_invalidation", "counter_days", "counter_inputs", "invalidated", "is_invalidated", "loaded_days",
            "raw_days", "state"]
 
@@ -75,6 +77,7 @@ class Freshness:
         self._failures: dict[Path, dict] | None = None
         self._days: dict[str, set[dt.date]] = {}
         self._memo: dict[tuple, _Paths] = {}
+        self._meta: dict[str, dict[str, Any] | None] = {}
 
     # -- file facts, from the scans ----------------------------------------------------------
     def prefetch(self, name: str, days: Iterable[dt.date], kinds: Iterable[str | None] = (None,)) -> None:
@@ -140,9 +143,13 @@ class Freshness:
             return Cell(FAILED, f"last reload failed: {failed}; the previous partition is kept")
         if self.marked and any(Path(p) in self.marked for p in paths.outputs):
             return Cell(INVALID, "invalidated")
-        # DESIGN D14 (damaged: published bytes no longer match their own sidecar) is decided here
         if not ds.sidecar:
             return Cell(PRESENT)
+        # per-day outputs only: each has one writer, which holds its task lock from publishing it to
+        # recording its sidecar; a whole-history output is rewritten by several (checked by verify)
+        damage = self._damaged(paths.outputs[0], paths.sidecar) if ds.per_day else ""
+        if damage:
+            return Cell(DAMAGED, damage)
         changed = self._stale(ds, day, paths)
         if changed:
             return Cell(STALE, changed)
@@ -186,9 +193,9 @@ class Freshness:
         if not (ds.expect or ds.listing or set(ds.external) & current.keys()) \
                 and all(c is not None and c[1] <= own[1] for c in current.values()):
             return ""  # every input is older than the output: nothing can have changed
-        meta = provenance.read_json(paths.sidecar)
+        meta = self._sidecar(paths)
         if meta is None:  # DESIGN D13: an unreadable sidecar is a missing one
-            return "unreadable provenance sidecar"
+            return f"unreadable provenance sidecar {os.path.relpath(paths.sidecar, self.layout.root)}"
         changed = [key for key, now in ds.expect if _dotted(meta, key) != now(self.layout, day, self.settings)]
         if ds.listing is not None:
             key, per_day = ds.listing
@@ -201,7 +208,36 @@ class Freshness:
                 changed.append(per_day)
         recorded = meta.get("inputs") or {}
         changed += [n for n, p in paths.inputs.items() if not provenance.same_stat(recorded.get(n), p, current[n])]
-        return f"{', '.join(sorted(changed))} changed" if changed else ""
+        # a damaged input (D14) is rebuilt from its own inputs first: never a reload
+        damaged = [n for n in changed if n in paths.inputs and n not in ds.external
+                   and self._damaged(paths.inputs[n], str(sidecar(self.layout, Path(paths.inputs[n]))))]
+        changed = [n for n in changed if n not in damaged]
+        reasons = [f"{', '.join(sorted(changed))} changed"] if changed else []
+        reasons += [f"{', '.join(sorted(damaged))} damaged (rebuilt first)"] if damaged else []
+        return "; ".join(reasons)
+
+    def _sidecar(self, paths: _Paths) -> dict[str, Any] | None:
+        """The output's sidecar, read once per decision object."""
+        return self._read(paths.sidecar)
+
+    def _read(self, path: str) -> dict[str, Any] | None:
+        if path not in self._meta:
+            self._meta[path] = provenance.read_json(Path(path))
+        return self._meta[path]
+
+    def _damaged(self, output: str, side_path: str) -> str:
+        """DESIGN D14: why a published output is damaged ('' when it is not): its bytes differ from
+        the hash its own sidecar recorded. Only an output written after its sidecar (replaced
+        outside cvas: cvas writes the sidecar just after the output) is hashed."""
+        side, own = self.stat(side_path), self.stat(output)
+        if side is None or own is None or own[1] <= side[1]:
+            return ""
+        recorded = (self._read(side_path) or {}).get("output_hash")
+        if not (isinstance(recorded, str) and recorded.startswith("sha256:")):
+            return ""
+        if provenance.file_hash(Path(output)) == recorded:
+            return ""
+        return "its bytes differ from the hash its sidecar recorded (replaced outside cvas)"
 
     def _listing(self, name: str) -> dict[str, list[int]]:
         return day_listing(self.layout, name)

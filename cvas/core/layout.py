@@ -48,6 +48,11 @@ class Layout:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def runs(self) -> Path:
+        """The registry of running builds (see cvas.core.locking.registered_run)."""
+        return self.root / ".locks" / "runs"
+
     def lock(self, name: str) -> Path:
         """A lock file serialising one read-decide-publish step (not a dataset)."""
         return self.root / ".locks" / f"{name}.lock"
@@ -65,9 +70,6 @@ class Layout:
     def transactions(self, kind: str, day: dt.date) -> Path:
         """One Parquet file per kind and day inside its Hive month partition."""
         return self.transactions_root(kind) / f"year_month={month_of(day)}" / f"{day:%Y-%m-%d}.parquet"
-
-    def transactions_glob(self, kind: str) -> str:
-        return str(self.transactions_root(kind) / "year_month=*" / "*.parquet")
 
     def quality(self, kind: str, day: dt.date) -> Path:
         """The per-day quality report of a load (rows read, written, duplicates, rejects)."""
@@ -182,20 +184,27 @@ def migrate(layout: Layout) -> list[tuple[Path, Path]]:
     return done
 
 
+def day_of_name(name: str, suffix: str, fmt: str = "%Y-%m-%d") -> dt.date | None:
+    """The day a file name `<day><suffix>` stands for, or None when the layout would not make
+    exactly that name (`2026-01-09 - Copy.parquet`, `junk.parquet`, `2026-1-9.parquet`)."""
+    if not name.endswith(suffix):
+        return None
+    stem = name[: len(name) - len(suffix)]
+    try:
+        day = dt.datetime.strptime(stem, fmt).date()
+    except ValueError:
+        return None
+    return day if day.strftime(fmt) == stem else None
+
+
 def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:
-    """The days whose `<day><suffix>` file exists in `directory`: one listing, no stat per day."""
-    found: set[dt.date] = set()
+    """The days whose `<day><suffix>` file exists in `directory`: one listing, no stat per day.
+    Files the layout does not name are not days (readers never see them)."""
     try:
         names = [entry.name for entry in directory.iterdir()]
     except FileNotFoundError:
-        return found
-    for name in names:
-        if name.endswith(suffix):
-            try:
-                found.add(dt.datetime.strptime(name[: -len(suffix)], fmt).date())
-            except ValueError:
-                continue
-    return found
+        return set()
+    return {day for day in (day_of_name(name, suffix, fmt) for name in names) if day is not None}
 
 
 def stat_listing(directory: Path, suffix: str) -> dict[str, list[int]]:
@@ -225,6 +234,13 @@ def transaction_days(layout: Layout, kind: str) -> set[dt.date]:
     for month_dir in months:
         found |= days_in_dir(month_dir, ".parquet")
     return found
+
+
+def transaction_files(layout: Layout, kind: str, through: dt.date | None = None) -> list[Path]:
+    """The published partitions of `kind` (of days up to `through` when given), in day order:
+    exactly the files the layout names, never whatever else a glob of the folders would find."""
+    days = sorted(d for d in transaction_days(layout, kind) if through is None or d <= through)
+    return [layout.transactions(kind, d) for d in days]
 
 
 def sidecar(layout: Layout, output: Path) -> Path:

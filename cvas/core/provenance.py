@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from cvas import __version__
 from cvas.core.layout import Layout, sidecar
 from cvas.core.logs import run_id as current_run_id
 from cvas.core.publish import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 
@@ -33,6 +36,12 @@ def fingerprint(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {"missing": True}
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": file_hash(path)}
+
+
+def fingerprints(inputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """The fingerprints of `inputs`, taken *before* a step reads them and recorded as they are:
+    a file replaced while the step ran then shows as changed (stale), never as read."""
+    return {name: fingerprint(path) for name, path in sorted(inputs.items())}
 
 
 def same_file(recorded: dict[str, Any] | None, path: Path) -> bool:
@@ -58,14 +67,17 @@ def same_stat(recorded: dict[str, Any] | None, path: Path, now: list[int] | None
     return file_hash(path) == recorded.get("hash")
 
 
-def record(layout: Layout, output: Path, *, inputs: dict[str, Path], params: dict[str, Any],
+def record(layout: Layout, output: Path, *, inputs: dict[str, Path | dict[str, Any]], params: dict[str, Any],
            rows: int | None, run_id: str | None = None, extra: dict[str, Any] | None = None,
            output_hash: str | None = None) -> dict[str, Any]:
-    """Write the sidecar of `output` (call it just before or after publishing `output`)."""
+    """Write the sidecar of `output` (call it just after publishing `output`).
+
+    `inputs` are paths or, better, the `fingerprints` taken before the step read them (a path
+    is fingerprinted now, which is right only when nothing can have replaced it meanwhile)."""
     meta = {
         "output": str(Path(output).resolve().relative_to(layout.root.resolve())),
         "output_hash": output_hash or (file_hash(output) if Path(output).exists() else None),
-        "inputs": {name: fingerprint(p) for name, p in sorted(inputs.items())},
+        "inputs": {name: p if isinstance(p, dict) else fingerprint(p) for name, p in sorted(inputs.items())},
         "params": params,
         "rows": rows,
         "code_version": __version__,
@@ -80,7 +92,11 @@ def record(layout: Layout, output: Path, *, inputs: dict[str, Path], params: dic
 
 def read(layout: Layout, output: Path) -> dict[str, Any] | None:
     """The sidecar of `output`, or None when it has none or it is unreadable (D13: stale either way)."""
-    return read_json(sidecar(layout, output))
+    path = sidecar(layout, output)
+    meta = read_json(path)
+    if meta is None and path.exists():
+        log.warning("%s: unreadable provenance sidecar: its output counts as stale and is rebuilt", path)
+    return meta
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -91,6 +107,15 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
+
+
+def sidecar_problem(layout: Layout, output: Path) -> str | None:
+    """Why the sidecar of `output` gives no provenance ('no provenance sidecar', or 'unreadable
+    provenance sidecar <path>'), None when it is readable."""
+    path = sidecar(layout, output)
+    if not path.exists():
+        return "no provenance sidecar"
+    return None if read_json(path) is not None else f"unreadable provenance sidecar {path.relative_to(layout.root)}"
 
 
 def changed_inputs(layout: Layout, output: Path, inputs: dict[str, Path]) -> list[str]:

@@ -81,17 +81,18 @@ def publish_parquet(staging_root: Path, target: Path, table: pa.Table, schema: p
                                f"and schema {written}")
 
 
-def clean_staging(staging_root: Path, older_than_s: float = 6 * 3600) -> int:
-    """Remove leftovers of crashed runs from the staging area; returns how many were removed."""
-    import time
-
-    removed = 0
-    if not staging_root.exists():
-        return 0
-    cutoff = time.time() - older_than_s
-    for entry in staging_root.iterdir():
+def clean_staging(staging_root: Path, before: float) -> list[str]:
+    """Remove the entries of the staging area last modified before `before` (epoch seconds:
+    the start of the oldest running build, so no running build can own them): leftovers of
+    crashed runs, which may hold personal data. Returns their names."""
+    removed: list[str] = []
+    try:
+        entries = list(staging_root.iterdir())
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
         with contextlib.suppress(OSError):
-            if entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
-                removed += 1
-    return removed
+            if entry.lstat().st_mtime < before:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                removed.append(entry.name)
+    return sorted(removed)

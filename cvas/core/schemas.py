@@ -59,6 +59,20 @@ SPECS: dict[str, KindSpec] = {
                      "refnd_date", ("sbnid", "tmuserid", "cpc", "refnd_date", "instant_rfnd")),
 }
 
+# DESIGN D15: the plausible range [low, high) of every numeric transaction column; a value
+# outside is rejected with its reason (`out_of_range`). Money fits the DECIMAL(18, 2) the SQL
+# sums in (negative amounts have their own reason); a refund count stays small enough that
+# years of them sum within int64; codes (cpc, channel, provider) are not negative. Ids and the
+# transaction type (checked for its exact value) keep the whole int64 range.
+MONEY_LIMIT = 10**16
+INT64_LIMIT = 2**63
+NUMERIC_RANGES: dict[str, tuple[int, int]] = {
+    "rev": (0, MONEY_LIMIT), "rfnd_amount": (0, MONEY_LIMIT), "rfnd_cnt": (0, 1_000_001),
+    "cpc": (0, INT64_LIMIT), "channel_id": (0, INT64_LIMIT), "tef_prov": (0, INT64_LIMIT),
+    "trans_type_id": (-INT64_LIMIT, INT64_LIMIT), "subscription_id": (-INT64_LIMIT, INT64_LIMIT),
+    "sbn_id": (-INT64_LIMIT, INT64_LIMIT), "sbnid": (-INT64_LIMIT, INT64_LIMIT),
+}
+
 # Per-day counters (LEGACY §9.4/§9.5): the 15 columns of Counters_CPC, canonical order.
 COUNTER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("date", pa.date32()), ("cpc", INT), ("act_count", INT), ("act_free", INT), ("act_pay", INT),

@@ -9,18 +9,19 @@ from pathlib import Path
 from cvas.core.catalogue import DAY_KIND, Settings, dataset as dataset_of, downstream, grid_columns, output_path
 from cvas.core.catalogue import DATASETS as DATASETS_BY_NAME, NONE, children, enabled, label as dataset_label
 from cvas.core.catalogue import split_label
-from cvas.core.freshness import BUILD_FAILED, FAILED, FLAGGED, INVALID, MISSING, PRESENT, STALE, Cell, Freshness
+from cvas.core.freshness import BUILD_FAILED, DAMAGED, FAILED, FLAGGED, INVALID, MISSING, PRESENT, STALE, Cell, Freshness
 from cvas.core.layout import Layout, tombstone
 from cvas.core.publish import write_text_atomic
 from cvas.core.schemas import KINDS
 
-SYMBOL = {PRESENT: "#", MISSING: ".", STALE: "S", FAILED: "F", INVALID: "X", FLAGGED: "!"}
+SYMBOL = {PRESENT: "#", MISSING: ".", STALE: "S", FAILED: "F", INVALID: "X", FLAGGED: "!", DAMAGED: "D"}
 
 # The per-day datasets of the grid, (name, kind), upstream first (from the catalogue).
 DATASETS: list[tuple[str, str | None]] = grid_columns()
 
-__all__ = ["DATASETS", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "SYMBOL", "Cell", "dataset_label",
-           "downstream", "format_grid", "format_outputs", "format_plan", "grid", "grid_json", "invalidate",
+__all__ = ["DAMAGED", "DATASETS", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "SYMBOL", "Cell",
+           "dataset_label", "downstream", "format_grid", "format_strays", "format_outputs", "format_plan", "grid",
+           "grid_json", "invalidate",
            "mark_for_rebuild", "output_path", "outputs_as_of", "plan", "plan_outputs"]
 
 
@@ -69,6 +70,14 @@ def _column_heads(labels: list[str]) -> list[tuple[str, str]]:
             head, _, tail = name.rpartition("_")
             heads.append((head, tail) if head else (name, ""))
     return heads
+
+
+def format_strays(layout: Layout, found: list[Path]) -> str:
+    """The files of dataset folders that the layout does not name (cvas never reads them)."""
+    if not found:
+        return "stray files: none"
+    lines = [f"stray files: {len(found)} in dataset folders, not named by the layout (never read; move them out):"]
+    return "\n".join(lines + [f"  {p.relative_to(layout.root)}" for p in found])
 
 
 def format_grid(cells: dict[dt.date, dict[str, Cell]]) -> str:
@@ -124,6 +133,8 @@ def plan(cells: dict[dt.date, dict[str, Cell]], only_missing: bool = False) -> l
                 own[label] = f"{what} ({cell.reason}); retried"
             elif cell.state == INVALID:
                 own[label] = "forced (invalidated)"
+            elif cell.state == DAMAGED:
+                own[label] = f"damaged: {cell.reason}; rebuilt from its inputs"
             elif cell.state == STALE and not only_missing:
                 own[label] = f"stale: {cell.reason}"
         forced: dict[str, str] = {}

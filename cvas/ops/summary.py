@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from cvas.core.layout import Layout
+from cvas.core.layout import Layout, transaction_files
 from cvas.core.quality import read_quality
 from cvas.core.schemas import KINDS
 from cvas.core.freshness import counter_days, loaded_days
@@ -18,7 +18,7 @@ def summarize(layout: Layout, log_dir: Path) -> dict:
     con = duckdb.connect()
     rows = {}
     for kind in KINDS:
-        files = sorted(layout.transactions_root(kind).glob("year_month=*/*.parquet"))
+        files = transaction_files(layout, kind)
         rows[kind] = con.execute("select count(*) from read_parquet($f)", {"f": [str(f) for f in files]}).fetchone()[0] \
             if files else 0
     rejected = 0

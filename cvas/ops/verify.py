@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cvas.core import provenance
+from cvas.core.catalogue import strays
 from cvas.core.freshness import FAILED, MISSING, Freshness
 from cvas.core.layout import Layout
 from cvas.core.quality import read_quality
@@ -116,7 +117,7 @@ class _Verifier:
         self.report.checked += 1
         recorded = _recorded_hash(meta)
         if meta is None and sidecar_required:
-            self.find(path, "no provenance sidecar: its content cannot be verified", rebuild)
+            self.find(path, f"{provenance.sidecar_problem(self.layout, path)}: its content cannot be verified", rebuild)
             return None
         if recorded is not None and self.hash(path) != recorded:
             self.find(path, "content differs from the hash recorded when it was published", rebuild)
@@ -263,7 +264,8 @@ class _Verifier:
                 continue
             self.report.unverified.append(path)   # sizes and line counts are recorded, no hash
             if meta is None:
-                self.find(path, "no provenance sidecar: its content cannot be verified", path)
+                self.find(path, f"{provenance.sidecar_problem(lay, lay.user_base_export('service'))}: its content "
+                               "cannot be verified", path)
                 continue
             size = (meta.get("outputs") or {}).get(by)
             if size is not None and path.stat().st_size != size:
@@ -423,6 +425,9 @@ def verify_range(layout: Layout, start: dt.date, end: dt.date) -> VerifyReport:
     root = layout.transactions_root()
     if not any(f.path.is_relative_to(root) for f in report.findings):
         v.latest_view_as_built_in_full()   # a full build over damaged partitions proves nothing
+    for path in strays(layout):      # never read, but an operator who put it there expects it to be
+        report.findings.append(Finding(path, "not a file the layout names: cvas never reads it "
+                                             "(move it out of the dataset folder)"))
     for f in report.findings:
         log.info("verify: %s: %s", _rel(layout, f.path), f.problem)
     log.log(logging.WARNING if report.findings else logging.INFO,

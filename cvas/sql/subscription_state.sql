@@ -8,9 +8,8 @@
 -- Tie-breakers. The ACT and RENO rows of a subscription are totally ordered by `ord`:
 --   trans_date, then ACT before RENO, then regular before UPGRADE, then a hash of the other
 --   columns (cpc, channel, rev, act_date, camp_name, tmuserid, msisdn).
--- The hash only separates rows equal on (subscription_id, trans_date, kind), which the
--- loader already makes unique (its dedup key, and a day file holds only that day's rows);
--- it keeps the choice deterministic regardless.
+-- The hash only separates rows equal on (subscription_id, trans_date, kind): a key conflict
+-- the loader keeps (D16); rows equal in every hashed column tie and give the same values.
 -- "first" is the minimum of `ord`, "latest"/"current" the maximum. DCT ties: (trans_date,
 -- channel_dct); CNR ties: (cancel_date, mode); the greatest wins, nulls last.
 -- A subscription id seen only in DCT, CNR or RFND rows keeps a row (first_ord null): a

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cvas.steps.exclusions import Exclusions
 from cvas.core.publish import PublishError, publish_parquet, staged
-from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS
+from cvas.core.schemas import COUNTER_SCHEMA, KINDS, NUMERIC_RANGES, SERVICE_EXPORT_COLUMNS
 from cvas.sql import load_sql
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,14 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
     missing = [k for k in KINDS if k not in partitions or not Path(partitions[k]).exists()]
     if missing:
         raise CounterInputError(f"counters for {day}: missing transaction partition(s) for {', '.join(missing)}")
+    # ParquetFile, not read_table: the latter adds `year_month` from the directory name
+    tables = {kind: pq.ParquetFile(partitions[kind]).read() for kind in KINDS}
+    for kind in KINDS:
+        _check_ranges(day, partitions[kind], tables[kind])
     con = _connect()
     try:
         for kind in KINDS:
-            # ParquetFile, not read_table: the latter adds `year_month` from the directory name
-            con.register(kind, pq.ParquetFile(partitions[kind]).read())
+            con.register(kind, tables[kind])
         con.register("ex_msisdn", pa.table({"v": pa.array(sorted(exclusions.msisdn), pa.large_string())}))
         con.register("ex_tmuserid", pa.table({"v": pa.array(sorted(exclusions.tmuserid), pa.large_string())}))
         table = con.execute(load_sql("daily_counters"), {"day": day, "last_updated": computed_at}).fetch_arrow_table()
@@ -50,6 +54,26 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
     table = table.cast(COUNTER_SCHEMA)
     log.info("counters %s: %d CPC rows", day, table.num_rows)
     return table
+
+
+def _check_ranges(day: dt.date, path: Path, table: pa.Table) -> None:
+    """A partition loaded before the plausible ranges existed (DESIGN D15) may hold values that
+    would crash or falsify the counters: refuse it, naming the file, the day and the column."""
+    for name in table.column_names:
+        if name not in NUMERIC_RANGES:
+            continue
+        low, high = NUMERIC_RANGES[name]
+        col = table.column(name)
+        floating = pa.types.is_floating(col.type)
+        tests = [pc.less(col, pa.scalar(float(low) if floating else low, col.type))] if low > -(2**63) else []
+        if floating or high < 2**63:       # beyond int64 nothing is
+            tests.append(pc.greater_equal(col, pa.scalar(float(high) if floating else high, col.type)))
+        bad = sum(pc.sum(t).as_py() or 0 for t in tests)
+        if bad:
+            raise CounterInputError(
+                f"counters for {day}: {path}: {bad} row(s) with {name} outside its plausible range ({low} <= {name} < "
+                f"{high}); reload the day (`cvas invalidate --dataset transactions`): the loader now quarantines such "
+                "rows, naming their line in the landing copy")
 
 
 def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,

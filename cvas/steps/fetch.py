@@ -12,17 +12,54 @@ from pathlib import Path
 
 from cvas.core.batch import each_day
 from cvas.core.publish import staged
+from cvas.core.schemas import spec
 from cvas.sources import Source, SourceError
+from cvas.sources.directory import count_records
 
 log = logging.getLogger(__name__)
 
 
+class DeliveryError(RuntimeError):
+    """Raised when a delivered extract fails its checks (the loader's header check, a record
+    count other than the source's): it is not landed, and the previous landing copy, if any,
+    stays (DESIGN D17)."""
+
+
+def check_delivery(kind: str, path: Path, rows: int) -> None:
+    """An extract may become the landing copy only with the kind's header on line 1 (the
+    loader's check) and exactly the `rows` data records the source said it wrote."""
+    from cvas.steps.load import ExtractFormatError, check_header, map_file
+
+    try:
+        check_header(path, map_file(path), spec(kind).names)
+    except ExtractFormatError as exc:
+        raise DeliveryError(str(exc)) from None
+    found = count_records(path) - 1
+    if found != rows:
+        raise DeliveryError(f"{path}: holds {found} records, the source reported {rows}")
+
+
 def fetch_transactions(source: Source, kind: str, day: dt.date, out: Path, staging: Path) -> int:
-    """Publish `out` (the landing CSV) with the source's extract of `kind` for `day`; returns rows."""
+    """Publish `out` (the landing CSV) with the source's extract of `kind` for `day`; returns rows.
+
+    The extract replaces `out` only once it passed `check_delivery`; otherwise `out` is kept as
+    it was and DeliveryError names the file (the task stays to do: the next run fetches again).
+    """
     with staged(staging, out) as tmp:
         rows = source.extract_transactions(kind, day, tmp)
+        _accept(source, kind, tmp, rows, out)
     log.info("fetched %s %s from %s: %d rows", kind, day, source.name, rows)
     return rows
+
+
+def _accept(source: Source, kind: str, tmp: Path, rows: int, out: Path) -> None:
+    """`check_delivery` on the staged extract, its message naming the landing copy it would replace."""
+    try:
+        check_delivery(kind, tmp, rows)
+    except DeliveryError as exc:
+        kept = "the previous landing copy is kept" if Path(out).exists() else "nothing was landed"
+        raise DeliveryError(f"{str(exc).replace(str(tmp), str(out))}; the {source.name} delivery is refused, "
+                            f"{kept}") from None
 
 
 def fetch_transactions_days(source: Source, kind: str, days: list[dt.date], out_of: Callable[[dt.date], Path],
@@ -49,6 +86,7 @@ def fetch_transactions_days(source: Source, kind: str, days: list[dt.date], out_
         def publish(day: dt.date) -> int:
             with staged(staging, out_of(day)) as tmp:
                 os.replace(scratch / f"{day}.csv", tmp)
+                _accept(source, kind, tmp, counts[day], out_of(day))
             log.info("fetched %s %s from %s: %d rows", kind, day, source.name, counts[day])
             return counts[day]
 

@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.publish import publish_parquet, staged
 from cvas.core.quality import write_quality
-from cvas.core.schemas import FLT, INT, STR, TS, KindSpec, spec
+from cvas.core.schemas import FLT, INT, NUMERIC_RANGES, STR, TS, KindSpec, spec
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +116,15 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     decimal or exponent notation and finite; timestamps `YYYY-MM-DD`, optionally followed by
     ` ` or `T` and `HH:MM:SS[.ffffff]` (naive; offsets are rejected); `tmuserid`/`msisdn`
     stay text. A row is rejected, with a reason, when: its field count is wrong; the file ends
-    inside its quoted field (a truncated file: Arrow would read the cut value); a value does
-    not parse; `rev`/`rfnd_amount` is negative (a charge is never negative, refunds are
-    separate rows); `trans_type_id` is not the kind's; `instant_rfnd` is not `t`/`f`; the
-    primary date is null or not on `day`; a key column is null (except PPD
-    `subscription_id` and RFND `sbnid`). A row's reason lists all its problems; it is
-    counted under the class of the first.
+    inside its quoted field (a truncated file); a value does not parse; `rev`/`rfnd_amount`
+    is negative; a number is outside its plausible range (D15, `NUMERIC_RANGES`);
+    `trans_type_id` is not the kind's; `instant_rfnd` is not `t`/`f`; the primary date is
+    null or not on `day`; a key column is null (except PPD `subscription_id`, RFND `sbnid`).
+    A row's reason lists all its problems; it is counted under the class of the first.
 
-    Dedup (LEGACY §7.6 keys, DESIGN D1): rows whose key is complete keep the last occurrence
-    in file order; rows with a null key column are only merged with exact copies (D-02).
-    `key_conflicts` counts removed rows that differed from the row kept for their key, so
-    `duplicates_removed` = exact copies + key_conflicts.
+    Dedup (LEGACY §7.6 keys, DESIGN D1, D16): only exact copies merge (`duplicates_removed`);
+    rows sharing a key but differing in another column are all kept, counted as
+    `key_conflicts` and logged (two renewals at the repeated DST hour are two charges).
 
     The table has exactly `spec.schema` (no `year_month`: that is the directory name) and is
     sorted by the key columns (the primary date first), then every other column in file
@@ -140,7 +138,7 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     """
     ks = spec(kind)
     path = Path(path)
-    data = _map(path)
+    data = map_file(path)
     names = ks.names
     body_start = _check_file(path, data, names)
 
@@ -162,6 +160,9 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     if n_bad_rows:
         typed = typed.filter(pa.array(~bad))
     table, duplicates, conflicts = _dedup_sorted(ks, typed)
+    if conflicts:
+        log.warning("%s %s from %s: %d row(s) share their key (%s) with another row and differ in another column: "
+                    "all kept (DESIGN D16)", kind, day, path, conflicts, ", ".join(ks.key))
 
     rows_read = raw.num_rows + n_bad_fields
     by_reason = Counter(r.reason_class for r in rejects)
@@ -192,14 +193,16 @@ def _check_file(path: Path, data, names: list[str]) -> int:
         raise ExtractFormatError(f"{path}: empty file, no header")
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise ExtractFormatError(f"{path}: line {_line_of(data, nul)}: NUL byte in the file")
-    body_start = _check_header(path, data, names)
+        encoding = likely_wide_encoding(data)
+        hint = f": it looks like {encoding}; transactions must be UTF-8 (re-export it as UTF-8)" if encoding else ""
+        raise ExtractFormatError(f"{path}: line {_line_of(data, nul)}: NUL byte in the file{hint}")
+    body_start = check_header(path, data, names)
     if np.frombuffer(data, dtype=np.uint8).max(initial=0) >= 0x80:   # the usual extract is all ASCII
         _check_utf8(path, data)
     return body_start
 
 
-def _map(path: Path) -> mmap.mmap | bytes:
+def map_file(path: Path) -> mmap.mmap | bytes:
     """The file's bytes, memory-mapped (no copy; the mapping closes when unreferenced)."""
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:
@@ -221,7 +224,7 @@ def _shown(name: str) -> str:
     return repr(name) if _NAME.fullmatch(name) else "<non-name value>"
 
 
-def _check_header(path: Path, data: bytes, names: list[str]) -> int:
+def check_header(path: Path, data: bytes, names: list[str]) -> int:
     """Validate line 1 against `names`; return the byte offset where the data starts."""
     if not len(data):
         raise ExtractFormatError(f"{path}: empty file, no header")
@@ -284,10 +287,47 @@ def _read_strings(path: Path, data: bytes, body_start: int, names: list[str]) ->
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         _check_utf8(path, data)
+        if "straddling object" in str(exc):   # Arrow's wording for a record longer than its block
+            line, length = _longest_line(data, body_start)
+            raise ExtractFormatError(
+                f"{path}: line {line}: a record of {length:,} bytes, longer than the CSV reader's block "
+                f"({_BLOCK // 2**20} MiB): no field of an extract is that long (an unterminated quote, or a "
+                "corrupted file?)") from None
         # Arrow's message quotes the row text (personal data): keep only its first clause.
         what = re.split(r":\s", str(exc).removeprefix("CSV parse error: "), maxsplit=1)[0]
         raise ExtractFormatError(f"{path}: not parseable as CSV ({what})") from None
     return table, bad_rows
+
+
+_BLOCK = pacsv.ReadOptions().block_size
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32 LE"), (b"\x00\x00\xfe\xff", "UTF-32 BE"),
+              (b"\xff\xfe", "UTF-16 LE"), (b"\xfe\xff", "UTF-16 BE"))
+
+
+def likely_wide_encoding(data) -> str | None:
+    """The encoding a file with NUL bytes most likely has: UTF-16/32 by its byte order mark, or
+    UTF-16 without one when every other byte of its start is NUL (ASCII text, two bytes a
+    character: a spreadsheet's "Unicode text" export). None when it looks like neither."""
+    head = bytes(data[:4096])
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return f"{name} (byte order mark)"
+    pairs = len(head) // 2
+    if pairs >= 4:
+        if head[1::2].count(0) >= 0.9 * pairs:
+            return "UTF-16 LE (no byte order mark)"
+        if head[0::2].count(0) >= 0.9 * pairs:
+            return "UTF-16 BE (no byte order mark)"
+    return None
+
+
+def _longest_line(data, start: int) -> tuple[int, int]:
+    """(1-based line, length in bytes) of the longest physical line from byte `start`."""
+    arr = np.frombuffer(data, dtype=np.uint8)[start:]
+    ends = np.concatenate((np.flatnonzero(arr == 10), [len(arr)]))
+    lengths = np.diff(np.concatenate(([-1], ends))) - 1
+    i = int(np.argmax(lengths))
+    return _line_of(data, start) + i, int(lengths[i])
 
 
 _CUT_REASON = "the file ends inside a quoted field: the last record is cut off (truncated file?)"
@@ -389,6 +429,8 @@ def _validate(ks: KindSpec, day: dt.date, raw: pa.Table) -> tuple[list[_Check], 
         if bad.any():
             checks.append(_Check("negative_amount", name, bad, lambda v, n=name: f"negative {n} ({v})"))
 
+    checks += _range_checks(ks, typed)
+
     if ks.trans_type_id is not None:
         bad = _np(pc.not_equal(typed["trans_type_id"], ks.trans_type_id))
         if bad.any():
@@ -421,6 +463,26 @@ def _validate(ks: KindSpec, day: dt.date, raw: pa.Table) -> tuple[list[_Check], 
     rank = {"bad_integer": 0, "bad_number": 0, "bad_timestamp": 0, "bad_flag": 0}
     checks.sort(key=lambda c: (rank.get(c.reason_class, 1), order[c.column] if c.reason_class in rank else 0))
     return checks, pa.table(typed, schema=ks.schema)
+
+
+def _range_checks(ks: KindSpec, typed: dict[str, pa.ChunkedArray]) -> list[_Check]:
+    """DESIGN D15: a value outside its column's plausible range (NUMERIC_RANGES) is rejected
+    (negative amounts have their own check)."""
+    checks = []
+    for name, typ in ks.columns:
+        if typ not in (INT, FLT):
+            continue
+        low, high = NUMERIC_RANGES[name]
+        col = typed[name]
+        bad = np.zeros(len(col), dtype=bool)
+        if low > _INT64_MIN and name not in AMOUNT_COLUMNS:
+            bad |= _np(pc.less(col, low))
+        if typ == FLT or high <= _INT64_MAX:      # beyond int64 the cast already refused it
+            bad |= _np(pc.greater_equal(col, float(high) if typ == FLT else high))
+        if bad.any():
+            checks.append(_Check("out_of_range", name, bad, lambda v, n=name, lo=low, hi=high:
+                                 f"{n} {v} is outside its plausible range ({lo} <= {n} < {hi})"))
+    return checks
 
 
 def _type_column(name: str, typ: pa.DataType, col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, _Check | None]:
@@ -689,58 +751,53 @@ def sort_columns(ks: KindSpec) -> list[str]:
 
 
 def _dedup_sorted(ks: KindSpec, table: pa.Table) -> tuple[pa.Table, int, int]:
-    """Deduplicate (last occurrence of a complete key wins; null-key rows merge only with exact
-    copies) and sort by key then all columns, nulls last. Returns (table, removed, conflicts)."""
+    """Remove exact copies (rows equal in every column, null equal to null) and sort by key then
+    all columns, nulls last. Rows that share a key but differ in another column are all kept
+    (DESIGN D16: a key conflict never drops money; two renewals at the ambiguous hour of a DST
+    change are two charges). Returns (table, copies removed, key conflicts): a key conflict is a
+    kept row whose complete key equals the previous kept row's."""
     n = table.num_rows
     if n == 0:
         return table, 0, 0
     key = list(ks.key)
-    order_by = sort_columns(ks)
-    if _is_sorted(table, order_by):
+    if _is_sorted(table, sort_columns(ks)):
         idx = np.arange(n)
     else:
-        # A stable sort: equal rows keep file order, so idx holds the original positions.
-        idx = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in order_by],
+        # A stable sort by every column: exact copies become adjacent.
+        idx = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in sort_columns(ks)],
                               null_placement="at_end").to_numpy()
-
-    complete = np.ones(n, dtype=bool)
-    for c in key:
-        complete &= _np(table.column(c).is_valid())
-    complete = complete[idx]
-
-    same_prev = np.zeros(n, dtype=bool)
-    same_prev[1:] = complete[1:] & complete[:-1]
-    if n > 1 and same_prev.any():
-        for c in key:
-            col = table.column(c).take(pa.array(idx))
-            same_prev[1:] &= _np(pc.equal(col.slice(1), col.slice(0, n - 1)))
-
-    keep = np.ones(n, dtype=bool)
+    # an exact copy has the previous row's key (null as null): compare whole rows only there
+    same_key = _same_as_previous(table, key, idx)
+    copy = np.zeros(n, dtype=bool)
+    candidates = np.flatnonzero(same_key)
+    if len(candidates):
+        copy[candidates] = _rows_equal(table, idx[candidates], idx[candidates - 1])
+    kept = idx[~copy]
     conflicts = 0
-    if same_prev.any():
-        run_id = np.cumsum(~same_prev) - 1
-        starts = np.flatnonzero(~same_prev)
-        run_max = np.maximum.reduceat(idx, starts)
-        keep = idx == run_max[run_id]
-        removed = np.flatnonzero(~keep)
-        kept_of_run = np.empty(len(starts), dtype=np.int64)
-        kept_pos = np.flatnonzero(keep)
-        kept_of_run[run_id[kept_pos]] = kept_pos
-        equal = _rows_equal(table, idx[removed], idx[kept_of_run[run_id[removed]]])
-        conflicts = int((~equal).sum())
-
-    partial = np.flatnonzero(~complete)
-    partial = partial[partial > 0]
-    if len(partial):
-        # Sorted by every column, exact copies are adjacent.
-        dup = _rows_equal(table, idx[partial], idx[partial - 1]) & ~complete[partial - 1]
-        keep[partial[dup]] = False
-
-    order = idx[keep]
-    removed_total = n - len(order)
-    if len(order) == n and (n < 2 or bool((np.diff(order) == 1).all())):
+    if len(candidates) > int(copy.sum()):
+        complete = np.ones(len(kept), dtype=bool)
+        for c in key:
+            complete &= _np(table.column(c).take(pa.array(kept)).is_valid())
+        conflicts = int((_same_as_previous(table, key, kept) & complete & np.roll(complete, 1)).sum())
+    removed = n - len(kept)
+    if removed == 0 and (n < 2 or bool((np.diff(kept) == 1).all())):
         return table, 0, conflicts          # already in order, nothing removed: no copy
-    return _take(table, order), removed_total, conflicts
+    return _take(table, kept), removed, conflicts
+
+
+def _same_as_previous(table: pa.Table, columns: list[str], idx: np.ndarray) -> np.ndarray:
+    """Row idx[i] equals row idx[i-1] in every one of `columns` (null equal to null); False for i=0."""
+    n = len(idx)
+    same = np.zeros(n, dtype=bool)
+    if n < 2:
+        return same
+    same[1:] = True
+    order = pa.array(idx)
+    for c in columns:
+        col = table.column(c).take(order)
+        cur, prev = col.slice(1), col.slice(0, n - 1)
+        same[1:] &= _np(pc.equal(cur, prev)) | (_np(cur.is_null()) & _np(prev.is_null()))
+    return same
 
 
 def _is_sorted(table: pa.Table, columns: list[str]) -> bool:
@@ -845,9 +902,10 @@ def load_into_layout(layout, kind: str, day: dt.date, max_reject_ratio: float = 
     partition's provenance (the raw file it came from). Returns the quality report."""
     from cvas.core import provenance
 
+    read = provenance.fingerprints({"raw": layout.raw(kind, day)})
     report = load_day(kind, day, layout.raw(kind, day), layout.transactions(kind, day), layout.rejects(kind, day),
                       layout.quality(kind, day), layout.staging, max_reject_ratio=max_reject_ratio)
-    provenance.record(layout, layout.transactions(kind, day), inputs={"raw": layout.raw(kind, day)},
+    provenance.record(layout, layout.transactions(kind, day), inputs=read,
                       params={"date": str(day), "kind": kind}, rows=report["rows_written"],
                       extra={"quality": {k: report[k] for k in ("rows_read", "rejected", "duplicates_removed")}})
     return report

@@ -62,7 +62,7 @@ import pyarrow.parquet as pq
 
 from cvas.core import provenance
 from cvas.core.freshness import Freshness, is_invalidated
-from cvas.core.layout import Layout, days_in_dir, sidecar
+from cvas.core.layout import Layout, day_of_name, days_in_dir, sidecar, transaction_files
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged
 from cvas.core.schemas import VIEW_KINDS, spec
@@ -144,20 +144,20 @@ def sql_path(path: Path | str) -> str:
 
 
 def register_transactions(con: duckdb.DuckDBPyConnection, layout: Layout,
-                          kinds: tuple[str, ...] = VIEW_KINDS) -> dict[str, bool]:
-    """Create one view per kind over its Parquet files (`transactions/<kind>/year_month=*/*.parquet`).
+                          kinds: tuple[str, ...] = VIEW_KINDS, through: dt.date | None = None) -> dict[str, bool]:
+    """Create one view per kind over exactly its published partitions (of days up to `through`
+    when given): the files the layout names, never whatever else a glob of the folders finds.
 
     A kind with no file yet becomes an empty relation with its declared schema, so a young
     data root still gives a (smaller) view. Returns {kind: whether it has files}.
     """
     present = {}
     for kind in kinds:
-        root = layout.transactions_root(kind)
-        has_files = next(root.glob("year_month=*/*.parquet"), None) is not None
-        present[kind] = has_files
-        if has_files:
+        files = transaction_files(layout, kind, through)
+        present[kind] = bool(files)
+        if files:
             con.execute(f"create or replace temp view {kind} as select * from "
-                        f"read_parquet({sql_path(layout.transactions_glob(kind))}, hive_partitioning = false)")
+                        f"read_parquet([{', '.join(sql_path(f) for f in files)}], hive_partitioning = false)")
         else:
             con.register(kind, spec(kind).schema.empty_table())
     return present
@@ -312,7 +312,9 @@ def transaction_listing(layout: Layout, kinds: tuple[str, ...] = VIEW_KINDS) -> 
             continue
         for month in months:
             for f in os.scandir(month.path):
-                if f.name.endswith(".parquet"):
+                day = day_of_name(f.name, ".parquet")
+                # exactly the files the layout names: a stray file in the folder is never read
+                if day is not None and layout.transactions(kind, day) == Path(f.path):
                     st = f.stat()
                     entries.append((f.name[:10], kind, Path(f.path),
                                     f"{kind}/{month.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}"))
@@ -418,12 +420,12 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
     t0 = time.monotonic()
     with view_connection(layout, threads, memory_limit) as con:
         with exclusive(layout.lock("subscriptions")):
-            listing = transaction_listing(layout)
+            listing = transaction_listing(layout)   # under the lock, before reading: what the build reads
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from
             full = full or is_invalidated(layout, layout.subscriptions(as_of))
             base = None if full else newest_usable_state(layout, as_of)
             if base is None:
-                register_transactions(con, layout)
+                register_transactions(con, layout, through=as_of)
                 state_sql = load_sql("subscription_state")
             else:
                 state_sql = fold_inputs(con, layout, listing, base, as_of)
@@ -477,7 +479,7 @@ def write_full_view(layout: Layout, as_of: dt.date, dest: Path, *, threads: int 
     """The view as of `as_of` built from every transaction file, written to `dest` and published
     nowhere (the reference `cvas verify` compares the published view with); returns rows."""
     with view_connection(layout, threads, memory_limit) as con:
-        register_transactions(con, layout)
+        register_transactions(con, layout, through=as_of)
         return copy_view(con, as_of, dest)
 
 

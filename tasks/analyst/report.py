@@ -34,7 +34,10 @@ class DailyReport(CvasTask):
         return luigi.LocalTarget(str(layout().report(self.date)))
 
     def run(self):
-        info = build_report(layout(), self.date, excluded_services=excluded_services(), exclusions=exclusions_path(),
-                            generated_at=dt.datetime.now().replace(microsecond=0))
-        self.progress(100, f"{info['charts']} charts, {info['counter_days']} counter days, "
-                                f"{info['user_base_days']} user-base days")
+        with self.once() as built:
+            if built:
+                return
+            info = build_report(layout(), self.date, excluded_services=excluded_services(), exclusions=exclusions_path(),
+                                generated_at=dt.datetime.now().replace(microsecond=0))
+            self.progress(100, f"{info['charts']} charts, {info['counter_days']} counter days, "
+                                    f"{info['user_base_days']} user-base days")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 import luigi
 
 from cvas.core import provenance
 from cvas.core.batch import each_day
-from cvas.steps.counters import build_daily_counters, export_counters
+from cvas.steps.counters import build_daily_counters
 from cvas.steps.exclusions import load_exclusions
-from cvas.steps.exports import counters_export_additions, export_manifest_extra
-from cvas.steps.master import master_csv_text, read_master_csv, read_master_xlsx
+from cvas.steps.exports import publish_counter_exports
+from cvas.steps.master import master_csv_text, read_master_xlsx
 from cvas.core.publish import write_text_atomic
 from cvas.core.schemas import KINDS
 from tasks import datasets
@@ -34,19 +33,23 @@ class DailyCounters(CvasTask):
         return self.per_day(lambda d: luigi.LocalTarget(str(layout().daily_counters(d))))
 
     def run(self):
-        lay = layout()
-        exclusions = load_exclusions(exclusions_path())
-        days = {task.date: task for task in self.day_tasks()}
+        with self.once() as built:
+            if built:
+                return
+            lay = layout()
+            exclusions = load_exclusions(exclusions_path())
+            days = {task.date: task for task in self.day_tasks()}
 
-        def one_day(day: dt.date) -> int:
-            inputs = datasets.inputs(days[day])
-            rows = build_daily_counters(day, {k: inputs[k] for k in KINDS}, exclusions,
-                                        lay.daily_counters(day), lay.staging)
-            provenance.record(lay, lay.daily_counters(day), inputs=inputs, params={"date": str(day)}, rows=rows)
-            return rows
+            def one_day(day: dt.date) -> int:
+                inputs = datasets.inputs(days[day])
+                read = provenance.fingerprints(inputs)   # before reading: a file replaced meanwhile shows as changed
+                rows = build_daily_counters(day, {k: inputs[k] for k in KINDS}, exclusions,
+                                            lay.daily_counters(day), lay.staging)
+                provenance.record(lay, lay.daily_counters(day), inputs=read, params={"date": str(day)}, rows=rows)
+                return rows
 
-        rows = each_day("counters", sorted(days), one_day)
-        self.progress(100, f"{sum(rows.values())} CPC rows")
+            rows = each_day("counters", sorted(days), one_day)
+            self.progress(100, f"{sum(rows.values())} CPC rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 
@@ -60,11 +63,15 @@ class MasterCpc(CvasTask):
         return luigi.LocalTarget(str(layout().master_cpc))
 
     def run(self):
-        lay = layout()
-        inputs = datasets.inputs(self)
-        rows = read_master_xlsx(inputs["master_xlsx"])
-        write_text_atomic(lay.staging, lay.master_cpc, master_csv_text(rows))
-        provenance.record(lay, lay.master_cpc, inputs=inputs, params={}, rows=len(rows))
+        with self.once() as built:
+            if built:
+                return
+            lay = layout()
+            inputs = datasets.inputs(self)
+            read = provenance.fingerprints(inputs)
+            rows = read_master_xlsx(inputs["master_xlsx"])
+            write_text_atomic(lay.staging, lay.master_cpc, master_csv_text(rows))
+            provenance.record(lay, lay.master_cpc, inputs=read, params={}, rows=len(rows))
 
 
 class ExportCounters(CvasTask):
@@ -84,15 +91,9 @@ class ExportCounters(CvasTask):
         return [luigi.LocalTarget(str(lay.counters_cpc)), luigi.LocalTarget(str(lay.counters_service))]
 
     def run(self):
-        lay = layout()
-        additions = counters_export_additions(lay, excluded_services())
-        if additions is None:
-            daily, base = sorted(lay.daily_counters_root.glob("*.parquet")), None
-        else:
-            daily, base = [lay.daily_counters(dt.date.fromisoformat(d)) for d in additions], lay.counters_cpc
-        self.progress(10, f"exporting {len(daily)} counter days" + (" onto the previous export" if base else ""))
-        stats = export_counters(daily, read_master_csv(lay.master_cpc), excluded_services(),
-                                lay.counters_cpc, lay.counters_service, lay.staging, base=base)
-        provenance.record(lay, lay.counters_cpc, inputs=datasets.inputs(self), params={"date": str(self.date)},
-                          rows=stats["cpc_rows"], extra=export_manifest_extra(lay, excluded_services()))
-        self.progress(100, f"{len(daily)} counter days exported, {stats['cpc_rows']} CPC rows")
+        with self.once() as built:
+            if built:
+                return
+            self.progress(10, "exporting the counter days")
+            stats = publish_counter_exports(layout(), excluded_services(), self.date)
+            self.progress(100, f"{stats['mode']}: {stats['days']} counter day(s) exported, {stats['cpc_rows']} CPC rows")

@@ -35,7 +35,10 @@ class SubscriptionView(CvasTask):
         return outside_retention(layout(), self.date, cvas().subscriptions_keep_days) or super().complete()
 
     def run(self):
-        self.progress(0, f"building the subscription view as of {self.date}")
-        stats = build_subscription_view(layout(), self.date, keep_days=cvas().subscriptions_keep_days,
-                                        memory_limit=cvas().duckdb_memory_limit or None)
-        self.progress(100, f"{stats['rows']} subscriptions{' (latest)' if stats['latest'] else ''}")
+        with self.once() as built:
+            if built:
+                return
+            self.progress(0, f"building the subscription view as of {self.date}")
+            stats = build_subscription_view(layout(), self.date, keep_days=cvas().subscriptions_keep_days,
+                                            memory_limit=cvas().duckdb_memory_limit or None)
+            self.progress(100, f"{stats['rows']} subscriptions{' (latest)' if stats['latest'] else ''}")

@@ -29,11 +29,14 @@ class FetchTransactions(CvasTask):
         return self.per_day(lambda d: luigi.LocalTarget(str(layout().raw(self.kind, d))))
 
     def run(self):
-        days = days_of(self.date)
-        self.progress(0, f"fetching {self.kind} {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else ""))
-        lay = layout()
-        rows = fetch_transactions_days(make_source(), self.kind, days, lambda d: lay.raw(self.kind, d), lay.staging)
-        self.progress(100, f"{sum(rows.values())} rows")
+        with self.once() as built:
+            if built:
+                return
+            days = days_of(self.date)
+            self.progress(0, f"fetching {self.kind} {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else ""))
+            lay = layout()
+            rows = fetch_transactions_days(make_source(), self.kind, days, lambda d: lay.raw(self.kind, d), lay.staging)
+            self.progress(100, f"{sum(rows.values())} rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 
@@ -56,21 +59,24 @@ class LoadTransactions(CvasTask):
         return self.per_day(lambda d: luigi.LocalTarget(str(layout().transactions(self.kind, d))))
 
     def run(self):
-        lay, limit = layout(), cvas().max_reject_ratio
-        self.progress(0, f"loading {self.kind}")
+        with self.once() as built:
+            if built:
+                return
+            lay, limit = layout(), cvas().max_reject_ratio
+            self.progress(0, f"loading {self.kind}")
 
-        def one_day(day):
-            try:
-                report = load_into_layout(lay, self.kind, day, max_reject_ratio=limit)
-            except RejectRatioExceeded:
-                check_feed(lay, self.kind, day)  # a re-delivered old extract fails here: say so too
-                raise
-            return report, check_feed(lay, self.kind, day)  # a flagged day stays published
+            def one_day(day):
+                try:
+                    report = load_into_layout(lay, self.kind, day, max_reject_ratio=limit)
+                except RejectRatioExceeded:
+                    check_feed(lay, self.kind, day)  # a re-delivered old extract fails here: say so too
+                    raise
+                return report, check_feed(lay, self.kind, day)  # a flagged day stays published
 
-        done = each_day(f"load {self.kind}", days_of(self.date), one_day)
-        flagged = [f"{h.date}: {h.describe()}" for _, h in done.values() if h.flagged]
-        self.progress(100, f"{sum(r['rows_written'] for r, _ in done.values())} rows written, "
-                           f"{sum(r['rejected'] for r, _ in done.values())} rejected"
-                      + (f"; feed flagged: {'; '.join(flagged)}" if flagged else ""))
+            done = each_day(f"load {self.kind}", days_of(self.date), one_day)
+            flagged = [f"{h.date}: {h.describe()}" for _, h in done.values() if h.flagged]
+            self.progress(100, f"{sum(r['rows_written'] for r, _ in done.values())} rows written, "
+                               f"{sum(r['rejected'] for r, _ in done.values())} rejected"
+                          + (f"; feed flagged: {'; '.join(flagged)}" if flagged else ""))
 
     bulk_complete = classmethod(datasets.bulk_complete)

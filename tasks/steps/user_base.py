@@ -23,10 +23,13 @@ class FetchUserBase(CvasTask):
         return self.per_day(lambda d: luigi.LocalTarget(str(layout().user_base_snapshot(d))))
 
     def run(self):
-        lay, source = layout(), make_source()
-        rows = each_day("fetch user base", days_of(self.date),
-                        lambda d: fetch_user_base(source, d, lay.user_base_snapshot(d), lay.staging))
-        self.set_status_message(f"{sum(rows.values())} rows")
+        with self.once() as built:
+            if built:
+                return
+            lay, source = layout(), make_source()
+            rows = each_day("fetch user base", days_of(self.date),
+                            lambda d: fetch_user_base(source, d, lay.user_base_snapshot(d), lay.staging))
+            self.set_status_message(f"{sum(rows.values())} rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 
@@ -46,18 +49,22 @@ class AggregateUserBase(CvasTask):
         return self.per_day(lambda d: luigi.LocalTarget(str(layout().user_base_daily(d))))
 
     def run(self):
-        lay = layout()
-        days = {task.date: task for task in self.day_tasks()}
+        with self.once() as built:
+            if built:
+                return
+            lay = layout()
+            days = {task.date: task for task in self.day_tasks()}
 
-        def one_day(day):
-            info = build_user_base_daily(lay.user_base_snapshot(day), day, lay.user_base_daily(day), lay.staging)
-            provenance.record(lay, lay.user_base_daily(day), inputs=datasets.inputs(days[day]),
-                              params={"date": str(day)}, rows=info["groups"], extra={"snapshot": info})
-            return info
+            def one_day(day):
+                read = provenance.fingerprints(datasets.inputs(days[day]))
+                info = build_user_base_daily(lay.user_base_snapshot(day), day, lay.user_base_daily(day), lay.staging)
+                provenance.record(lay, lay.user_base_daily(day), inputs=read,
+                                  params={"date": str(day)}, rows=info["groups"], extra={"snapshot": info})
+                return info
 
-        infos = each_day("user base", sorted(days), one_day)
-        self.set_status_message(f"{sum(i['rows'] for i in infos.values())} rows, "
-                                f"{sum(i['groups'] for i in infos.values())} groups")
+            infos = each_day("user base", sorted(days), one_day)
+            self.set_status_message(f"{sum(i['rows'] for i in infos.values())} rows, "
+                                    f"{sum(i['groups'] for i in infos.values())} groups")
 
     bulk_complete = classmethod(datasets.bulk_complete)
 
@@ -79,5 +86,8 @@ class ExportUserBase(CvasTask):
         return [luigi.LocalTarget(str(lay.user_base_export(by))) for by in ("service", "category", "cpc")]
 
     def run(self):
-        stats = export_user_base(layout(), excluded_services())
-        self.set_status_message(f"{stats['mode']}: {stats['days_read']} of {stats['days']} days read")
+        with self.once() as built:
+            if built:
+                return
+            stats = export_user_base(layout(), excluded_services())
+            self.set_status_message(f"{stats['mode']}: {stats['days_read']} of {stats['days']} days read")
