@@ -19,24 +19,24 @@ def exclusive(path: Path) -> Iterator[None]:
     Works between processes and threads on one host and on local filesystems; the lock is
     released when the block ends or the process dies.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with _flock(path, fcntl.LOCK_EX):
+        yield
 
 
 @contextlib.contextmanager
 def shared(path: Path) -> Iterator[None]:
     """Hold a shared flock on `path` for the block: any number of holders, none while an
     `exclusive` holder has it."""
+    with _flock(path, fcntl.LOCK_SH):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(path: Path, mode: int) -> Iterator[None]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        fcntl.flock(fh.fileno(), mode)
         try:
             yield
         finally:
