@@ -214,7 +214,7 @@ def cmd_demo(args) -> int:
         return 2
     out = config_path(simulated_source().database).parent
     print(f"simulating Nova for {start}..{end} at {args.new_per_day} new subscriptions/day into {out}")
-    simulate(out, start, args.days, new_per_day=args.new_per_day, seed=args.seed, master_duplicate=False)
+    simulate(out, start, args.days, new_per_day=args.new_per_day, seed=args.seed)
     t0 = time.monotonic()
     code = _finish(args, run_backfill(start, end), time.monotonic() - t0, "cvas demo")
     print()

@@ -76,11 +76,28 @@ def layout(tmp_path) -> Layout:
     return Layout(tmp_path / "data")
 
 
+# A second, later row for a CPC already in the master: the real workbook has one (LEGACY §4.4).
+DUPLICATED_MASTER_ROW = (41949, None, "APP1999", "TOP VIDEO (O", "NO", "Free Time", "Tribuu Media", "Baja",
+                         "Top Video (old)", "Weekly subscription", 1.99, 21)
+
+
+def add_duplicated_master_row(path: Path) -> None:
+    """Append DUPLICATED_MASTER_ROW to the simulated Excel master at `path` (the first row must win)."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    wb.worksheets[0].append(list(DUPLICATED_MASTER_ROW))
+    wb.save(path)
+
+
 @pytest.fixture(scope="session")
 def simulated_nova(tmp_path_factory):
-    """A small simulated Nova (3 days from Monday 2025-10-06, 20 new subscriptions a day, seed 7)."""
+    """A small simulated Nova (3 days from Monday 2025-10-06, 20 new subscriptions a day, seed 7),
+    its master holding the legacy workbook's duplicated CPC row."""
     import datetime as dt
 
     from cvas.simulator.simulate import simulate
 
-    return simulate(tmp_path_factory.mktemp("nova"), dt.date(2025, 10, 6), 3, new_per_day=20, seed=7)
+    info = simulate(tmp_path_factory.mktemp("nova"), dt.date(2025, 10, 6), 3, new_per_day=20, seed=7)
+    add_duplicated_master_row(info.master_xlsx)
+    return info

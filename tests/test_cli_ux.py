@@ -227,3 +227,40 @@ def test_a_failed_fetch_is_failed_in_the_status_grid_not_missing(luigi_config, s
     assert text.splitlines()[0].split() == ["raw", "transactions", "daily"]
     assert text.splitlines()[1].split() == ["act", "act", "counters"]
     assert text.splitlines()[2].split() == [str(lacking), "F", ".", "."]
+
+
+
+def _master_cpcs(path: Path) -> list[int]:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True)
+    cpcs = [row[0] for row in wb.worksheets[0].iter_rows(min_row=2, values_only=True)]
+    wb.close()
+    return cpcs
+
+
+def test_the_demo_master_warns_of_no_duplicate_cpc(tmp_path):
+    """`cvas demo` and `cvas simulate` (the benchmark's simulate() too) write a master with each
+    CPC once, so a first run warns of nothing; the legacy workbook's duplicate lives in the
+    tests' fixture (conftest.add_duplicated_master_row)."""
+    from cvas.simulator.simulate import CATALOGUE
+
+    in_master = len({e.cpc for e in CATALOGUE if e.in_master})
+    data, logs, nova = tmp_path / "data", tmp_path / "logs", tmp_path / "nova"
+    cfg = write_cfg(tmp_path / "luigi.cfg", data, log_dir=logs,
+                    extra=f"[simulated_source]\ndatabase = {nova}/nova.duckdb\n",
+                    master_xlsx=f"{nova}/Master_CPCs.xlsx", exclusions=f"{nova}/Users_No_Limits.csv")
+    demo = run_cvas(cfg, "demo", "--days", "2", "--new-per-day", "5", "-v")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert f"Master_CPCs.xlsx: {in_master} CPC mappings" in demo.stderr, "the master was read, -v on the console"
+    (log_file,) = logs.glob("*-demo-*.log")
+    for text in (demo.stdout, demo.stderr, log_file.read_text(encoding="utf-8")):
+        assert "duplicate CPC" not in text
+    cpcs = _master_cpcs(nova / "Master_CPCs.xlsx")
+    assert len(cpcs) == len(set(cpcs)) == in_master
+
+    out = tmp_path / "simulated"
+    sim = run_cvas(cfg, "simulate", "--start", str(DAY), "--days", "1", "--new-per-day", "5", "--out", str(out))
+    assert sim.returncode == 0, sim.stdout + sim.stderr
+    cpcs = _master_cpcs(out / "Master_CPCs.xlsx")
+    assert len(cpcs) == len(set(cpcs)) == in_master

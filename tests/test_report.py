@@ -431,3 +431,81 @@ def test_charts_tell_the_truth_in_chromium(built, tmp_path):
 
     text = page.read_text(encoding="utf-8")
     assert "(none)" not in text and ">Other<" not in text and "LEGACY" not in text
+
+
+
+def check_cpcs_missing_from_the_master(layout: Layout, out: Path) -> dict:
+    """Render the END report of `layout` to `out` and check, from the files (pyarrow and csv), that
+    it flags exactly the CPCs missing from its MASTERCPC.csv that its data holds (counters or
+    user base; the day, and the window) and counts them in the UNKNOWN category, revenue and
+    users alike. Returns what it found: {"day": CPCs, "window": CPCs, "counters": rows of END}."""
+    from cvas.analyst.report import build_report
+
+    names = master_names(layout)
+    with open(layout.master_cpc, newline="", encoding="utf-8") as fh:
+        category = {int(r["cpc"]): r["tme_category"].strip() for r in csv.DictReader(fh)}
+    days = [START + dt.timedelta(days=i) for i in range(DAYS)]
+    counters = {d: pq.read_table(layout.daily_counters(d)).to_pylist() for d in days}
+    snapshot = {d: [r for r in pq.read_table(layout.user_base_daily(d)).to_pylist() if not excluded(r["service_name"])]
+                for d in days}
+    missing = {d: {r["cpc"] for r in counters[d] + snapshot[d] if r["cpc"] not in names} for d in days}
+    in_window = set().union(*missing.values())
+
+    build_report(layout, END, excluded_services=KEYWORDS, out=out)
+    dom = Dom(out.read_text(encoding="utf-8"))
+    (check,) = dom.health["unmapped_cpcs"]
+    assert check["class"] == ("warn" if in_window else "ok")
+    assert {int(c) for c in check["data-cpcs"].split()} == in_window
+    assert {int(c) for c in check["data-cpcs-day"].split()} == missing[END]
+    assert int(check["data-count"]) == len(missing[END])
+
+    # one category for them, revenue and users alike (with the master's CPCs of a blank category)
+    unknown = dom.categories["UNKNOWN"]
+    assert float(unknown["data-revenue"]) == pytest.approx(
+        sum(r["rev"] for r in kept_counter_rows(layout, END) if not category.get(r["cpc"])), abs=0.005)
+    assert int(unknown["data-user-base"]) == sum(r["user_base"] for r in snapshot[END] if not category.get(r["cpc"]))
+    assert int(unknown["data-user-base"]) > 0
+    return {"day": missing[END], "window": in_window, "counters": counters[END], "snapshot": snapshot[END]}
+
+
+def test_cpcs_missing_from_the_master_are_flagged_and_unknown_everywhere(built, tmp_path):
+    """A CPC of the transactions or the NBS snapshot that MASTERCPC.csv lacks: the report flags
+    exactly those its data holds and counts them as UNKNOWN, service and category, for revenue
+    and users alike, as Counters_Service.csv does; Counters_CPC and user_base_by_cpc.csv keep
+    them by CPC (user_base_by_service/category keep the snapshot's names, the legacy contract)."""
+    found = check_cpcs_missing_from_the_master(built, tmp_path / "report.html")
+    assert {99200, 47311} <= found["day"], "the simulated catalogue's CPCs without a master row are in the data"
+    names = master_names(built)
+    with open(built.counters_service, newline="", encoding="utf-8") as fh:
+        service = [r for r in csv.DictReader(fh) if r["date"] == str(END)]
+    assert {int(r["cpc"]) for r in service if int(r["cpc"]) not in names} == {
+        r["cpc"] for r in found["counters"] if r["cpc"] not in names}
+    assert all((r["service_name"], r["tme_category"]) == ("UNKNOWN", "") for r in service if int(r["cpc"]) not in names)
+    dom = Dom((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert float(dom.categories["UNKNOWN"]["data-revenue"]) == pytest.approx(
+        sum(float(r["rev"]) for r in service if not r["tme_category"]), abs=0.005)
+
+    cpc_export = pq.read_table(built.counters_cpc, filters=[("date", "=", END)]).column("cpc").to_pylist()
+    assert {r["cpc"] for r in found["counters"] if r["cpc"] not in names} <= set(cpc_export)
+    with open(built.user_base_export("cpc"), encoding="utf-8") as fh:
+        by_cpc = {int(line.split("|")[1]) for line in fh if line.startswith(f"{END}|")}
+    assert {r["cpc"] for r in found["snapshot"] if r["cpc"] not in names} <= by_cpc
+
+
+def test_the_flag_covers_user_base_only_and_earlier_cpcs_missing_from_the_master(built, tmp_path):
+    """With a master that also lacks a CPC of the day's user base that has no counters that day,
+    and a CPC seen only on an earlier day of the window, both are flagged and counted UNKNOWN."""
+    names = master_names(built)
+    days = [START + dt.timedelta(days=i) for i in range(DAYS)]
+    counters = {d: {r["cpc"] for r in pq.read_table(built.daily_counters(d)).to_pylist()} for d in days}
+    snapshot = {d: {r["cpc"] for r in pq.read_table(built.user_base_daily(d)).to_pylist()
+                    if not excluded(r["service_name"])} for d in days}
+    users_only = min(c for c in snapshot[END] - counters[END] if c in names and not excluded(names[c]))
+    earlier = min(c for d in days[:-1] for c in counters[d] - counters[END] - snapshot[END] if c in names)
+    copy = Layout(tmp_path / "data")
+    shutil.copytree(built.root, copy.root)
+    lines = copy.master_cpc.read_text(encoding="utf-8").splitlines(keepends=True)
+    copy.master_cpc.write_text("".join(line for line in lines if line.split(",", 1)[0] not in
+                                       (str(users_only), str(earlier))), encoding="utf-8")
+    found = check_cpcs_missing_from_the_master(copy, tmp_path / "report.html")
+    assert users_only in found["day"] and earlier in found["window"] - found["day"]

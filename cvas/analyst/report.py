@@ -22,9 +22,13 @@ Definitions (LEGACY §9.4, DESIGN D7):
   with the previous day's snapshot as the start-of-day base; n/a without that snapshot;
 * ARPU (D) = revenue(D) / the mean user base of D−1 and D (those present); ARPU 30 days =
   revenue of the 30 days ending D / the mean daily user base of those days;
-* categories: the master's tme_category, stripped and mapped as the user base maps it
-  (LEGACY §5.5: Education/Images → Edu_Ima, News/Sports → News_Sport), so counters and
-  user base share one vocabulary; services: master names, stripped.
+* services and categories: every CPC, counters and user base alike, is assigned by the
+  master: its service name stripped, its tme_category stripped and mapped as the user base
+  maps it (LEGACY §5.5: Education/Images → Edu_Ima, News/Sports → News_Sport). A CPC
+  missing from the master (or with a blank name or category there) is `UNKNOWN`, service
+  and category, as in Counters_Service.csv; the health panel names the CPCs missing from
+  the master that the report's data holds (counters or user base, the day and the window).
+  The user-base exports keep the snapshot's own names (LEGACY §4.7, §5.6).
 """
 
 from __future__ import annotations
@@ -181,7 +185,8 @@ class Health:
     excluded_services: list[str] = field(default_factory=list)
     excluded_rows: int = 0
     excluded_revenue: float = 0.0
-    unmapped_cpcs: list[int] = field(default_factory=list)
+    unmapped_cpcs: list[int] = field(default_factory=list)         # missing from the master, in the day's data
+    unmapped_cpcs_window: list[int] = field(default_factory=list)  # ... in the window's data (the day's included)
 
 
 @dataclass
@@ -190,8 +195,9 @@ class ReportData:
     window: list[dt.date]
     shown: list[dt.date]          # the window from the first day with data on: what the trends plot
     daily: pd.DataFrame           # one row per window day: counter totals and derived KPIs (NaN = no data)
-    kept: pd.DataFrame            # counter rows in scope, with service and category
-    user_base: pd.DataFrame       # user-base rows in scope (date, cpc, service_name, tme_category, user_base)
+    kept: pd.DataFrame            # counter rows in scope, with service and category (by_master)
+    user_base: pd.DataFrame       # user-base rows in scope (date, cpc, service_name, tme_category, user_base),
+                                  # with service and category by the master as the counters (by_master)
     kpis: list[Kpi]
     categories: pd.DataFrame      # the day, per category
     services: pd.DataFrame        # the day, top services by revenue
@@ -235,18 +241,25 @@ def read_counter_window(layout: Layout, days: list[dt.date]) -> tuple[pd.DataFra
     return table.drop(["last_updated"]).to_pandas(date_as_object=True), built
 
 
+def by_master(rows: pd.DataFrame, master: pa.Table) -> pd.DataFrame:
+    """`rows` (each with a cpc) with the master's assignment added, one rule for counters and user
+    base: `service` (the master's name stripped), `category` (_category of the master's) and
+    `mapped` (the CPC is in the master). Missing from the master, or blank there: UNKNOWN."""
+    m = master.select(["cpc", "service_name", "tme_category"]).to_pandas().rename(
+        columns={"service_name": "master_service", "tme_category": "master_category"})
+    df = rows.merge(m, on="cpc", how="left")
+    df["service"] = df["master_service"].map(lambda s: (s.strip() if isinstance(s, str) else "") or UNKNOWN_SERVICE)
+    df["category"] = df["master_category"].map(_category)
+    df["mapped"] = rows["cpc"].isin(m["cpc"]).to_numpy()
+    return df.drop(columns=["master_service", "master_category"])
+
+
 def scope_counters(counters: pd.DataFrame, master: pa.Table,
                    excluded_keywords: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(kept, dropped): counter rows mapped to service and category, split on the excluded
     services as the service export does (unmapped CPCs kept as UNKNOWN)."""
-    m = master.select(["cpc", "service_name", "tme_category"]).to_pandas()
-    df = counters.merge(m, on="cpc", how="left")
-    names = df["service_name"].where(df["service_name"].notna() & (df["service_name"] != ""), UNKNOWN_SERVICE)
-    df["service_name"] = names
-    df["mapped"] = counters["cpc"].isin(m["cpc"]).to_numpy()
-    dropped = df["service_name"].map(lambda s: _excluded(s, excluded_keywords)).astype(bool)
-    df["service"] = df["service_name"].str.strip()
-    df["category"] = df["tme_category"].map(_category)
+    df = by_master(counters, master)
+    dropped = df["service"].map(lambda s: _excluded(s, excluded_keywords)).astype(bool)
     return df[~dropped].reset_index(drop=True), df[dropped].reset_index(drop=True)
 
 
@@ -321,8 +334,7 @@ def category_table(kept: pd.DataFrame, user_base: pd.DataFrame, day: dt.date) ->
     """The day per category: counters, revenue share and user base, by revenue (then name)."""
     rows = kept[kept["date"] == day]
     table = rows.groupby("category")[list(COUNT_COLUMNS + AMOUNT_COLUMNS)].sum()
-    base = user_base[user_base["date"] == day].copy()
-    base["category"] = base["tme_category"].map(_category)
+    base = user_base[user_base["date"] == day]
     table = table.join(base.groupby("category")["user_base"].sum(), how="outer").fillna(0)
     total = table["rev"].sum()
     table["share"] = table["rev"] / total if total else 0.0
@@ -331,18 +343,14 @@ def category_table(kept: pd.DataFrame, user_base: pd.DataFrame, day: dt.date) ->
     return table.sort_values(["rev", "category"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
 
 
-def service_table(kept: pd.DataFrame, user_base: pd.DataFrame, master: pa.Table, day: dt.date,
-                  top: int = TOP_SERVICES) -> pd.DataFrame:
+def service_table(kept: pd.DataFrame, user_base: pd.DataFrame, day: dt.date, top: int = TOP_SERVICES) -> pd.DataFrame:
     """The day's top services by revenue (then name), with their user base: the snapshot's
-    CPCs assigned to services by the master, as the counters are."""
+    CPCs assigned to services by the master, as the counters are (by_master)."""
     rows = kept[kept["date"] == day]
     table = rows.groupby("service").agg(
         category=("category", lambda s: ", ".join(sorted(set(s)))),
         **{c: (c, "sum") for c in COUNT_COLUMNS + AMOUNT_COLUMNS})
-    m = master.select(["cpc", "service_name"]).to_pandas()
-    base = user_base[user_base["date"] == day].merge(m.rename(columns={"service_name": "master_name"}), on="cpc",
-                                                     how="left")
-    base["service"] = base["master_name"].fillna(UNKNOWN_SERVICE).map(lambda s: s.strip() or UNKNOWN_SERVICE)
+    base = user_base[user_base["date"] == day]
     table = table.join(base.groupby("service")["user_base"].sum(), how="left")
     total = table["rev"].sum()
     table["share"] = table["rev"] / total if total else 0.0
@@ -358,7 +366,8 @@ def _first(days: set[dt.date]) -> dt.date | None:
 
 
 def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusions: Path | None,
-                   excluded_keywords: tuple[str, ...], dropped: pd.DataFrame, kept: pd.DataFrame) -> Health:
+                   excluded_keywords: tuple[str, ...], dropped: pd.DataFrame, kept: pd.DataFrame,
+                   user_base: pd.DataFrame) -> Health:
     """Gaps, rejects and stale outputs of the window, from listings, sidecars and quality reports."""
     from cvas.core.catalogue import Settings
     from cvas.core.freshness import Freshness
@@ -427,9 +436,15 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
     health.excluded_rows = int(len(today))
     health.excluded_revenue = round(float(today["rev"].sum()), 2)
     health.excluded_services = sorted(set(today["service"]))
-    unmapped = kept[(kept["date"] == day) & ~kept["mapped"]]
-    health.unmapped_cpcs = sorted(int(c) for c in set(unmapped["cpc"]))
+    health.unmapped_cpcs_window, health.unmapped_cpcs = unmapped_cpcs([kept, user_base], window, day)
     return health
+
+
+def unmapped_cpcs(frames: list[pd.DataFrame], window: list[dt.date], day: dt.date) -> tuple[list[int], list[int]]:
+    """The CPCs missing from the master in `frames` (by_master rows): over `window`, and on `day`."""
+    rows = pd.concat([f.loc[~f["mapped"].astype(bool), ["date", "cpc"]] for f in frames])
+    rows = rows[rows["date"].isin(set(window))]
+    return (sorted({int(c) for c in rows["cpc"]}), sorted({int(c) for c in rows.loc[rows["date"] == day, "cpc"]}))
 
 
 # -- collect -----------------------------------------------------------------------------
@@ -445,15 +460,16 @@ def collect(layout: Layout, day: dt.date, *, excluded_services: tuple[str, ...],
     master = master if master is not None else read_master_csv(layout.master_cpc)
     counters, counted = read_counter_window(layout, window)
     kept, dropped = scope_counters(counters, master, keywords)
-    user_base = read_user_base_window(layout, [window[0] - dt.timedelta(days=1)] + window, keywords)
+    user_base = by_master(read_user_base_window(layout, [window[0] - dt.timedelta(days=1)] + window, keywords),
+                          master)
     daily = daily_frame(kept, user_base, window, counted)
-    health = collect_health(layout, day, window, exclusions, keywords, dropped, kept)
+    health = collect_health(layout, day, window, exclusions, keywords, dropped, kept, user_base)
     first_data = min([d for d in (health.history_start, health.user_base_start) if d] or [day])
     shown = [d for d in window if d >= first_data]
     data = ReportData(day=day, window=window, shown=shown, daily=daily, kept=kept,
                       user_base=user_base[user_base["date"].isin(set(window))].reset_index(drop=True),
                       kpis=compute_kpis(daily, day), categories=category_table(kept, user_base, day),
-                      services=service_table(kept, user_base, master, day), health=health)
+                      services=service_table(kept, user_base, day), health=health)
     log.info("report %s: %d counter days, %d user-base days in the %d-day window; %d CPC rows left out "
              "(excluded services)", day, int(daily["rev"].notna().sum()), health.user_base_days, window_days,
              len(dropped))
@@ -761,8 +777,7 @@ def charts(data: ReportData) -> dict[str, tuple[str, str]]:
             [("churn", "Churn", "pct", PALETTE[3]), ("arpu", "ARPU (€)", "eur", PALETTE[2])],
             sorted(set(missing) | set(ub_missing))))
     revenue = data.kept.pivot_table(index="date", columns="category", values="rev", aggfunc="sum")
-    base = data.user_base.assign(category=data.user_base["tme_category"].map(_category)).pivot_table(
-        index="date", columns="category", values="user_base", aggfunc="sum")
+    base = data.user_base.pivot_table(index="date", columns="category", values="user_base", aggfunc="sum")
     colours = _colours(list(set(revenue.columns) | set(base.columns) | set(data.categories["category"])))
     out["revenue_by_category"] = ("Revenue by category", _stacked_area(
         data, "revenue_by_category", "Revenue by category", revenue, "eur", missing, colours))
@@ -811,7 +826,7 @@ def _category_table(data: ReportData) -> dict[str, Any]:
                      fmt_eur(r.rev), fmt_pct(r.share, 1),
                      fmt_count(r.user_base) if data.health.user_base_days else "n/a"])
         attrs.append({"data-category": r.category, "data-revenue": f"{r.rev:.2f}",
-                      "data-activations": str(int(r.act_count))})
+                      "data-activations": str(int(r.act_count)), "data-user-base": str(int(r.user_base))})
     return _table(["Category", "Activations", "Upgrades", "Renewals", "Deactivations", "Cancellations",
                    "Refunds", "Refunded", "Revenue", "Share", "User base"], rows, attrs)
 
@@ -832,7 +847,7 @@ def _user_base_table(data: ReportData) -> dict[str, Any] | None:
     day_rows = data.user_base[data.user_base["date"] == data.day]
     if not len(day_rows):
         return None
-    per = day_rows.assign(category=day_rows["tme_category"].map(_category)).groupby("category")["user_base"].sum()
+    per = day_rows.groupby("category")["user_base"].sum()
     per = per.sort_values(ascending=False, kind="mergesort")
     total = per.sum()
     rows = [[cat, fmt_count(v), fmt_pct(v / total if total else 0, 1)] for cat, v in per.items()]

@@ -233,10 +233,9 @@ CATALOGUE: tuple[CatalogueCpc, ...] = (
 )
 
 # "CPC to upgrade" holds text on a couple of rows of the real workbook; coerced to NA.
+# (The real workbook also holds one CPC twice, LEGACY §4.4; the simulated one does not, so a
+# demo or benchmark warns of nothing: tests add the duplicate where they need it.)
 _NA_UPGRADE_CELLS = frozenset({43551, 10487})
-# One CPC appears twice in the sheet; the first row wins (LEGACY §4.4).
-_DUPLICATED_MASTER_ROW = CatalogueCpc(41949, "Top Video (old)", "Free Time", "W", 1.99, "Tribuu Media",
-                                      estado="Baja")
 
 MASTER_HEADER = ("CPC", "CPC to upgrade", "APP_ID", "Short Description", "Is a CVAS CPC?", "TME Category",
                  "Content Provider", "Estado", "Service Name", "Subscription Model", "Price", "% VAT")
@@ -876,12 +875,12 @@ def _write_segments(con: duckdb.DuckDBPyConnection, data: dict) -> None:
     con.unregister("segments_arrow")
 
 
-def master_rows(duplicate: bool = True) -> list[list]:
-    """The rows of the Excel master's sheet (after its header), in sheet order."""
+def master_rows() -> list[list]:
+    """The rows of the Excel master's sheet (after its header), in sheet order: one per CPC."""
     rows = []
     order = sorted((e for e in CATALOGUE if e.in_master),
                    key=lambda e: ((e.tme_category or "~"), (e.service_name or "~").strip().lower(), e.cpc))
-    for i, e in enumerate([*order, _DUPLICATED_MASTER_ROW] if duplicate else order):
+    for i, e in enumerate(order):
         if e.cpc == 9999:
             rows.append([9999, None, None, None, None, None, None, None, None, None, None, None])
             continue
@@ -894,14 +893,14 @@ def master_rows(duplicate: bool = True) -> list[list]:
     return rows
 
 
-def _write_master(path: Path, duplicate: bool = True) -> None:
+def _write_master(path: Path) -> None:
     from openpyxl import Workbook
 
     wb = Workbook()
     ws = wb.active
     ws.title = "Hoja2"
     ws.append(list(MASTER_HEADER))
-    for row in master_rows(duplicate):
+    for row in master_rows():
         ws.append(row)
     wb.properties.creator = GENERATOR
     wb.properties.created = dt.datetime(2026, 1, 15)
@@ -931,7 +930,7 @@ def _atomic(target: Path, write) -> None:
 
 
 def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, seed: int = 7,
-             steady: bool = False, master_duplicate: bool = True) -> SimulationInfo:
+             steady: bool = False) -> SimulationInfo:
     """Simulate `days` days of Nova from `start`: writes nova.duckdb, Master_CPCs.xlsx and Users_No_Limits.csv.
 
     `new_per_day` (new subscriptions per day) is the one scale knob: the base alive before
@@ -941,8 +940,6 @@ def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, s
     before `start`, so the legacy base decays over a long window; `steady` keeps one offer
     throughout and acquisitions level over the week, so daily volumes stay level over years
     and from one day to the next (the benchmark's history).
-    `master_duplicate=False` leaves out the legacy workbook's duplicated CPC row (the demo's
-    master, so a first run warns of nothing).
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
@@ -962,7 +959,7 @@ def simulate(out_dir: Path, start: dt.date, days: int, new_per_day: int = 300, s
         (database.with_name(database.name + ".wal")).unlink()
     _atomic(database, write_db)
     master = out_dir / MASTER_NAME
-    _atomic(master, lambda tmp: _write_master(tmp, master_duplicate))
+    _atomic(master, _write_master)
     exclusions = out_dir / EXCLUSIONS_NAME
     _atomic(exclusions, lambda tmp: _write_exclusions(tmp, data["exclusions"]))
     log.info("simulated Nova %s..%s (seed %d, %d new/day): %s", start, end, seed, new_per_day,
