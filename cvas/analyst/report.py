@@ -3,8 +3,8 @@
 What it reads, and nothing else (never the transaction history): the per-day counter files
 of the window, MASTERCPC.csv, the per-day user-base files of the window and of the day
 before it, the window's quality reports, and directory listings and provenance sidecars
-for the health panel. Charts are matplotlib SVG inlined in the page (no script, no font,
-no stylesheet and no image is fetched), rendered deterministically.
+for the health panel. Charts are SVG drawn by cvas.analyst.svgchart and inlined in the page
+(no script, no font, no stylesheet and no image is fetched), the same bytes for the same inputs.
 
 Definitions (LEGACY §9.4, DESIGN D7):
 
@@ -34,11 +34,8 @@ Definitions (LEGACY §9.4, DESIGN D7):
 from __future__ import annotations
 
 import datetime as dt
-import html
-import io
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +46,7 @@ import pyarrow.parquet as pq
 from markupsafe import Markup
 
 from cvas import __version__
+from cvas.analyst.svgchart import Panel, Series, hbar_chart, time_chart
 from cvas.core import provenance
 from cvas.core.layout import Layout, days_in_dir
 from cvas.steps.master import read_master_csv
@@ -100,7 +98,7 @@ UNKNOWN_SERVICE = "UNKNOWN"
 NO_CATEGORY = UNKNOWN_SERVICE  # one name for what the master does not say, services and categories alike
 REST_CATEGORIES = "Smaller categories"  # the sum of the categories beyond TOP_CATEGORIES (never UNKNOWN)
 
-# matplotlib's tab10 then tab20's light tones: categories keep one colour across the charts.
+# tab10 then tab20's light tones (matplotlib's colours): categories keep one colour across the charts.
 PALETTE: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                             "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896")
 
@@ -478,54 +476,6 @@ def collect(layout: Layout, day: dt.date, *, excluded_services: tuple[str, ...],
 
 # -- charts ------------------------------------------------------------------------------
 
-_SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
-_ID = re.compile(r'\bid="([^"]+)"')
-_HREF = re.compile(r'((?:xlink:)?href)="#([^"]+)"')
-_URL = re.compile(r"url\(#([^)]+)\)")
-
-
-def _figure(height: float = 2.5, width: float = 6.4, panels: int = 1):
-    """A figure and its axes (a list of `panels` stacked axes sharing x when panels > 1)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)  # the Agg backend, per figure: no global backend switch
-    axes = list(fig.subplots(panels, 1, sharex=True)) if panels > 1 else [fig.add_subplot()]
-    for ax in axes:
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        ax.tick_params(labelsize=8)
-        ax.grid(axis="y", color="#e5e8eb", linewidth=0.6)
-        ax.set_axisbelow(True)
-    return fig, (axes if panels > 1 else axes[0])
-
-
-def _inline_svg(svg: str, name: str, title: str) -> str:
-    """An SVG document made fit to sit in a page: no prolog, ids prefixed (many charts share
-    glyph ids), scaled to its container, labelled."""
-    svg = svg[svg.index("<svg"):]
-    ids = set(_ID.findall(svg))
-    prefix = f"c-{name}-"
-    svg = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', svg)
-    svg = _HREF.sub(lambda m: f'{m.group(1)}="#{prefix}{m.group(2)}"' if m.group(2) in ids else m.group(0), svg)
-    svg = _URL.sub(lambda m: f"url(#{prefix}{m.group(1)})" if m.group(1) in ids else m.group(0), svg)
-    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
-                 lambda m: f'<svg {m.group(1)}width="100%" role="img" aria-label="{html.escape(title)}" '
-                           f'data-chart="{name}"', svg, count=1)
-    return svg.strip()
-
-
-def _svg(fig, name: str, title: str) -> str:
-    import matplotlib
-
-    buf = io.StringIO()
-    # a fixed salt per chart makes the generated ids, hence the bytes, reproducible
-    with matplotlib.rc_context({"svg.hashsalt": f"cvas-{name}", "svg.fonttype": "path"}):
-        fig.savefig(buf, format="svg", metadata=_SVG_METADATA, bbox_inches="tight")
-    return _inline_svg(buf.getvalue(), name, title)
-
-
 def _runs(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     runs: list[tuple[dt.date, dt.date]] = []
     for d in sorted(days):
@@ -536,163 +486,27 @@ def _runs(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return runs
 
 
-def _time_axis(ax, shown: list[dt.date], missing: list[dt.date]) -> None:
-    import matplotlib.dates as mdates
-
-    ax.set_xlim(mdates.date2num(shown[0]) - 0.5, mdates.date2num(shown[-1]) + 0.5)
-    for first, last in _runs([d for d in missing if shown[0] <= d <= shown[-1]]):
-        ax.axvspan(mdates.date2num(first) - 0.5, mdates.date2num(last) + 0.5, color="#e9ebee", lw=0, zorder=0)
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=8))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+def _series(data: ReportData, column: str) -> tuple[float, ...]:
+    """A column of the daily frame over the shown days (NaN: no data that day)."""
+    return tuple(float(v) for v in data.daily.loc[data.shown, column])
 
 
-def _tick_format(kind: str):
-    from matplotlib.ticker import FuncFormatter
-
-    if kind == "eur":
-        return FuncFormatter(lambda v, _: f"€{v:,.0f}" if abs(v) >= 10 or v == 0 else f"€{v:,.2f}")
-    if kind == "pct":
-        return FuncFormatter(lambda v, _: f"{v * 100:.2f}%")
-    return FuncFormatter(lambda v, _: f"{v:,.0f}")
-
-
-def _y_format(ax, kind: str) -> None:
-    ax.yaxis.set_major_formatter(_tick_format(kind))
+def _trend(data: ReportData, name: str, title: str, parts: list[tuple[str, str, str, str]], kind: str = "count",
+           missing: list[dt.date] | None = None) -> str:
+    """A trend chart over the shown days. parts: (column, label, 'bar'|'stack'|'line', colour);
+    `missing` (the days without counters unless given) shaded."""
+    series = tuple(Series(label, _series(data, column), colour, style) for column, label, style, colour in parts)
+    missing = data.health.missing_counter_days if missing is None else missing
+    return time_chart(name, title, data.shown, [Panel(series, kind)], gaps=_runs(missing))
 
 
-def _legend(ax, ncol: int = 4) -> None:
-    ax.legend(loc="upper left", fontsize=7.5, frameon=False, ncol=ncol, bbox_to_anchor=(0, 1.2))
-
-
-def _series(daily: pd.DataFrame, shown: list[dt.date], column: str) -> list[float]:
-    return [float(v) for v in daily.loc[shown, column]]
-
-
-def _trend(data: ReportData, name: str, title: str, parts: list[tuple[str, str, str, str]], kind: str = "count") -> str:
-    """A trend chart over the shown days. parts: (column, label, 'bar'|'stack'|'line', colour)."""
-    import matplotlib.dates as mdates
-
-    fig, ax = _figure()
-    x = [mdates.date2num(d) for d in data.shown]
-    bottom = [0.0] * len(x)
-    width = 0.8 if len(x) > 1 else 0.5
-    for column, label, style, colour in parts:
-        values = _series(data.daily, data.shown, column)
-        if style == "line":
-            ax.plot(x, values, color=colour, lw=1.6, label=label, marker="o" if len(x) <= 31 else None, ms=2.5)
-        else:
-            clean = [0.0 if math.isnan(v) else v for v in values]
-            ax.bar(x, clean, width=width, color=colour, label=label, bottom=bottom if style == "stack" else None)
-            if style == "stack":
-                bottom = [b + v for b, v in zip(bottom, clean)]
-    _time_axis(ax, data.shown, data.health.missing_counter_days)
-    _y_format(ax, kind)
-    if kind in ("count", "signed"):
-        from matplotlib.ticker import MaxNLocator
-
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-    tops = [sum(v for v in vals if not math.isnan(v)) for vals in zip(*[_series(data.daily, data.shown, p[0])
-                                                                          for p in parts if p[2] == "stack"])]
-    every = [v for p in parts for v in _series(data.daily, data.shown, p[0]) if not math.isnan(v)]
-    _fit_y(ax, every + tops)
-    if kind == "signed":
-        ax.axhline(0, color="#444", lw=0.8)
-    if len(parts) > 1:
-        _legend(ax)
-    return _svg(fig, name, title)
-
-
-def _twin_trend(data: ReportData, name: str, title: str, left: tuple[str, str, str, str],
-                right: tuple[str, str, str, str], missing: list[dt.date]) -> str:
-    """Two series on two axes: (column, label, format, colour) each, left as bars, right as a line."""
-    import matplotlib.dates as mdates
-
-    fig, ax = _figure()
-    x = [mdates.date2num(d) for d in data.shown]
-    column, label, kind, colour = left
-    values = [0.0 if math.isnan(v) else v for v in _series(data.daily, data.shown, column)]
-    ax.bar(x, values, width=0.8 if len(x) > 1 else 0.5, color=colour, label=label)
-    _y_format(ax, kind)
-    _fit_y(ax, values)
-    ax2 = ax.twinx()
-    column2, label2, kind2, colour2 = right
-    values2 = _series(data.daily, data.shown, column2)
-    ax2.plot(x, values2, color=colour2, lw=1.6, label=label2, marker="o" if len(x) <= 31 else None, ms=2.5)
-    ax2.tick_params(labelsize=8)
-    ax2.spines["top"].set_visible(False)
-    _y_format(ax2, kind2)
-    _fit_y(ax2, values2)
-    _time_axis(ax, data.shown, missing)
-    handles = ax.get_legend_handles_labels()
-    handles2 = ax2.get_legend_handles_labels()
-    ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], loc="upper left", fontsize=7.5, frameon=False,
-              ncol=2, bbox_to_anchor=(0, 1.2))
-    return _svg(fig, name, title)
-
-
-def _lines(data: ReportData, name: str, title: str, parts: list[tuple[str, str, str, str]],
-           missing: list[dt.date]) -> str:
-    """Lines on up to two axes: (column, label, format, colour); a second format gets the right axis."""
-    import matplotlib.dates as mdates
-
-    fig, ax = _figure()
-    x = [mdates.date2num(d) for d in data.shown]
-    axes = {parts[0][2]: ax}
-    values: dict[str, list[float]] = {}
-    for column, label, kind, colour in parts:
-        if kind not in axes:
-            axes[kind] = ax.twinx()
-            axes[kind].tick_params(labelsize=8)
-            axes[kind].spines["top"].set_visible(False)
-        series = _series(data.daily, data.shown, column)
-        values.setdefault(kind, []).extend(series)
-        axes[kind].plot(x, series, color=colour, lw=1.6, label=label, marker="o" if len(x) <= 31 else None, ms=2.5)
-    for kind, a in axes.items():
-        _y_format(a, kind)
-        _fit_y(a, values[kind])  # from zero: a zoomed axis makes a 0.1% change look like a collapse
-    _time_axis(ax, data.shown, missing)
-    handles, labels = [], []
-    for a in axes.values():
-        h, lab = a.get_legend_handles_labels()
-        handles += h
-        labels += lab
-    ax.legend(handles, labels, loc="upper left", fontsize=7.5, frameon=False, ncol=3, bbox_to_anchor=(0, 1.2))
-    return _svg(fig, name, title)
-
-
-def _panels(data: ReportData, name: str, title: str, parts: list[tuple[str, str, str, str]],
+def _panels(data: ReportData, name: str, title: str, parts: list[tuple[str, str, str, str, str]],
             missing: list[dt.date]) -> str:
-    """One panel per series, stacked, sharing the time axis: (column, label, format, colour).
+    """One panel per series, stacked, sharing the time axis: (column, label, style, format, colour).
     Separate panels, not a second y axis: two scales on one plot invite reading a crossing."""
-    import matplotlib.dates as mdates
-
-    fig, axes = _figure(height=1.7 * len(parts) + 0.4, panels=len(parts))
-    x = [mdates.date2num(d) for d in data.shown]
-    for ax, (column, label, kind, colour) in zip(axes, parts):
-        series = _series(data.daily, data.shown, column)
-        ax.plot(x, series, color=colour, lw=1.6, marker="o" if len(x) <= 31 else None, ms=2.5)
-        ax.set_title(label, loc="left", fontsize=8.5)
-        _y_format(ax, kind)
-        _fit_y(ax, series)
-        _time_axis(ax, data.shown, missing)
-    fig.subplots_adjust(hspace=0.45)
-    return _svg(fig, name, title)
-
-
-def _tick_span(axis, values: list[float]) -> tuple[float, float]:
-    """Axis limits on ticks of the axis's locator that hold 0 and every value: nothing drawn
-    beyond the outermost tick (a bar above the top gridline reads as clipped)."""
-    finite = [v for v in values if not math.isnan(v)]
-    lo, hi = min(finite + [0.0]), max(finite + [0.0])
-    if lo == hi:
-        hi = lo + 1.0
-    ticks = list(axis.get_major_locator().tick_values(lo, hi))
-    return min(t for t in ticks if t <= lo), max(t for t in ticks if t >= hi)
-
-
-def _fit_y(ax, values: list[float]) -> None:
-    """The y axis from zero (or the lowest negative value) to the first tick at or above the top."""
-    ax.set_ylim(_tick_span(ax.yaxis, values))
+    panels = [Panel((Series(label, _series(data, column), colour, style),), kind, title=label, height=110)
+              for column, label, style, kind, colour in parts]
+    return time_chart(name, title, data.shown, panels, gaps=_runs(missing))
 
 
 def _top_and_other(pivot: pd.DataFrame, top: int = TOP_CATEGORIES) -> pd.DataFrame:
@@ -714,40 +528,13 @@ def _colours(names: list[str]) -> dict[str, str]:
 def _stacked_area(data: ReportData, name: str, title: str, pivot: pd.DataFrame, kind: str,
                   missing: list[dt.date], colours: dict[str, str]) -> str:
     """A stacked area over the days that have data (gaps are shaded, not drawn as zero)."""
-    import matplotlib.dates as mdates
-
-    fig, ax = _figure(height=2.8)
-    if pivot.empty:
-        ax.text(0.5, 0.5, "no data in the window", ha="center", va="center", transform=ax.transAxes, fontsize=9)
-    else:
-        pivot = _top_and_other(pivot)
-        x = [mdates.date2num(d) for d in pivot.index]
-        ys = [pivot[c].fillna(0).to_numpy() for c in pivot.columns]
-        ax.stackplot(x, ys, labels=list(pivot.columns), colors=[colours.get(c, "#c7c7c7") for c in pivot.columns],
-                     alpha=0.9, lw=0)
-        _fit_y(ax, [float(v) for v in sum(ys)])
-        ax.legend(loc="upper left", fontsize=7, frameon=False, ncol=1, bbox_to_anchor=(1.01, 1.0))
-    _time_axis(ax, data.shown, missing)
-    _y_format(ax, kind)
-    return _svg(fig, name, title)
-
-
-def _hbar(name: str, title: str, labels: list[str], values: list[float], kind: str, colours: list[str]) -> str:
-    """Horizontal bars, largest first."""
-    fig, ax = _figure(height=max(1.6, 0.28 * len(labels) + 0.6))
-    ax.grid(axis="y", visible=False)
-    ax.grid(axis="x", color="#e5e8eb", linewidth=0.6)
-    if labels:
-        ax.barh(range(len(labels)), values, color=colours)
-        ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
-        ax.invert_yaxis()
-    else:
-        ax.text(0.5, 0.5, "no activity", ha="center", va="center", transform=ax.transAxes, fontsize=9)
-        ax.set_yticks([])
-    ax.xaxis.set_major_formatter(_tick_format(kind))
-    if labels:
-        ax.set_xlim(_tick_span(ax.xaxis, [float(v) for v in values]))
-    return _svg(fig, name, title)
+    series: tuple[Series, ...] = ()
+    if not pivot.empty:
+        pivot = _top_and_other(pivot).reindex(data.shown)
+        series = tuple(Series(str(c), tuple(float(v) for v in pivot[c]), colours.get(c, "#c7c7c7"), "area")
+                       for c in pivot.columns)
+    return time_chart(name, title, data.shown, [Panel(series, kind, height=200)], gaps=_runs(missing),
+                      legend="right")
 
 
 def charts(data: ReportData) -> dict[str, tuple[str, str]]:
@@ -766,15 +553,16 @@ def charts(data: ReportData) -> dict[str, tuple[str, str]]:
         [("dct_count", "Deactivations", "line", PALETTE[3]), ("cnr_count", "Cancellations", "line", PALETTE[4])]))
     out["net_adds"] = ("Net adds (activations − deactivations)", _trend(
         data, "net_adds", "Net adds", [("net_adds", "Net adds", "bar", PALETTE[9])], kind="signed"))
-    out["refunds"] = ("Refunds", _twin_trend(data, "refunds", "Refunds", ("rfnd_count", "Refunds", "count", PALETTE[5]),
-                                             ("rfnd_amount", "Refunded (€)", "eur", PALETTE[3]), missing))
+    out["refunds"] = ("Refunds", _panels(data, "refunds", "Refunds", [
+        ("rfnd_count", "Refunds", "bar", "count", PALETTE[5]),
+        ("rfnd_amount", "Refunded (€)", "line", "eur", PALETTE[3])], missing))
     if data.health.user_base_days:
         ub_missing = data.health.missing_user_base_days
-        out["user_base"] = ("User base", _lines(data, "user_base", "User base",
-                                                [("user_base", "User base", "count", PALETTE[0])], ub_missing))
+        out["user_base"] = ("User base", _trend(data, "user_base", "User base",
+                                                [("user_base", "User base", "line", PALETTE[0])], missing=ub_missing))
         out["churn_arpu"] = ("Churn and ARPU per day", _panels(
             data, "churn_arpu", "Churn and ARPU per day",
-            [("churn", "Churn", "pct", PALETTE[3]), ("arpu", "ARPU (€)", "eur", PALETTE[2])],
+            [("churn", "Churn", "line", "pct", PALETTE[3]), ("arpu", "ARPU (€)", "line", "eur", PALETTE[2])],
             sorted(set(missing) | set(ub_missing))))
     revenue = data.kept.pivot_table(index="date", columns="category", values="rev", aggfunc="sum")
     base = data.user_base.pivot_table(index="date", columns="category", values="user_base", aggfunc="sum")
@@ -782,13 +570,13 @@ def charts(data: ReportData) -> dict[str, tuple[str, str]]:
     out["revenue_by_category"] = ("Revenue by category", _stacked_area(
         data, "revenue_by_category", "Revenue by category", revenue, "eur", missing, colours))
     cats = data.categories
-    out["categories_day"] = (f"Revenue by category on {data.day}", _hbar(
-        "categories_day", "Revenue by category", list(cats["category"]), [float(v) for v in cats["rev"]], "eur",
-        [colours[c] for c in cats["category"]]))
+    out["categories_day"] = (f"Revenue by category on {data.day}", hbar_chart(
+        "categories_day", "Revenue by category", list(cats["category"]), [float(v) for v in cats["rev"]],
+        [colours[c] for c in cats["category"]], "eur"))
     svc = data.services
-    out["services_day"] = (f"Top {TOP_SERVICES} services by revenue on {data.day}", _hbar(
-        "services_day", "Top services by revenue", list(svc["service"]), [float(v) for v in svc["rev"]], "eur",
-        [PALETTE[0]] * len(svc)))
+    out["services_day"] = (f"Top {TOP_SERVICES} services by revenue on {data.day}", hbar_chart(
+        "services_day", "Top services by revenue", list(svc["service"]), [float(v) for v in svc["rev"]],
+        [PALETTE[0]] * len(svc), "eur"))
     if data.health.user_base_days:
         out["user_base_by_category"] = ("User base by category", _stacked_area(
             data, "user_base_by_category", "User base by category", base, "count",
