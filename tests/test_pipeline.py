@@ -167,7 +167,7 @@ def test_a_killed_backfill_leaves_no_partial_file_and_resumes(simulated, tmp_pat
 
 def test_a_new_day_is_appended_to_the_exports_and_equals_a_full_rebuild(simulated, tmp_path):
     from cvas.steps.counters import export_counters
-    from cvas.steps.exports import counters_export_additions
+    from cvas.core.freshness import Freshness, Settings
     from cvas.steps.master import read_master_csv
     from tasks.config import excluded_services
     from tasks.pipeline import run_backfill
@@ -175,7 +175,7 @@ def test_a_new_day_is_appended_to_the_exports_and_equals_a_full_rebuild(simulate
     assert run_backfill(START, START + dt.timedelta(days=1), progress=lambda _: None) == 0
     assert run_backfill(END, END, progress=lambda _: None) == 0   # after the exported days: appended
     lay = simulated
-    assert counters_export_additions(lay, excluded_services()) == []
+    assert Freshness(lay, Settings(excluded_services=excluded_services())).extension("counters_export").days == []
     full = tmp_path / "full"
     export_counters(sorted(lay.daily_counters_root.glob("*.parquet")), read_master_csv(lay.master_cpc),
                     excluded_services(), full / "cpc.parquet", full / "service.csv", lay.staging)

@@ -139,10 +139,24 @@ def _as_of_days(layout: Layout) -> set[dt.date]:
     return as_of_days(layout)
 
 
-def _user_base_export_sizes(layout: Layout, day: dt.date | None, settings: Settings) -> dict[str, int | None]:
-    from cvas.steps.user_base import export_sizes
+def published_outputs(layout: Layout, name: str) -> dict[str, list[int] | None]:
+    """{file name: [size, mtime_ns], None when absent} of the published files of a whole-history
+    dataset: what its writer records just after publishing them, under its lock, and freshness
+    compares. A file edited or restored since, or published by a writer that stopped before
+    recording its sidecar, differs: the export is stale and rebuilt, never appended to."""
+    found: dict[str, list[int] | None] = {}
+    for path in DATASETS[name].outputs(layout, None, None):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            found[path.name] = None
+            continue
+        found[path.name] = [st.st_size, st.st_mtime_ns]
+    return found
 
-    return export_sizes(layout)
+
+def _outputs_of(name: str) -> Callable[[Layout, "dt.date | None", Settings], dict[str, list[int] | None]]:
+    return lambda layout, day, settings: published_outputs(layout, name)
 
 
 def _excluded_services(layout: Layout, day: dt.date | None, settings: Settings) -> list[str]:
@@ -165,7 +179,8 @@ _ENTRIES = (
     Dataset("counters_export", NONE, lambda lay, d, k: (lay.counters_cpc, lay.counters_service),
             upstream=(Upstream("daily_counters"), Upstream("master_cpc")),
             inputs=lambda lay, d, k, s: {"master": lay.master_cpc},
-            expect=(("excluded_services", _excluded_services),), listing=("daily", "daily_counters"), product=True),
+            expect=(("excluded_services", _excluded_services), ("outputs", _outputs_of("counters_export"))),
+            listing=("daily", "daily_counters"), product=True),
     # the view and the state the next day's view is folded from, written together by one task
     Dataset("subscriptions", DAY, lambda lay, d, k: (lay.subscriptions(d), lay.subscription_state(d)),
             upstream=(Upstream("transactions", VIEW_KINDS),), expect=(("transactions", _view_digest),),
@@ -177,7 +192,7 @@ _ENTRIES = (
             inputs=lambda lay, d, k, s: {"snapshot": lay.user_base_snapshot(d)}, switch="user_base"),
     Dataset("user_base_export", NONE, lambda lay, d, k: tuple(lay.user_base_export(by) for by in _USER_BASE_EXPORTS),
             upstream=(Upstream("user_base_daily"),),
-            expect=(("excluded_services", _excluded_services), ("outputs", _user_base_export_sizes)),
+            expect=(("excluded_services", _excluded_services), ("outputs", _outputs_of("user_base_export"))),
             listing=("daily", "user_base_daily"), product=True, switch="user_base"),
     Dataset("report", DAY, lambda lay, d, k: (lay.report(d),),
             upstream=(Upstream("counters_export"), Upstream("subscriptions"), Upstream("user_base_export")),

@@ -15,7 +15,10 @@ rule to every dataset of the catalogue, in this order:
              published, complete, and not rebuilt for it
 7. present
 
-Every `complete()`, `bulk_complete`, the status grid, the plan and verify call it. Directory
+Every `complete()`, `bulk_complete`, the status grid, the plan and verify call it; the
+whole-history exports' writers call it too, through `Freshness.extension`, to decide whether
+the new days can be appended to what they published (fresh as of the last day it holds) or
+everything must be rebuilt: no second rule. Directory
 scans are cached per `Freshness` object (one scan per directory for a whole range) and a
 sidecar is read only when an input is newer than the output or the dataset records values
 that must be compared; make a new object to see new files.
@@ -42,7 +45,7 @@ BUILD_FAILED = "last build failed"  # how the reason of a failed build (not a fa
 DAMAGED = "damaged"
 STATES = (PRESENT, MISSING, STALE, FAILED, INVALID, FLAGGED, DAMAGED)
 
-__all__ = ["DAMAGED", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Freshness", "Settings",
+__all__ = ["DAMAGED", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Extension", "Freshness", "Settings",
            "clear_invalidation", "counter_days", "counter_inputs", "invalidated", "is_invalidated", "loaded_days",
            "raw_days", "state"]
 
@@ -78,6 +81,7 @@ class Freshness:
         self._days: dict[str, set[dt.date]] = {}
         self._memo: dict[tuple, _Paths] = {}
         self._meta: dict[str, dict[str, Any] | None] = {}
+        self._listings: dict[str, dict[str, list[int]]] = {}
 
     # -- file facts, from the scans ----------------------------------------------------------
     def prefetch(self, name: str, days: Iterable[dt.date], kinds: Iterable[str | None] = (None,)) -> None:
@@ -199,7 +203,7 @@ class Freshness:
         changed = [key for key, now in ds.expect if _dotted(meta, key) != now(self.layout, day, self.settings)]
         if ds.listing is not None:
             key, per_day = ds.listing
-            recorded, now = meta.get(key) or {}, self._listing(per_day)
+            recorded, now = meta.get(key) or {}, self.listing(per_day)
             if day is not None:  # the day it must include; days after it do not count
                 if f"{day:%Y-%m-%d}" not in recorded:
                     return f"does not include {day}"
@@ -239,14 +243,53 @@ class Freshness:
             return ""
         return "its bytes differ from the hash its sidecar recorded (replaced outside cvas)"
 
-    def _listing(self, name: str) -> dict[str, list[int]]:
-        return day_listing(self.layout, name)
+    def listing(self, name: str) -> dict[str, list[int]]:
+        """The per-day files of `name` as `day_listing` gives them, scanned once per object."""
+        if name not in self._listings:
+            self._listings[name] = day_listing(self.layout, name)
+        return self._listings[name]
+
+
+    def extension(self, name: str) -> Extension:
+        """How to bring a whole-history dataset with a listing (the counter and user-base exports)
+        up to date: append the days listed after the last day its outputs hold when they are
+        fresh, by `state`, as of that day (same settings, inputs and outputs as recorded, and
+        exactly the recorded per-day files up to that day); else rebuild from every per-day file
+        (an older day rebuilt, added or removed, a changed input or setting, an output missing,
+        edited or published without its sidecar). The writer decides under its lock and records
+        `listing`, the scan the decision was made on."""
+        ds = dataset(name)
+        key, per_day = ds.listing
+        now = self.listing(per_day)
+        paths = self._paths(ds, None, None)
+        meta = self._sidecar(paths) if self.stat(paths.sidecar) is not None else None
+        recorded = meta.get(key) if meta is not None else None
+        if not recorded or not isinstance(recorded, dict):
+            return Extension(now, None, "no per-day files recorded")
+        last = max(recorded)
+        try:
+            cell = self.state(name, dt.date.fromisoformat(last))
+        except ValueError:
+            return Extension(now, None, f"the sidecar records {last!r}, not a day")
+        if not cell.fresh:
+            return Extension(now, None, f"{cell.state} as of {last}" + (f": {cell.reason}" if cell.reason else ""))
+        return Extension(now, sorted(d for d in now if d > last))
 
     def _is_newest(self, ds: Dataset, day: dt.date) -> bool:
         if ds.name not in self._days:
             self._days[ds.name] = ds.days(self.layout)
         days = self._days[ds.name]
         return bool(days) and day >= max(days)
+
+
+@dataclass(frozen=True)
+class Extension:
+    """`Freshness.extension`: the per-day files now listed, and the days to append to the
+    published outputs (None: rebuild them from every listed day, for `reason`)."""
+
+    listing: dict[str, list[int]]
+    days: list[str] | None
+    reason: str = ""
 
 
 @dataclass(frozen=True)

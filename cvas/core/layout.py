@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,11 +191,21 @@ def day_of_name(name: str, suffix: str, fmt: str = "%Y-%m-%d") -> dt.date | None
     if not name.endswith(suffix):
         return None
     stem = name[: len(name) - len(suffix)]
+    digits = _DIGITS.get(fmt)
     try:
-        day = dt.datetime.strptime(stem, fmt).date()
+        if digits is not None:   # the layout's formats without strptime: a year of days is listed often
+            if not digits.match(stem):
+                return None
+            text = stem.replace("-", "")
+            day = dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        else:
+            day = dt.datetime.strptime(stem, fmt).date()
     except ValueError:
         return None
     return day if day.strftime(fmt) == stem else None
+
+
+_DIGITS = {"%Y-%m-%d": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"), "%Y%m%d": re.compile(r"[0-9]{8}\Z")}
 
 
 def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:

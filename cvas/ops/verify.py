@@ -267,7 +267,7 @@ class _Verifier:
                 self.find(path, f"{provenance.sidecar_problem(lay, lay.user_base_export('service'))}: its content "
                                "cannot be verified", path)
                 continue
-            size = (meta.get("outputs") or {}).get(by)
+            size = ((meta.get("outputs") or {}).get(path.name) or [None])[0]
             if size is not None and path.stat().st_size != size:
                 self.find(path, f"{path.stat().st_size} bytes, its sidecar says {size}", path)
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -85,15 +86,17 @@ def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: 
 
 
 def export_counters(daily_files: list[Path], master: pa.Table, excluded_services: tuple[str, ...],
-                    cpc_out: Path, service_out: Path, staging: Path, base: Path | None = None) -> dict[str, int]:
+                    cpc_out: Path, service_out: Path, staging: Path, append: bool = False) -> dict[str, int]:
     """Rebuild `Counters_CPC.parquet` (all CPCs, D7) and `Counters_Service.csv` (excluded services
     dropped, RFC 4180 quoting, D10) from the per-day counter files, each replaced atomically.
 
-    With `base` (the published Counters_CPC.parquet), `daily_files` are only the days to add
-    after it: the daily step then opens two files however long the history is."""
+    With `append`, `daily_files` are days after every day of the published exports: their rows
+    are added after the published ones. Both files are ordered by date first and each CSV line
+    is quoted on its own values, so this gives the bytes of a rebuild while reading one per-day
+    file per new day (the published Parquet is read as one file, the CSV copied as bytes)."""
     con = _connect()
     try:
-        files = [str(p) for p in sorted(daily_files)] + ([str(base)] if base else [])
+        files = [str(p) for p in sorted(daily_files)]
         if files:
             counters = con.execute("select * from read_parquet($files) order by date, cpc", {"files": files}).fetch_arrow_table()
             counters = counters.cast(COUNTER_SCHEMA)
@@ -105,15 +108,43 @@ def export_counters(daily_files: list[Path], master: pa.Table, excluded_services
         service = con.execute(load_sql("export_counters_service")).fetch_arrow_table()
         if tuple(service.column_names) != SERVICE_EXPORT_COLUMNS:
             raise PublishError(f"service export columns {service.column_names} differ from the contract")
-        publish_parquet(staging, cpc_out, counters)
-        with staged(staging, service_out) as tmp:
-            con.register("service_rows", service)
-            con.execute(f"copy service_rows to '{tmp}' (header, delimiter ',')")
-            written = con.execute(f"select count(*) from read_csv('{tmp}', header=true, all_varchar=true)").fetchone()[0]
-            if written != service.num_rows:
-                raise PublishError(f"{service_out}: staged CSV has {written} rows, expected {service.num_rows}")
+        cpc = pa.concat_tables([_published_counters(cpc_out), counters]).combine_chunks() if append else counters
+        publish_parquet(staging, cpc_out, cpc)
+        _publish_service_csv(con, service, service_out, staging, append)
     finally:
         con.close()
-    log.info("exports: %d counter rows over %d days; %d service rows", counters.num_rows, len(daily_files),
-             service.num_rows)
-    return {"days": len(daily_files), "cpc_rows": counters.num_rows, "service_rows": service.num_rows}
+    log.info("exports: %s of %d day(s): %d new counter rows (%d in all); %d new service rows",
+             "append" if append else "rebuild", len(daily_files), counters.num_rows, cpc.num_rows, service.num_rows)
+    return {"days": len(daily_files), "cpc_rows": cpc.num_rows, "service_rows": service.num_rows}
+
+
+def _published_counters(path: Path) -> pa.Table:
+    table = pq.ParquetFile(path).read()
+    if not table.schema.equals(COUNTER_SCHEMA):
+        raise PublishError(f"{path}: its schema is not the counters' ({table.schema}); delete it to rebuild the "
+                           "exports from every per-day file")
+    return table
+
+
+def _publish_service_csv(con: duckdb.DuckDBPyConnection, service: pa.Table, target: Path, staging: Path,
+                         append: bool) -> None:
+    """Write `service` as RFC 4180 CSV with a header to `target` atomically; with `append`, its
+    lines go after the published file's bytes (whose header must be the same)."""
+    with staged(staging, target) as tmp:
+        rows = tmp.with_name("rows.csv") if append else tmp
+        con.register("service_rows", service)
+        con.execute(f"copy service_rows to '{rows}' (header, delimiter ',')")
+        written = con.execute(f"select count(*) from read_csv('{rows}', header=true, all_varchar=true)").fetchone()[0]
+        if written != service.num_rows:
+            raise PublishError(f"{target}: staged CSV has {written} rows, expected {service.num_rows}")
+        if append:
+            header, _, body = rows.read_bytes().partition(b"\n")
+            with open(target, "rb") as fh:
+                if fh.readline() != header + b"\n":
+                    raise PublishError(f"{target}: its header is not {header.decode()!r}; delete it to rebuild the "
+                                       "exports from every per-day file")
+            shutil.copyfile(target, tmp)
+            with open(tmp, "ab") as fh:
+                fh.write(body)
+            if tmp.stat().st_size != target.stat().st_size + len(body):
+                raise PublishError(f"{target}: staged copy has an unexpected size")

@@ -41,8 +41,9 @@ import duckdb
 import pyarrow as pa
 
 from cvas.core import provenance
-from cvas.core.catalogue import day_listing
+from cvas.core.catalogue import published_outputs
 from cvas.core.csvlines import physical_lines, records
+from cvas.core.freshness import Freshness, Settings
 from cvas.core.layout import Layout, days_in_dir
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, publish_parquet, staged
@@ -192,21 +193,6 @@ def build_user_base_daily(snapshot: Path, day: dt.date, out: Path, staging: Path
 
 # -- the exports ---------------------------------------------------------------------------
 
-def export_sizes(layout: Layout) -> dict[str, int | None]:
-    """The byte size of each export (None when absent), as recorded in their sidecar."""
-    sizes: dict[str, int | None] = {}
-    for by in EXPORT_HEADERS:
-        try:
-            sizes[by] = layout.user_base_export(by).stat().st_size
-        except FileNotFoundError:
-            sizes[by] = None
-    return sizes
-
-
-def _manifest(layout: Layout) -> dict[str, Any] | None:
-    return provenance.read(layout, layout.user_base_export("service"))
-
-
 def _export_lines(con: duckdb.DuckDBPyConnection, files: list[str], excluded: tuple[str, ...]) -> dict[str, list[str]]:
     """The export lines (without header) of `files`, per export."""
     con.execute("create or replace temp table daily as select * from read_parquet($files)", {"files": files})
@@ -255,21 +241,14 @@ def export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dict
 
 
 def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dict[str, Any]:
-    listing = day_listing(layout, "user_base_daily")
-    meta = _manifest(layout)
-    recorded = (meta or {}).get("daily", {})
-    new_days = sorted(set(listing) - set(recorded))
-    append = (
-        meta is not None
-        and bool(recorded)
-        and isinstance(meta.get("lines"), dict)
-        and meta.get("excluded_services") == list(excluded_services)
-        and meta.get("outputs") == export_sizes(layout)
-        and None not in meta.get("outputs", {}).values()
-        and all(listing.get(d) == v for d, v in recorded.items())
-        and all(d > max(recorded) for d in new_days)
-    )
-    days = new_days if append else sorted(listing)
+    plan = Freshness(layout, Settings(excluded_services=excluded_services)).extension("user_base_export")
+    meta = provenance.read(layout, layout.user_base_export("service")) if plan.days is not None else None
+    previous = (meta or {}).get("lines")
+    append = isinstance(previous, dict) and all(isinstance(previous.get(by), int) for by in EXPORT_HEADERS)
+    if not append:
+        log.info("user base exports: rebuilt from every per-day file (%s)",
+                 plan.reason or "the sidecar does not record the exports' line counts")
+    days = plan.days if append else sorted(plan.listing)
     files = [str(layout.user_base_daily(dt.date.fromisoformat(d))) for d in days]
     con = duckdb.connect()
     try:
@@ -281,18 +260,17 @@ def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dic
     finally:
         con.close()
     counts: dict[str, int] = {}
-    previous = (meta or {}).get("lines", {}) if append else {}
     for by, header in EXPORT_HEADERS.items():
         counts[by] = _publish(layout.staging, layout.user_base_export(by), header, lines[by],
-                              layout.user_base_export(by) if append else None, previous.get(by, 0))
+                              layout.user_base_export(by) if append else None, previous[by] if append else 0)
     mode = "append" if append else "rebuild"
     provenance.record(layout, layout.user_base_export("service"), inputs={}, params={}, rows=counts["service"],
                       output_hash=f"lines:{counts['service']}",
-                      extra={"daily": listing, "excluded_services": list(excluded_services),
-                             "outputs": export_sizes(layout), "lines": counts, "mode": mode})
-    log.info("user base exports: %s with %d day(s) read, %d days in total; lines %s", mode, len(days), len(listing),
-             ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return {"mode": mode, "days_read": len(days), "days": len(listing), "lines": counts}
+                      extra={"daily": plan.listing, "excluded_services": list(excluded_services),
+                             "outputs": published_outputs(layout, "user_base_export"), "lines": counts, "mode": mode})
+    log.info("user base exports: %s with %d day(s) read, %d days in total; lines %s", mode, len(days),
+             len(plan.listing), ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return {"mode": mode, "days_read": len(days), "days": len(plan.listing), "lines": counts}
 
 
 def snapshot_days(layout: Layout) -> set[dt.date]:
