@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import re
@@ -185,6 +186,7 @@ def migrate(layout: Layout) -> list[tuple[Path, Path]]:
     return done
 
 
+@functools.lru_cache(maxsize=1 << 16)   # listings of a year of days are decided many times a run
 def day_of_name(name: str, suffix: str, fmt: str = "%Y-%m-%d") -> dt.date | None:
     """The day a file name `<day><suffix>` stands for, or None when the layout would not make
     exactly that name (`2026-01-09 - Copy.parquet`, `junk.parquet`, `2026-1-9.parquet`)."""
@@ -193,7 +195,7 @@ def day_of_name(name: str, suffix: str, fmt: str = "%Y-%m-%d") -> dt.date | None
     stem = name[: len(name) - len(suffix)]
     digits = _DIGITS.get(fmt)
     try:
-        if digits is not None:   # the layout's formats without strptime: a year of days is listed often
+        if digits is not None:   # the layout's formats, without strptime's cost
             if not digits.match(stem):
                 return None
             text = stem.replace("-", "")

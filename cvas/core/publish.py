@@ -61,6 +61,23 @@ def write_text_atomic(staging_root: Path, target: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def copy_and_append(tmp: Path, published: Path, header: bytes, body: bytes) -> None:
+    """Fill the staged file `tmp` with the bytes of `published` followed by `body`: the lines of
+    days after every day it holds, in a file ordered by day first, so the result is the file a
+    rebuild writes. Reads nothing of the past but its first line, which must be `header` (a file
+    of another format is refused: delete it to rebuild)."""
+    with open(published, "rb") as fh:
+        first = fh.readline()
+    if first != header:
+        raise PublishError(f"{published}: its first line is not the header {header.decode(errors='replace')!r}; "
+                           "delete it to rebuild it from every per-day file")
+    shutil.copyfile(published, tmp)
+    with open(tmp, "ab") as fh:
+        fh.write(body)
+    if tmp.stat().st_size != published.stat().st_size + len(body):
+        raise PublishError(f"{published}: the staged copy with the new lines has an unexpected size")
+
+
 def publish_parquet(staging_root: Path, target: Path, table: pa.Table, schema: pa.Schema | None = None,
                     use_dictionary: bool | list[str] = True) -> None:
     """Publish `table` as one Parquet file (zstd, column statistics) at `target`, atomically.

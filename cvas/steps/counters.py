@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -13,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cvas.steps.exclusions import Exclusions
-from cvas.core.publish import PublishError, publish_parquet, staged
+from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, NUMERIC_RANGES, SERVICE_EXPORT_COLUMNS
 from cvas.sql import load_sql
 
@@ -109,8 +108,9 @@ def export_counters(daily_files: list[Path], master: pa.Table, excluded_services
         if tuple(service.column_names) != SERVICE_EXPORT_COLUMNS:
             raise PublishError(f"service export columns {service.column_names} differ from the contract")
         cpc = pa.concat_tables([_published_counters(cpc_out), counters]).combine_chunks() if append else counters
-        publish_parquet(staging, cpc_out, cpc)
-        _publish_service_csv(con, service, service_out, staging, append)
+        with staged(staging, service_out) as tmp:   # both written and checked before either is renamed
+            _write_service_csv(con, service, tmp, service_out, append)
+            publish_parquet(staging, cpc_out, cpc)
     finally:
         con.close()
     log.info("exports: %s of %d day(s): %d new counter rows (%d in all); %d new service rows",
@@ -126,25 +126,16 @@ def _published_counters(path: Path) -> pa.Table:
     return table
 
 
-def _publish_service_csv(con: duckdb.DuckDBPyConnection, service: pa.Table, target: Path, staging: Path,
-                         append: bool) -> None:
-    """Write `service` as RFC 4180 CSV with a header to `target` atomically; with `append`, its
-    lines go after the published file's bytes (whose header must be the same)."""
-    with staged(staging, target) as tmp:
-        rows = tmp.with_name("rows.csv") if append else tmp
-        con.register("service_rows", service)
-        con.execute(f"copy service_rows to '{rows}' (header, delimiter ',')")
-        written = con.execute(f"select count(*) from read_csv('{rows}', header=true, all_varchar=true)").fetchone()[0]
-        if written != service.num_rows:
-            raise PublishError(f"{target}: staged CSV has {written} rows, expected {service.num_rows}")
-        if append:
-            header, _, body = rows.read_bytes().partition(b"\n")
-            with open(target, "rb") as fh:
-                if fh.readline() != header + b"\n":
-                    raise PublishError(f"{target}: its header is not {header.decode()!r}; delete it to rebuild the "
-                                       "exports from every per-day file")
-            shutil.copyfile(target, tmp)
-            with open(tmp, "ab") as fh:
-                fh.write(body)
-            if tmp.stat().st_size != target.stat().st_size + len(body):
-                raise PublishError(f"{target}: staged copy has an unexpected size")
+def _write_service_csv(con: duckdb.DuckDBPyConnection, service: pa.Table, tmp: Path, target: Path,
+                       append: bool) -> None:
+    """Fill the staged `tmp` for `target` with `service` as RFC 4180 CSV with a header; with
+    `append`, the published file's bytes followed by the new rows' lines."""
+    rows = tmp.with_name("rows.csv") if append else tmp
+    con.register("service_rows", service)
+    con.execute(f"copy service_rows to '{rows}' (header, delimiter ',')")
+    written = con.execute(f"select count(*) from read_csv('{rows}', header=true, all_varchar=true)").fetchone()[0]
+    if written != service.num_rows:
+        raise PublishError(f"{target}: staged CSV has {written} rows, expected {service.num_rows}")
+    if append:
+        header, newline, body = rows.read_bytes().partition(b"\n")
+        copy_and_append(tmp, target, header + newline, body)

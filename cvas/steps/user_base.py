@@ -29,11 +29,11 @@ Decisions (LEGACY §5, D-10, D-19):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from cvas.core.csvlines import physical_lines, records
 from cvas.core.freshness import Freshness, Settings
 from cvas.core.layout import Layout, days_in_dir
 from cvas.core.locking import exclusive
-from cvas.core.publish import PublishError, publish_parquet, staged
+from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged
 from cvas.sql import load_sql
 
 log = logging.getLogger(__name__)
@@ -205,26 +205,22 @@ def _export_lines(con: duckdb.DuckDBPyConnection, files: list[str], excluded: tu
     return lines
 
 
-def _publish(staging: Path, target: Path, header: tuple[str, ...], lines: list[str], append_to: Path | None,
-             previous_lines: int) -> int:
-    """Write `target` atomically: header + lines, or a copy of `append_to` + lines. Returns data lines."""
+def _write(tmp: Path, target: Path, header: tuple[str, ...], lines: list[str], append: bool,
+           previous_lines: int) -> int:
+    """Fill the staged `tmp` for `target`: header + lines, or the published file + lines (O(bytes),
+    no parsing of the past). Returns the data lines of the new file."""
+    head = ("|".join(header) + "\n").encode("utf-8")
     body = "".join(line + "\n" for line in lines).encode("utf-8")
     expected = previous_lines + len(lines)
-    with staged(staging, target) as tmp:
-        if append_to is not None:
-            # a copy of the published file plus the new days: O(bytes), no parsing of the past
-            shutil.copyfile(append_to, tmp)
-            with open(tmp, "ab") as fh:
-                fh.write(body)
-            if tmp.stat().st_size != append_to.stat().st_size + len(body):
-                raise UserBaseExportError(f"{target}: staged copy has an unexpected size")
-        else:
-            with open(tmp, "wb") as fh:
-                fh.write(("|".join(header) + "\n").encode("utf-8") + body)
-            with open(tmp, "rb") as fh:
-                written = sum(1 for _ in fh) - 1
-            if written != expected:
-                raise UserBaseExportError(f"{target}: staged file has {written} data lines, expected {expected}")
+    if append:
+        copy_and_append(tmp, target, head, body)
+        return expected
+    with open(tmp, "wb") as fh:
+        fh.write(head + body)
+    with open(tmp, "rb") as fh:
+        written = sum(1 for _ in fh) - 1
+    if written != expected:
+        raise UserBaseExportError(f"{target}: staged file has {written} data lines, expected {expected}")
     return expected
 
 
@@ -260,9 +256,11 @@ def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dic
     finally:
         con.close()
     counts: dict[str, int] = {}
-    for by, header in EXPORT_HEADERS.items():
-        counts[by] = _publish(layout.staging, layout.user_base_export(by), header, lines[by],
-                              layout.user_base_export(by) if append else None, previous[by] if append else 0)
+    with contextlib.ExitStack() as stack:   # the three staged and checked before any is renamed
+        for by, header in EXPORT_HEADERS.items():
+            target = layout.user_base_export(by)
+            tmp = stack.enter_context(staged(layout.staging, target))
+            counts[by] = _write(tmp, target, header, lines[by], append, previous[by] if append else 0)
     mode = "append" if append else "rebuild"
     provenance.record(layout, layout.user_base_export("service"), inputs={}, params={}, rows=counts["service"],
                       output_hash=f"lines:{counts['service']}",
