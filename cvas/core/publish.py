@@ -86,16 +86,23 @@ def publish_parquet(staging_root: Path, target: Path, table: pa.Table, schema: p
     before the rename: its row count and schema must be the table's, else PublishError and
     the previous `target`, if any, stays. `use_dictionary` as in `pyarrow.parquet.write_table`.
     """
+    with staged(staging_root, target) as tmp:
+        write_parquet(tmp, target, table, schema, use_dictionary)
+
+
+def write_parquet(tmp: Path, target: Path, table: pa.Table, schema: pa.Schema | None = None,
+                  use_dictionary: bool | list[str] = True) -> None:
+    """Write and check the staged file `tmp` of `target` as `publish_parquet` does; for a file
+    published with others (each `staged`, all written and checked before any is renamed)."""
     expected = table.schema if schema is None else schema
     if not table.schema.equals(expected):
         raise PublishError(f"{target}: table schema {table.schema} is not {schema}")
-    with staged(staging_root, target) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True, use_dictionary=use_dictionary)
-        meta = pq.read_metadata(tmp)
-        written = pq.read_schema(tmp).remove_metadata()
-        if meta.num_rows != table.num_rows or not written.equals(expected):
-            raise PublishError(f"{target}: staged file has {meta.num_rows} rows (expected {table.num_rows}) "
-                               f"and schema {written}")
+    pq.write_table(table, tmp, compression="zstd", write_statistics=True, use_dictionary=use_dictionary)
+    meta = pq.read_metadata(tmp)
+    written = pq.read_schema(tmp).remove_metadata()
+    if meta.num_rows != table.num_rows or not written.equals(expected):
+        raise PublishError(f"{target}: staged file has {meta.num_rows} rows (expected {table.num_rows}) "
+                           f"and schema {written}")
 
 
 def clean_staging(staging_root: Path, before: float) -> list[str]:

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cvas.steps.exclusions import Exclusions
-from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged
+from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged, write_parquet
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, NUMERIC_RANGES, SERVICE_EXPORT_COLUMNS
 from cvas.sql import load_sql
 
@@ -108,9 +108,10 @@ def export_counters(daily_files: list[Path], master: pa.Table, excluded_services
         if tuple(service.column_names) != SERVICE_EXPORT_COLUMNS:
             raise PublishError(f"service export columns {service.column_names} differ from the contract")
         cpc = pa.concat_tables([_published_counters(cpc_out), counters]).combine_chunks() if append else counters
-        with staged(staging, service_out) as tmp:   # both written and checked before either is renamed
-            _write_service_csv(con, service, tmp, service_out, append)
-            publish_parquet(staging, cpc_out, cpc)
+        # both written and checked before either is renamed
+        with staged(staging, cpc_out) as cpc_tmp, staged(staging, service_out) as service_tmp:
+            write_parquet(cpc_tmp, cpc_out, cpc)
+            _write_service_csv(con, service, service_tmp, service_out, append)
     finally:
         con.close()
     log.info("exports: %s of %d day(s): %d new counter rows (%d in all); %d new service rows",
