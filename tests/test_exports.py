@@ -218,7 +218,8 @@ def test_a_failure_mid_publish_leaves_the_previous_exports_and_sidecars(lay):
     saved = _remove(lay, DAYS_LIST[-1:])
     assert _export(lay) == ("rebuild", "rebuild")
     before = _bytes(lay)
-    sidecars = {p: p.read_bytes() for p in (sidecar(lay, lay.counters_cpc), sidecar(lay, lay.user_base_export("service")))}
+    sidecars = {p: p.read_bytes() for p in (sidecar(lay, lay.counters_cpc),
+                                            sidecar(lay, lay.user_base_export("service")))}
     _restore(lay, saved)
     # a same-size edit of each header with its time kept: fresh by freshness, refused when copied
     restore = {}

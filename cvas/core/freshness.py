@@ -45,9 +45,9 @@ BUILD_FAILED = "last build failed"  # how the reason of a failed build (not a fa
 DAMAGED = "damaged"
 STATES = (PRESENT, MISSING, STALE, FAILED, INVALID, FLAGGED, DAMAGED)
 
-__all__ = ["DAMAGED", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Extension", "Freshness", "Settings",
-           "clear_invalidation", "counter_days", "counter_inputs", "invalidated", "is_invalidated", "loaded_days",
-           "raw_days", "state"]
+__all__ = ["DAMAGED", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Extension",
+           "Freshness", "Settings", "clear_invalidation", "counter_days", "counter_inputs", "invalidated",
+           "is_invalidated", "loaded_days", "raw_days", "state"]
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,6 @@ class Freshness:
         if name not in self._listings:
             self._listings[name] = day_listing(self.layout, name)
         return self._listings[name]
-
 
     def extension(self, name: str) -> Extension:
         """How to bring a whole-history dataset with a listing (the counter and user-base exports)
