@@ -75,8 +75,9 @@ class MasterCpc(CvasTask):
 
 
 class ExportCounters(CvasTask):
-    """`Counters/Counters_CPC.parquet` and `Counters/Counters_Service.csv`, rebuilt from every
-    per-day counter file and the current master, replaced atomically.
+    """`Counters/Counters_CPC.parquet` and `Counters/Counters_Service.csv` from the per-day
+    counter files and the current master, replaced atomically: the new days appended when the
+    exports are fresh as of the last day they hold, else rebuilt from every per-day file.
 
     Complete when the exports were built from exactly the per-day files now present
     (including `date`) and the current MASTERCPC.csv, and the day's counters and the master
