@@ -112,7 +112,9 @@ def _strip(value: Any) -> Any:
 def sidecars(root: Path) -> dict[str, Any]:
     """Every provenance sidecar without its audit fields. Files holding audit columns have no
     comparable hash or size, so those are dropped where they appear (their own sidecar, and
-    the per-day listing of the counter export)."""
+    the per-day listing of the counter export). An export's own files are compared by size
+    (their mtimes are audit too), and not the path its last build took (`mode`: appended day
+    by day or rebuilt at once gives the same bytes)."""
     out = {}
     meta_root = root / "_meta"
     for path in sorted(meta_root.rglob("*.json")):
@@ -121,10 +123,16 @@ def sidecars(root: Path) -> dict[str, Any]:
         daily = meta.get("daily")
         if isinstance(daily, dict):   # {day: [size, mtime_ns]} of the per-day files an export read
             meta["daily"] = {day: v[0] if isinstance(v, list) else v for day, v in daily.items()}
+        own = meta.get("outputs")
+        if isinstance(own, dict):   # {file name: [size, mtime_ns]} of an export's published files
+            meta["outputs"] = {name: v[0] if isinstance(v, list) else v for name, v in own.items()}
+        meta.pop("mode", None)
         if rel.startswith(("daily_counters/", "Counters/Counters_CPC", "reports/")):
             meta.pop("output_hash", None)
             if isinstance(daily, dict):
                 meta["daily"] = sorted(daily)
+            if isinstance(own, dict):
+                meta["outputs"] = sorted(own)
         for name, fp in (meta.get("inputs") or {}).items():
             if name.startswith("counters") and isinstance(fp, dict):   # per-day counter files (last_updated)
                 fp.pop("hash", None)
