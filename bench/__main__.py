@@ -184,7 +184,7 @@ def step_memory(cfg: Path, layout, day: dt.date) -> None:
         layout.transactions(kind, day).unlink(missing_ok=True)
     for p in (layout.daily_counters(day), layout.user_base_snapshot(day), layout.user_base_daily(day),
               layout.subscriptions(day)):
-        p.unlink(missing_ok=True)
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)   # the view is a folder of parts
     for name, code in STEP.items():
         r = in_subprocess(cfg, code.format(day=day))
         say(f"peak memory: {name}", f"{r['mib']:,.0f} MiB ({r['s']:.2f} s incl. interpreter start)")

@@ -7,10 +7,9 @@ import os
 import shutil
 import time
 
-import pyarrow.parquet as pq
-
 from cvas.core.layout import Layout
-from cvas.steps.subscriptions import VIEW_KINDS, build_subscription_view, connect, copy_view, register_transactions
+from cvas.steps.subscriptions import (VIEW_KINDS, build_subscription_view, connect, copy_view_from_state, make_state,
+                                      read_view_meta, register_transactions)
 
 
 def bench_view(layout: Layout, as_of: dt.date, *, repeat: int = 3, threads: int | None = None) -> dict:
@@ -30,7 +29,8 @@ def bench_view(layout: Layout, as_of: dt.date, *, repeat: int = 3, threads: int 
         con = connect(threads)
         try:
             register_transactions(con, layout)
-            copy_view(con, as_of, scratch / "bare.parquet")
+            make_state(con, as_of)
+            copy_view_from_state(con, as_of, scratch / "bare.parquet")
         finally:
             con.close()
         return time.monotonic() - t
@@ -49,7 +49,7 @@ def bench_view(layout: Layout, as_of: dt.date, *, repeat: int = 3, threads: int 
             view_times.append(full())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    rows = pq.read_metadata(layout.subscriptions(as_of)).num_rows
+    rows = read_view_meta(layout, layout.subscriptions(as_of))["rows"]
     tx_rows = {}
     con = connect(threads)
     try:

@@ -289,8 +289,10 @@ def test_sigkill_inside_a_batch_run_then_a_rerun_gives_the_reference_outputs(tmp
     rerun = run_cvas(cfg, "backfill", *BATCH_RANGE)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     end = BATCH_START + dt.timedelta(days=BATCH_DAYS - 1)
-    if not verify_range(Layout(root), BATCH_START, end).ok:   # a partition killed before its sidecar
-        assert run_cvas(cfg, "verify", *BATCH_RANGE).returncode == 1
+    first = verify_range(Layout(root), BATCH_START, end)
+    if not first.ok:   # a partition killed before its sidecar
+        found = [(str(f.path.relative_to(root)), f.problem) for f in first.findings]
+        assert run_cvas(cfg, "verify", *BATCH_RANGE).returncode == 1, f"in-process verify found {found}"
         assert run_cvas(cfg, "backfill", *BATCH_RANGE).returncode == 0
     assert verify_range(Layout(root), BATCH_START, end).ok
     assert differences(published(root), published(ref)) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cvas.core.catalogue import DATASETS, DAY_KIND, NONE, label
-from cvas.core.layout import Layout, sidecar
+from cvas.core.layout import PART_FILE, Layout, sidecar
 from tests.conftest import luigi_settings, simulated_settings
 
 START = dt.date(2026, 3, 1)
@@ -41,9 +41,17 @@ def _key(name: str) -> tuple[dt.date | None, str | None]:
     return (END if ds.product else MIDDLE), (KIND if ds.key == DAY_KIND else None)
 
 
-def _mtimes(root: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in root.rglob("*")
-            if p.is_file() and p.relative_to(root).parts[0] not in ("_meta", ".staging", "logs", "_invalid", ".locks")}
+def _mtimes(root: Path) -> dict[Path, object]:
+    """{output: its mtime}; an output that is a folder of parts (the view, its state) by its
+    parts' names and mtimes."""
+    found: dict[Path, object] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.relative_to(root).parts[0] not in ("_meta", ".staging", "logs", "_invalid", ".locks"):
+            if PART_FILE.match(p.name) and p.parent.suffix == ".parquet":
+                found[p.parent] = found.get(p.parent, ()) + ((p.name, p.stat().st_mtime_ns),)
+            else:
+                found[p] = p.stat().st_mtime_ns
+    return found
 
 
 def _built_from(name: str) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, sidecar
 from cvas.core.schemas import KINDS, spec
 from cvas.ops.status import mark_for_rebuild
-from cvas.steps.subscriptions import build_subscription_view, newest_usable_state, write_full_view
+from cvas.steps.subscriptions import build_subscription_view, newest_usable_state, parts, write_full_view
 from tests.test_subscriptions import at, cnr_row, digest, read_view, sub_row, write_events
 
 D0 = dt.date(2026, 5, 4)
@@ -76,6 +77,7 @@ def history() -> dict[str, list[dict]]:
 
 def assert_equals_full_build(layout: Layout, as_of: dt.date, tmp_path) -> None:
     reference = tmp_path / f"full-{as_of}.parquet"
+    shutil.rmtree(reference, ignore_errors=True)
     write_full_view(layout, as_of, reference)
     assert digest(layout.subscriptions(as_of)) == digest(reference), f"the fold as of {as_of} differs"
 
@@ -184,7 +186,7 @@ def test_a_state_killed_mid_publish_is_redone_never_used(layout, tmp_path):
         assert stats["folded_from"] == str(day(5) if complete else day(4)), moment
         assert_equals_full_build(layout, day(6), tmp_path)
         for done in (state, layout.subscription_state(day(6))):
-            done.unlink(missing_ok=True)
+            shutil.rmtree(done, ignore_errors=True)
             sidecar(layout, done).unlink(missing_ok=True)
 
 
@@ -201,7 +203,8 @@ def test_verify_rebuilds_the_latest_view_in_full_and_names_the_first_difference(
 
     assert view_findings() == []
     # a state whose content went wrong (its sidecar still agrees): the next fold carries the error
-    state = layout.subscription_state(day(3))
+    state = next(p for p in parts(layout.subscription_state(day(3))).values()
+                 if 4 in pq.read_table(p).column("subscription_id").to_pylist())
     table = pq.read_table(state)
     counts = table.column("renewal_count").to_pylist()
     row = table.column("subscription_id").to_pylist().index(4)
@@ -229,3 +232,69 @@ def test_a_memory_limited_build_gives_the_same_bytes_and_leaves_no_spill_folder(
     assert not list(layout.staging.glob("duckdb-spill.*")), "the spill folder is removed after the build"
     with pytest.raises(ValueError, match="'1 gigabyte' is not a size"):
         build_subscription_view(layout, LAST, keep_days=30, memory_limit="1 gigabyte")
+
+
+def test_deactivated_months_are_carried_over_and_rewritten_only_when_touched(layout, tmp_path):
+    """The view is a folder of parts: `open` and one per deactivation month. A day's fold writes
+    `open` and the months its events touch; the other months are hard links to the previous
+    view's files. A late refund of a long-deactivated subscription, and a second deactivation
+    that moves a subscription to a later month, rewrite exactly those months, byte-identical to
+    a full build."""
+    start = dt.date(2026, 3, 30)
+    rows = {
+        "act": [sub_row("act", i, at(start, 8, offset=0), 100 + i, channel="WEB", rev=1.0) for i in (1, 2, 3)],
+        "reno": [sub_row("reno", 3, at(start, 9, offset=d), 103, channel="WEB", rev=1.0) for d in (1, 3, 36)],
+        "dct": [sub_row("dct", 1, at(start, 10, offset=1), 101, channel="SYSTEM"),    # March
+                sub_row("dct", 2, at(start, 10, offset=4), 102, channel="SYSTEM"),    # April
+                sub_row("dct", 2, at(start, 10, offset=33), 102, channel="SYSTEM")],  # again in May: it moves
+        "rfnd": [rfnd_row(1, at(start, 6, offset=35), 101, 1.0)],                     # refund of an old charge
+    }
+    write_events(layout, rows)
+    march, april, may = "deactivated-2026-03", "deactivated-2026-04", "deactivated-2026-05"
+    build_subscription_view(layout, start + dt.timedelta(days=30), keep_days=60)        # built in full
+    base = start + dt.timedelta(days=30)
+    assert set(parts(layout.subscriptions(base))) == {"open", march, april}
+    quiet = build_subscription_view(layout, base + dt.timedelta(days=1), keep_days=60)   # no event at all
+    assert quiet["folded_from"] == str(base) and quiet["parts_written"] == 1             # `open` only
+    for name in (march, april):
+        assert os.path.samefile(parts(layout.subscriptions(base))[name],
+                                parts(layout.subscriptions(base + dt.timedelta(days=1)))[name]), name
+    for offset in range(32, 37):
+        as_of = start + dt.timedelta(days=offset)
+        build_subscription_view(layout, as_of, keep_days=60)
+        assert_equals_full_build(layout, as_of, tmp_path)
+    final = start + dt.timedelta(days=36)
+    assert set(parts(layout.subscriptions(final))) == {"open", march, may}               # April emptied
+    view = read_view(layout.subscriptions(final))
+    assert view[1]["refund_count"] == 1 and view[2]["deactivation_date"].month == 5
+
+
+def test_a_data_root_of_single_file_views_moves_to_folders(layout, tmp_path):
+    """Views, states and the legacy copy published as single files by earlier versions are not
+    folded from: the next build is a full one, and each path becomes a folder of parts."""
+    write_events(layout, history())
+    build_subscription_view(layout, day(3), keep_days=30)
+    for path in (layout.subscriptions(day(3)), layout.subscription_state(day(3)), layout.subscriptions_latest):
+        table = pa.concat_tables([pq.ParquetFile(p).read() for p in parts(path).values()])
+        shutil.rmtree(path)
+        pq.write_table(table, path)                      # as an earlier version left it
+    assert newest_usable_state(layout, day(4)) is None
+    stats = build_subscription_view(layout, day(4), keep_days=30)
+    assert stats["folded_from"] is None and stats["latest"]
+    assert layout.subscriptions_latest.is_dir() and parts(layout.subscriptions_latest)
+    assert_equals_full_build(layout, day(4), tmp_path)
+    assert digest(layout.subscriptions_latest) == digest(layout.subscriptions(day(4)))
+
+
+@pytest.mark.parametrize("chunk_days", [1, 3, 5])
+def test_a_build_without_a_state_in_chunks_equals_the_full_build(layout, tmp_path, chunk_days):
+    """With no usable state over a long history the state is built a few days at a time (bounded
+    memory): the same bytes as the one-pass full build, state included."""
+    write_events(layout, history())
+    stats = build_subscription_view(layout, LAST, keep_days=30, chunk_days=chunk_days)
+    assert stats["folded_from"] is None and not list(layout.staging.glob("subscription_state.build.*"))
+    assert_equals_full_build(layout, LAST, tmp_path)
+    state = digest(layout.subscription_state(LAST))
+    shutil.rmtree(layout.subscription_state(LAST))
+    build_subscription_view(layout, LAST, keep_days=30, full=True)
+    assert digest(layout.subscription_state(LAST)) == state

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvas.core.layout import Layout, day_of_name, stat_listing
+from cvas.core.layout import PART_FILE, Layout, day_of_name, stat_listing
 from cvas.core.schemas import KINDS, VIEW_KINDS
 
 # keys: what one output of a dataset is identified by
@@ -128,9 +128,9 @@ def _window_days(layout: Layout, day: dt.date | None, settings: Settings) -> int
 
 
 def _view_digest(layout: Layout, day: dt.date | None, settings: Settings) -> str:
-    from cvas.steps.subscriptions import transaction_listing_digest
+    from cvas.steps.subscriptions import transaction_digest
 
-    return transaction_listing_digest(layout, day)
+    return transaction_digest(layout, day)
 
 
 def _as_of_days(layout: Layout) -> set[dt.date]:
@@ -349,6 +349,8 @@ def strays(layout: Layout) -> list[Path]:
 def _named(path: Path, patterns: list, fixed: set[Path]) -> bool:
     if path in fixed:
         return True
+    if PART_FILE.match(path.name) and _named(path.parent, patterns, fixed):
+        return True   # a part of an output that is a folder
     for regex, fmt, files, kind in patterns:
         match = regex.match(str(path))
         if match is None:

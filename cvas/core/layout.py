@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +118,7 @@ class Layout:
         return self.root / "subscriptions"
 
     def subscriptions(self, as_of: dt.date) -> Path:
+        """The view as of a day: a folder of parts (cvas.steps.subscriptions.parts)."""
         return self.subscriptions_root / f"as_of={as_of:%Y-%m-%d}" / "subscriptions.parquet"
 
     @property
@@ -125,12 +126,13 @@ class Layout:
         return self.root / "subscription_state"
 
     def subscription_state(self, as_of: dt.date) -> Path:
-        """The per-subscription aggregates as of a day that the next view is folded from."""
+        """The per-subscription aggregates as of a day that the next view is folded from (a folder
+        of parts, as the view)."""
         return self.subscription_state_root / f"{as_of:%Y-%m-%d}.parquet"
 
     @property
     def subscriptions_latest(self) -> Path:
-        """The legacy path, replaced atomically with the newest as-of."""
+        """The legacy path: a folder of hard links to the newest as-of view's parts, replaced atomically."""
         return self.root / "Parquet_Data" / "aggregated" / "subscriptions.parquet"
 
     # -- user base ---------------------------------------------------------------
@@ -208,6 +210,10 @@ def day_of_name(name: str, suffix: str, fmt: str = "%Y-%m-%d") -> dt.date | None
 
 
 _DIGITS = {"%Y-%m-%d": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"), "%Y%m%d": re.compile(r"[0-9]{8}\Z")}
+
+
+# the part files of an output that is a folder (the subscription view and its state)
+PART_FILE = re.compile(r"^(open|deactivated-\d{4}-\d{2})\.parquet$")
 
 
 def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:

@@ -20,12 +20,22 @@ _CHUNK = 1 << 20
 
 
 def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes, as `sha256:<hex>`."""
+    """sha256 of a file's bytes, as `sha256:<hex>`; of a directory of part files, the hash of
+    its parts' names and hashes (parts_hash)."""
+    if Path(path).is_dir():
+        return parts_hash({p.name: file_hash(p) for p in Path(path).iterdir() if p.is_file()})
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return "sha256:" + digest.hexdigest()
+
+
+def parts_hash(hashes: dict[str, str]) -> str:
+    """The hash of a directory output from its parts' {name: hash}: a part carried over from an
+    earlier build keeps its recorded hash, so only rewritten parts are read."""
+    lines = "".join(f"{name}:{value}\n" for name, value in sorted(hashes.items()))
+    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
 
 
 def fingerprint(path: Path) -> dict[str, Any]:

@@ -55,6 +55,66 @@ def staged(staging_root: Path, target: Path) -> Iterator[Path]:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_dir(staging_root: Path, target: Path) -> Iterator[Path]:
+    """Yield a temporary directory for the directory `target`; on clean exit its files are
+    synced and it takes `target`'s place atomically (`swap_into_place`). On error it is removed
+    and the previous `target`, if any, is untouched."""
+    staging_root.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{target.stem}.", dir=staging_root))
+    tmp = tmp_dir / target.name
+    tmp.mkdir()
+    try:
+        try:
+            yield tmp
+        except OSError as exc:
+            raise PublishError(f"{target}: could not be written ({exc.strerror or exc}); "
+                               "the previous version, if any, is untouched") from exc
+        for entry in tmp.iterdir():
+            with open(entry, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        swap_into_place(tmp, target)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return done == 0
+
+
+def swap_into_place(staged_path: Path, target: Path) -> None:
+    """Put the staged directory at `target`. A new target is one rename; an existing one (a
+    directory, or the single file an older cvas published there) is exchanged with it in one
+    atomic step where the system allows it (readers see the old or the new, never neither),
+    else moved aside first. The old version ends up at `staged_path`, removed by the caller."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.lexists(target):
+        os.rename(staged_path, target)
+    elif not _exchange(staged_path, target):
+        aside = staged_path.with_name(staged_path.name + ".old")
+        os.rename(target, aside)
+        os.rename(staged_path, target)
+        os.rename(aside, staged_path)
+    _fsync_dir(target.parent)
+    if staged_path.exists() and not staged_path.is_dir():
+        staged_path.unlink()
+
+
 def write_text_atomic(staging_root: Path, target: Path, text: str) -> None:
     """Publish a small text file atomically."""
     with staged(staging_root, target) as tmp:

@@ -27,7 +27,7 @@ from cvas.steps.master import MasterFormatError, read_master_csv
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS, spec
 from cvas.ops.status import mark_for_rebuild
 from cvas.sql import load_sql
-from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, sql_path, write_full_view
+from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, parts, sql_path, write_full_view
 from cvas.steps.user_base import EXPORT_HEADERS, USER_BASE_DAILY_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -122,20 +122,25 @@ class _Verifier:
         if recorded is not None and self.hash(path) != recorded:
             self.find(path, "content differs from the hash recorded when it was published", rebuild)
             return None
-        try:
-            pf = pq.ParquetFile(path)
-            found = pf.schema_arrow.remove_metadata()
-            rows = pf.metadata.num_rows
-            if recorded is None:
-                # nothing to compare the bytes with: decode every page instead
-                self.report.unverified.append(path)
-                pf.read()
-        except Exception as exc:  # pyarrow raises several kinds for a damaged file
-            self.find(path, f"not a readable Parquet file ({type(exc).__name__})", rebuild)
-            return None
-        if not found.equals(schema):
-            self.find(path, "schema differs from the contract", rebuild)
-            return None
+        # a subscription view is a folder of parts (cvas.steps.subscriptions.parts), each in the contract
+        files = list(parts(path).values()) if path.is_dir() else [path]
+        rows = 0
+        for file in files:
+            try:
+                pf = pq.ParquetFile(file)
+                found = pf.schema_arrow.remove_metadata()
+                rows += pf.metadata.num_rows
+                if recorded is None:
+                    # nothing to compare the bytes with: decode every page instead
+                    pf.read()
+            except Exception as exc:  # pyarrow raises several kinds for a damaged file
+                self.find(path, f"{file.name}: not a readable Parquet file ({type(exc).__name__})", rebuild)
+                return None
+            if not found.equals(schema):
+                self.find(path, f"{file.name}: schema differs from the contract", rebuild)
+                return None
+        if recorded is None:
+            self.report.unverified.append(path)
         if meta is not None and isinstance(meta.get("rows"), int) and meta["rows"] != rows:
             self.find(path, f"{rows} rows, its sidecar says {meta['rows']}", rebuild)
             return None
@@ -289,7 +294,7 @@ class _Verifier:
         source = lay.subscriptions(dt.date.fromisoformat(as_of))
         scratch = Path(tempfile.mkdtemp(prefix="verify-view.", dir=_staging(lay)))
         try:
-            write_full_view(lay, dt.date.fromisoformat(as_of), scratch / "full.parquet")
+            write_full_view(lay, dt.date.fromisoformat(as_of), scratch / "full.parquet")   # a folder of parts
             problem = view_difference(path, scratch / "full.parquet")
         except (OSError, pa.ArrowException, duckdb.Error) as exc:
             problem = f"cannot be compared with a full build ({type(exc).__name__})"
@@ -323,7 +328,7 @@ def view_difference(published: Path, reference: Path) -> str | None:
     """None when two subscription views are the same file; else what differs first: the
     columns and types, the first subscription (by id) whose row differs and its first differing
     column, a subscription held by one only, or, rows and values alike, the row order or bytes."""
-    got, want = pq.read_schema(published), pq.read_schema(reference)
+    got, want = (pq.read_schema(next(iter(parts(p).values()), p) if p.is_dir() else p) for p in (published, reference))
     if not got.equals(want):
         return f"columns or types differ ({', '.join(f'{f.name} {f.type}' for f in got if f not in want) or 'order'})"
     if provenance.file_hash(published) == provenance.file_hash(reference):

@@ -1,7 +1,8 @@
 -- One subscription state from two (subscription_state.sql): `prev_state`, the state as of an
 -- earlier day, and `new_state`, what the days after it add. Every column merges exactly, so
--- the result equals the state built from all the days at once. Rows of subscriptions the new
--- days do not touch are carried over as they are.
+-- the result equals the state built from all the days at once. It holds the subscriptions the
+-- new days touch; the caller carries the others over as they are (their rows of prev_state
+-- anti-joined with new_state).
 
 with
 
@@ -75,8 +76,6 @@ final as (
         m.latest_dct, m.latest_cnr, m.refund_count, m.total_refunded, m.last_refund_date
     from merged as m
     left join merged_cpc_firsts as c using (subscription_id)
-    union all
-    select p.* from prev_state as p anti join new_state as n on n.subscription_id = p.subscription_id
 )
 
 select * from final

@@ -2,9 +2,16 @@
 
 How it is built: `subscription_state.sql` turns transaction rows into per-subscription
 aggregates that merge exactly (`subscription_state_merge.sql`), and `subscription_view.sql`
-turns a state into the 34 columns. A daily build merges the newest usable state (published
-as `subscription_state/<day>.parquet` with its sidecar) with the state of the days after it;
-the full build computes the state of every transaction file. Both give the same bytes.
+turns a state into the 34 columns. View and state are folders of parts
+(`subscription_part.sql`): `open.parquet` holds the Active and Cancelled subscriptions, one
+`deactivated-YYYY-MM.parquet` per deactivation month holds the rest. A deactivated row no
+longer changes with the as-of date, so a daily build merges the newest usable state
+(`subscription_state/<day>.parquet/`, with its sidecar) with the state of the days after it
+and writes only `open` and the months those days touch; the other months are hard links to
+the previous view's and state's files. The daily cost therefore follows the active base, not
+the history. The full build computes the state of every transaction file. Both give the same
+bytes, part for part. Readers open the folder as one table (DuckDB `read_parquet` of the
+folder, pandas, pyarrow, Spark); each part is sorted by subscription id.
 
 Which subscriptions it holds: every subscription id with at least one ACT or RENO row dated
 on or before the as-of date. ACT and RENO are the only events that say a subscription
@@ -62,9 +69,10 @@ import pyarrow.parquet as pq
 
 from cvas.core import provenance
 from cvas.core.freshness import Freshness, is_invalidated
-from cvas.core.layout import Layout, day_of_name, days_in_dir, sidecar, transaction_files
+from cvas.core.layout import (PART_FILE, Layout, day_of_name, days_in_dir, sidecar, transaction_days,
+                              transaction_files)
 from cvas.core.locking import exclusive
-from cvas.core.publish import PublishError, staged
+from cvas.core.publish import PublishError, staged_dir
 from cvas.core.schemas import VIEW_KINDS, spec
 from cvas.sql import load_sql
 
@@ -90,6 +98,9 @@ SUBSCRIPTION_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 SUBSCRIPTION_SCHEMA = pa.schema([pa.field(n, t) for n, t in SUBSCRIPTION_COLUMNS])
 
 DEFAULT_KEEP_DAYS = 7
+# a view built without a usable state over more days than this is built a quarter at a time
+# (chunked_state): the one-pass build of years of history takes GBs of memory
+CHUNK_DAYS = 92
 
 _AS_OF_DIR = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
 
@@ -153,14 +164,17 @@ def register_transactions(con: duckdb.DuckDBPyConnection, layout: Layout,
     """
     present = {}
     for kind in kinds:
-        files = transaction_files(layout, kind, through)
-        present[kind] = bool(files)
-        if files:
-            con.execute(f"create or replace temp view {kind} as select * from "
-                        f"read_parquet([{', '.join(sql_path(f) for f in files)}], hive_partitioning = false)")
-        else:
-            con.register(kind, spec(kind).schema.empty_table())
+        present[kind] = _register_files(con, kind, transaction_files(layout, kind, through))
     return present
+
+
+def _register_files(con: duckdb.DuckDBPyConnection, kind: str, files: list[Path]) -> bool:
+    if files:
+        con.execute(f"create or replace temp view {kind} as select * from "
+                    f"read_parquet([{', '.join(sql_path(f) for f in files)}], hive_partitioning = false)")
+    else:
+        con.register(kind, spec(kind).schema.empty_table())
+    return bool(files)
 
 
 def view_sql() -> str:
@@ -174,47 +188,156 @@ def make_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, name: str = "stat
     con.execute(f"create or replace temp table {name} as {load_sql('subscription_state')}", {"as_of": as_of})
 
 
+# -- parts -------------------------------------------------------------------------------------
+
+OPEN = "open"
+
+
+def parts(directory: Path) -> dict[str, Path]:
+    """{part name: file} of a view or state directory: exactly the files the layout names
+    (`open.parquet`, `deactivated-YYYY-MM.parquet`), never a stray file."""
+    try:
+        names = [e.name for e in os.scandir(directory) if e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    return {m.group(1): directory / n for n in sorted(names) if (m := PART_FILE.match(n))}
+
+
+def _part_names(con: duckdb.DuckDBPyConnection, relation: str) -> set[str]:
+    return {r[0] for r in con.execute(f"select distinct part from {relation}").fetchall()}
+
+
+def _write_state_parts(con: duckdb.DuckDBPyConnection, sources: dict[str, str], state_dir: Path) -> dict[str, int]:
+    """Write each part's state file from its rows' query (`sources`, parameter $part), sorted by
+    subscription id (the same inputs give the same bytes, DESIGN 7); an empty part is not
+    written, except `open`. Returns {part: rows}."""
+    written: dict[str, int] = {}
+    for name, rows_sql in sorted(sources.items()):
+        state_file = state_dir / f"{name}.parquet"
+        # snappy: the state is read back once a day, where zstd's smaller file costs more CPU
+        (rows,) = con.execute(f"copy ({rows_sql} order by subscription_id) to {sql_path(state_file)} "
+                              f"(format parquet, compression snappy)",
+                              {"part": name} if "$part" in rows_sql else {}).fetchone()
+        if not rows and name != OPEN:
+            state_file.unlink()
+            continue
+        written[name] = int(rows)
+    return written
+
+
+def _write_parts(con: duckdb.DuckDBPyConnection, as_of: dt.date, sources: dict[str, str], state_dir: Path,
+                 view_dir: Path) -> dict[str, dict]:
+    """Write each part's state file (_write_state_parts), then its view from that file, checked
+    (check_view_file). Returns {part: facts for the sidecars}."""
+    written: dict[str, dict] = {}
+    for name, state_rows in _write_state_parts(con, sources, state_dir).items():
+        state_file = state_dir / f"{name}.parquet"
+        con.execute(f"create or replace temp view state as select * from read_parquet({sql_path(state_file)})")
+        view_file = view_dir / f"{name}.parquet"
+        view_rows = copy_view_from_state(con, as_of, view_file)
+        written[name] = {"state_rows": state_rows, "rows": view_rows,
+                         "status": check_view_file(view_file, view_rows, con),
+                         "hash": provenance.file_hash(view_file), "state_hash": provenance.file_hash(state_file)}
+    con.execute("drop view if exists state")
+    return written
+
+
+def _sources(relation: str, names: set[str], carry: dict[str, Path]) -> dict[str, str]:
+    """{part: the query of its rows}: those of `relation` in it, plus, for a part in `carry`,
+    the rows of that earlier state file the new days do not touch (streamed from the file)."""
+    sources = {}
+    for name in names | {OPEN}:
+        sources[name] = f"select * exclude (part) from {relation} where part = $part"
+        if name in carry:
+            sources[name] += (f" union all select p.* from read_parquet({sql_path(carry[name])}) as p "
+                              f"anti join new_state as n using (subscription_id)")
+    return sources
+
+
 def copy_view_from_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, dest: Path) -> int:
-    """Write the view as of `as_of` from the `state` table to `dest` as Parquet; returns rows."""
+    """Write the view as of `as_of` from the `state` relation to `dest` as Parquet; returns rows."""
     (rows,) = con.execute(f"copy ({view_sql()}) to {sql_path(dest)} (format parquet, compression zstd)",
                           {"as_of": as_of}).fetchone()
     return int(rows)
 
 
-def copy_view(con: duckdb.DuckDBPyConnection, as_of: dt.date, dest: Path) -> int:
-    """The full build: the state of every registered transaction as of `as_of`, then the view
-    written by DuckDB to `dest` as Parquet; returns rows."""
-    make_state(con, as_of)
-    return copy_view_from_state(con, as_of, dest)
+def full_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, scratch: Path) -> dict[str, str]:
+    """`next_state`: the state of every transaction file up to `as_of`, each row with its part,
+    streamed by DuckDB into the file `scratch` sorted by part (so each part's rows are read back
+    from its own row groups, and years of history need not fit in memory). Returns the parts to
+    write (all of them) and no earlier files to carry rows from."""
+    register_transactions(con, layout, through=as_of)
+    con.execute(load_sql("subscription_part"))
+    con.execute(f"copy (select *, subscription_part(latest_dct) as part from ({load_sql('subscription_state')}) "
+                f"order by part, subscription_id) to {sql_path(scratch)} (format parquet, compression snappy)",
+                {"as_of": as_of})
+    con.execute(f"create or replace temp view next_state as select * from read_parquet({sql_path(scratch)})")
+    return _sources("next_state", _part_names(con, "next_state"), {})
 
 
-def register_days(con: duckdb.DuckDBPyConnection, listing: list[tuple[str, str, Path, str]],
-                  after: dt.date, through: dt.date) -> int:
-    """One view per kind over the listed files of the days in (after, through]; returns files."""
-    lo, hi = f"{after:%Y-%m-%d}", f"{through:%Y-%m-%d}"
-    count = 0
+def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after: dt.date,
+               as_of: dt.date) -> dict[str, str]:
+    """`folded_state`: the state in the folder `base` (as of `after`) folded with the transaction
+    files of the days after it, up to `as_of`, in one DuckDB pass (subscription_state_merge.sql),
+    for the parts those days change: `open`, the deactivated months holding a subscription they
+    touch, and the months of the deactivations they bring. Returns {part: the query of its
+    rows} for those parts (`folded_state` holds the subscriptions the days touch; the others are
+    streamed from the base's file of the part). The base's other parts are unchanged."""
     for kind in VIEW_KINDS:
-        paths = sorted(str(p) for day, k, p, _ in listing if k == kind and lo < day <= hi)
-        count += len(paths)
-        if paths:
-            files = ", ".join(sql_path(p) for p in paths)
-            con.execute(f"create or replace temp view {kind} as select * from "
-                        f"read_parquet([{files}], hive_partitioning = false)")
-        else:
-            con.register(kind, spec(kind).schema.empty_table())
-    return count
-
-
-def fold_inputs(con: duckdb.DuckDBPyConnection, layout: Layout, listing: list[tuple[str, str, Path, str]],
-                base: dt.date, as_of: dt.date) -> str:
-    """Prepare the fold of the published state as of `base` with the days after it, up to
-    `as_of`: `prev_state` over that state's file, `new_state` what those days' transaction
-    files add. Returns the merge query (subscription_state_merge.sql), run in one DuckDB pass."""
-    register_days(con, listing, base, as_of)
-    con.execute(f"create or replace temp view prev_state as select * from "
-                f"read_parquet({sql_path(layout.subscription_state(base))})")
+        files = [layout.transactions(kind, after + dt.timedelta(days=i))
+                 for i in range(1, (as_of - after).days + 1)]
+        _register_files(con, kind, [f for f in files if f.exists()])
     make_state(con, as_of, "new_state")
-    return load_sql("subscription_state_merge")
+    con.execute(load_sql("subscription_part"))
+    before = parts(base)
+    closed = [path for name, path in before.items() if name != OPEN]
+    touched: set[str] = set()
+    if closed:
+        touched = {Path(r[0]).stem for r in con.execute(
+            f"select distinct filename from read_parquet([{', '.join(sql_path(p) for p in closed)}], "
+            f"filename = true) as p semi join new_state as n using (subscription_id)").fetchall()}
+    landing = {r[0] for r in con.execute("select distinct subscription_part(latest_dct) from new_state "
+                                         "where latest_dct is not null").fetchall()}
+    changed = touched | landing | {OPEN}
+    files = [before[name] for name in sorted(changed) if name in before]
+    con.execute(f"create or replace temp view prev_state as select * from "
+                f"read_parquet([{', '.join(sql_path(p) for p in files)}])")
+    con.execute(f"create or replace temp table folded_state as select *, subscription_part(latest_dct) as part "
+                f"from ({load_sql('subscription_state_merge')})")
+    return _sources("folded_state", changed, {name: before[name] for name in changed if name in before})
+
+
+def _span(layout: Layout, as_of: dt.date) -> int:
+    """Days from the first transaction file to `as_of`, both included (0 without any)."""
+    days = [d for kind in VIEW_KINDS for d in transaction_days(layout, kind) if d <= as_of]
+    return (as_of - min(days)).days + 1 if days else 0
+
+
+def chunked_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, work: Path,
+                  chunk_days: int) -> dict[str, str]:
+    """The state of every transaction file up to `as_of` in bounded memory: the first
+    `chunk_days` days in full, then folded forward `chunk_days` at a time (fold_state), each
+    state written as part files into `work` (a staging folder), never published. Fold and full
+    build agree byte for byte, so this equals full_state. Returns {part: the query of its rows}
+    over the last state's files."""
+    days = sorted({d for kind in VIEW_KINDS for d in transaction_days(layout, kind) if d <= as_of})
+    first = days[0] if days else as_of
+    ends = [min(first + dt.timedelta(days=chunk_days * (i + 1) - 1), as_of)
+            for i in range(max(1, -(-((as_of - first).days + 1) // chunk_days)))]
+    folder = work / "chunk-0"
+    folder.mkdir(parents=True)
+    sources = full_state(con, layout, ends[0], work / "first.parquet")
+    _write_state_parts(con, sources, folder)
+    for i, (after, end) in enumerate(zip(ends, ends[1:]), start=1):
+        previous, folder = folder, work / f"chunk-{i}"
+        folder.mkdir()
+        sources = fold_state(con, layout, previous, after, end)
+        _write_state_parts(con, sources, folder)
+        for name, path in parts(previous).items():
+            if name not in sources:
+                os.link(path, folder / path.name)
+        shutil.rmtree(previous)
+    return {name: f"select * from read_parquet({sql_path(path)})" for name, path in parts(folder).items()}
 
 
 def state_is_usable(layout: Layout, day: dt.date, fresh: Freshness) -> bool:
@@ -222,7 +345,8 @@ def state_is_usable(layout: Layout, day: dt.date, fresh: Freshness) -> bool:
     catalogue's one rule (view and state present, not invalidated, the transaction files up to
     `day` unchanged since they were built), no transaction file dated on or before `day` is
     marked for rebuild, and the state's own sidecar, written after it was published, records
-    the same files and its row count (a state killed before its sidecar is redone, never used)."""
+    the same files and each part's row count (a state killed before its sidecar is redone,
+    never used; one in the single-file form of earlier versions is not used either)."""
     if not fresh.state("subscriptions", day).fresh:
         return False
     root, key = layout.transactions_root(), f"{day:%Y-%m-%d}"
@@ -231,11 +355,14 @@ def state_is_usable(layout: Layout, day: dt.date, fresh: Freshness) -> bool:
     path = layout.subscription_state(day)
     meta = provenance.read(layout, path)
     view = provenance.read(layout, layout.subscriptions(day)) or {}
-    if meta is None or meta.get("transactions") != view.get("transactions"):
+    if meta is None or meta.get("transactions") != view.get("transactions") or not path.is_dir():
+        return False
+    recorded, found = meta.get("parts") or {}, parts(path)
+    if set(recorded) != set(found) or set(found) != set(view.get("parts") or {}):
         return False
     try:
-        return pq.read_metadata(path).num_rows == meta.get("rows")
-    except (OSError, pa.ArrowException):
+        return all(pq.read_metadata(found[n]).num_rows == recorded[n]["rows"] for n in found)
+    except (OSError, pa.ArrowException, KeyError, TypeError):
         return False
 
 
@@ -250,8 +377,8 @@ def newest_usable_state(layout: Layout, as_of: dt.date) -> dt.date | None:
 
 
 def check_view_file(path: Path, expected_rows: int, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, int]:
-    """Enforce the view contract on a written file: the 34 columns and types, the row count,
-    `subscription_id` unique and not null, `subscription_status` within STATUSES.
+    """Enforce the view contract on a written part file: the 34 columns and types, the row
+    count, `subscription_id` unique and not null, `subscription_status` within STATUSES.
 
     Returns the number of subscriptions per status.
     """
@@ -300,38 +427,30 @@ def as_of_days(layout: Layout) -> set[dt.date]:
     return found
 
 
-def transaction_listing(layout: Layout, kinds: tuple[str, ...] = VIEW_KINDS) -> list[tuple[str, str, Path, str]]:
-    """Every transaction file of `kinds`, as (day, kind, path, "kind/month/file:size:mtime") from
-    one scan per month directory: what views and states record they were built from."""
+def transaction_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...] = VIEW_KINDS) -> str:
+    """What an as-of view was built from, in a number of stats that does not grow with the days:
+    the modification time of each month folder before `through`'s month (a file published,
+    reloaded or removed there changes it) and (name, size, mtime) of the layout-named files of
+    `through`'s month dated on or before it (a day loaded after `through` does not count). A
+    reloaded or backfilled day therefore changes the digest of every view as of that day or later."""
+    month, key = f"year_month={through:%Y-%m}", f"{through:%Y-%m-%d}"
     entries = []
     for kind in kinds:
-        root = layout.transactions_root(kind)
         try:
-            months = [e for e in os.scandir(root) if e.name.startswith("year_month=") and e.is_dir()]
+            folders = [e for e in os.scandir(layout.transactions_root(kind))
+                       if e.name.startswith("year_month=") and e.name <= month and e.is_dir()]
         except FileNotFoundError:
             continue
-        for month in months:
-            for f in os.scandir(month.path):
+        for folder in folders:
+            if folder.name < month:
+                entries.append(f"{kind}/{folder.name}:{folder.stat().st_mtime_ns}")
+                continue
+            for f in os.scandir(folder.path):
                 day = day_of_name(f.name, ".parquet")
-                # exactly the files the layout names: a stray file in the folder is never read
-                if day is not None and layout.transactions(kind, day) == Path(f.path):
+                if day is not None and f.name[:10] <= key and layout.transactions(kind, day) == Path(f.path):
                     st = f.stat()
-                    entries.append((f.name[:10], kind, Path(f.path),
-                                    f"{kind}/{month.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}"))
-    return entries
-
-
-def listing_digest(listing: list[tuple[str, str, Path, str]], through: dt.date) -> str:
-    """The digest of the listed files dated on or before `through` (a reloaded day changes it)."""
-    key = f"{through:%Y-%m-%d}"
-    digest = hashlib.sha256("\n".join(sorted(e[3] for e in listing if e[0] <= key)).encode())
-    return "sha256:" + digest.hexdigest()
-
-
-def transaction_listing_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...] = VIEW_KINDS) -> str:
-    """A digest of (path, size, mtime) of every transaction file of `kinds` dated on or before
-    `through`: what an as-of view was built from. A reloaded or backfilled day changes it."""
-    return listing_digest(transaction_listing(layout, kinds), through)
+                    entries.append(f"{kind}/{folder.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "sha256:" + hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 def outside_retention(layout: Layout, as_of: dt.date, keep_days: int) -> bool:
@@ -341,23 +460,38 @@ def outside_retention(layout: Layout, as_of: dt.date, keep_days: int) -> bool:
     return bool(days) and as_of <= max(days) - dt.timedelta(days=keep_days)
 
 
-def publish_latest(layout: Layout, as_of: dt.date) -> None:
-    """Replace the legacy `subscriptions.parquet` with the as-of view, atomically.
-
-    A hard link in the staging area renamed into place: no copy, and readers see the old
-    file or the new one. Published files are never modified in place, so sharing the inode
-    is safe. Falls back to a copy where links are not supported.
-    """
-    source = layout.subscriptions(as_of)
-    with staged(layout.staging, layout.subscriptions_latest) as tmp:
+def _link_parts(source: Path, dest: Path) -> None:
+    """Hard-link every part of `source` into the staged directory `dest` (published files are
+    never modified in place, so sharing inodes is safe); a copy where links are not supported."""
+    for name, path in parts(source).items():
         try:
-            os.link(source, tmp)
+            os.link(path, dest / path.name)
         except OSError:
-            shutil.copyfile(source, tmp)
+            shutil.copyfile(path, dest / path.name)
+
+
+def publish_latest(layout: Layout, as_of: dt.date) -> None:
+    """Replace the legacy `Parquet_Data/aggregated/subscriptions.parquet` with the as-of view,
+    atomically: a folder of hard links to its parts (readers see the old view or the new one).
+    DuckDB (`read_parquet('…/subscriptions.parquet')`), pandas, pyarrow and Spark read the folder
+    as one table."""
+    source = layout.subscriptions(as_of)
+    with staged_dir(layout.staging, layout.subscriptions_latest) as tmp:
+        _link_parts(source, tmp)
     meta = provenance.read(layout, source) or {}
     provenance.record(layout, layout.subscriptions_latest, inputs={}, params={"as_of": str(as_of)},
                       rows=meta.get("rows"), output_hash=meta.get("output_hash"),
-                      extra={"as_of": str(as_of), "transactions": meta.get("transactions")})
+                      extra={"as_of": str(as_of), "transactions": meta.get("transactions"),
+                             "parts": meta.get("parts")})
+
+
+def _remove_output(layout: Layout, path: Path) -> None:
+    """Remove a published view or state (a folder of parts, or a file of earlier versions), sidecar first."""
+    sidecar(layout, path).unlink(missing_ok=True)
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def prune_views(layout: Layout, keep_days: int) -> list[dt.date]:
@@ -375,11 +509,8 @@ def prune_views(layout: Layout, keep_days: int) -> list[dt.date]:
     pruned = sorted(d for d in days if d <= cutoff)
     for day in pruned:
         path = layout.subscriptions(day)
-        meta = sidecar(layout, path)
-        with contextlib.suppress(FileNotFoundError):
-            meta.unlink()
-        path.unlink()
-        for directory in (path.parent, meta.parent):
+        _remove_output(layout, path)
+        for directory in (path.parent, sidecar(layout, path).parent):
             with contextlib.suppress(OSError):
                 directory.rmdir()
     if pruned:
@@ -394,93 +525,137 @@ def prune_states(layout: Layout, cutoff: dt.date) -> None:
     the newest state is always kept."""
     days = days_in_dir(layout.subscription_state_root, ".parquet")
     for day in sorted(d for d in days if d <= cutoff and d < max(days)):
-        path = layout.subscription_state(day)
-        sidecar(layout, path).unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+        _remove_output(layout, layout.subscription_state(day))
 
 
 def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = DEFAULT_KEEP_DAYS,
                             threads: int | None = None, full: bool = False,
-                            memory_limit: str | None = None) -> dict:
-    """Build and publish `subscriptions/as_of=<as_of>/subscriptions.parquet` and its state.
+                            memory_limit: str | None = None, chunk_days: int = CHUNK_DAYS) -> dict:
+    """Build and publish the view `subscriptions/as_of=<as_of>/subscriptions.parquet/` (a folder
+    of parts, subscription_part.sql) and its state.
 
     The state as of `as_of` is folded from the newest usable state on or before it and the
-    transaction files of the days after it (newest_usable_state); without one, with `full`, or
-    when the view is marked for rebuild, it is built from every transaction file. DuckDB
-    streams the state into the staging area, then writes the view from it; both ways give the
-    same view bytes. The view is checked (check_view_file) and renamed into place, then the
-    state, whose sidecar comes last (publish_view_and_state). When `as_of` is the newest
-    published as-of, the legacy `Parquet_Data/aggregated/subscriptions.parquet` is replaced
-    with it; views and states older than `keep_days` before the newest are then pruned.
-    Publishing, the latest copy and pruning hold a lock, so concurrent builds of several as-of
-    dates cannot leave an older view as the latest.
+    transaction files of the days after it (newest_usable_state, fold_state): only the parts
+    those days change are written, the others are hard links to the previous view's and
+    state's. Without a usable state, with `full`, or when the view is marked for rebuild, every
+    part is built from every transaction file (full_state). Both ways give the same bytes. Each
+    written view part is checked (check_view_file); the view folder is published, then the
+    state's, whose sidecar comes last (publish_parts). Without a usable state over more than
+    `chunk_days` days of history, the state is built `chunk_days` at a time (chunked_state: the
+    same bytes in bounded memory); `full` builds it in one pass. When `as_of` is the newest published
+    as-of, the legacy `Parquet_Data/aggregated/subscriptions.parquet` is replaced with it; views
+    and states older than `keep_days` before the newest are then pruned. Publishing, the latest
+    copy and pruning hold a lock, so concurrent builds of several as-of dates cannot leave an
+    older view as the latest.
     """
     if keep_days < 1:
         raise ValueError(f"subscriptions_keep_days must be at least 1, got {keep_days}")
     t0 = time.monotonic()
     with view_connection(layout, threads, memory_limit) as con:
         with exclusive(layout.lock("subscriptions")):
-            listing = transaction_listing(layout)   # under the lock, before reading: what the build reads
+            digest = transaction_digest(layout, as_of)   # under the lock, before reading: what the build reads
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from
             full = full or is_invalidated(layout, layout.subscriptions(as_of))
             base = None if full else newest_usable_state(layout, as_of)
-            if base is None:
-                register_transactions(con, layout, through=as_of)
-                state_sql = load_sql("subscription_state")
-            else:
-                state_sql = fold_inputs(con, layout, listing, base, as_of)
-            rows, status = publish_view_and_state(con, layout, as_of, state_sql, listing_digest(listing, as_of),
-                                                  base)
+            work = layout.staging / f"subscription_state.build.{os.getpid()}"
+            work.mkdir(parents=True)
+            try:
+                if base is not None:
+                    sources = fold_state(con, layout, layout.subscription_state(base), base, as_of)
+                elif full or _span(layout, as_of) <= chunk_days:
+                    sources = full_state(con, layout, as_of, work / "full.parquet")
+                else:
+                    sources = chunked_state(con, layout, as_of, work, chunk_days)
+                rows, status, written = publish_parts(con, layout, as_of, sources, digest, base)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
             is_latest = as_of >= max(as_of_days(layout))
             if is_latest:
                 publish_latest(layout, as_of)
             pruned = prune_views(layout, keep_days)
     elapsed = time.monotonic() - t0
-    log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs, %s%s", as_of, rows,
+    log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs, %s (%d part(s) written)%s", as_of, rows,
              ", ".join(f"{k} {v}" for k, v in status.items()), elapsed,
-             f"folded from the state as of {base}" if base else "built from every transaction file",
+             f"folded from the state as of {base}" if base else "built from every transaction file", written,
              "; published as latest" if is_latest else "")
     return {"as_of": str(as_of), "rows": rows, "status": status, "latest": is_latest,
-            "folded_from": str(base) if base else None, "pruned": [str(d) for d in pruned],
-            "seconds": round(elapsed, 3)}
+            "folded_from": str(base) if base else None, "parts_written": written,
+            "pruned": [str(d) for d in pruned], "seconds": round(elapsed, 3)}
 
 
-def publish_view_and_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, state_sql: str,
-                           digest: str, base: dt.date | None) -> tuple[int, dict[str, int]]:
-    """Stream `state_sql` into the staged state file, write and check the view from it, publish
-    the view, then the state; returns (view rows, subscriptions per status).
+def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, sources: dict[str, str],
+                  digest: str, base: dt.date | None) -> tuple[int, dict[str, int], int]:
+    """Write the parts of `sources` (state and view), link the base's other parts,
+    publish the view folder, then the state's; returns (view rows, subscriptions per status,
+    parts written).
 
     The state's old sidecar goes first and its new one is written last: a state is usable only
     once its sidecar names the files it was built from, so one killed anywhere in between is
     redone, never used."""
     target, state = layout.subscriptions(as_of), layout.subscription_state(as_of)
-    params = {"as_of": as_of} if "$as_of" in state_sql else {}
+    carried = _carried_parts(layout, base, set(sources))
+    if carried:   # read before the state's sidecar goes: the base may be this very day's state
+        before_view = provenance.read(layout, layout.subscriptions(base))["parts"]
+        before_state = provenance.read(layout, layout.subscription_state(base))["parts"]
     sidecar(layout, state).unlink(missing_ok=True)
-    with staged(layout.staging, state) as state_tmp:
-        # sorted, so the same inputs give the same bytes (DESIGN 7); snappy: the state is read
-        # back once a day, where zstd's smaller file costs more CPU
-        (state_rows,) = con.execute(f"copy (select * from ({state_sql}) order by subscription_id) to "
-                                    f"{sql_path(state_tmp)} (format parquet, compression snappy)", params).fetchone()
-        con.execute(f"create or replace temp view state as select * from read_parquet({sql_path(state_tmp)})")
-        with staged(layout.staging, target) as tmp:
-            rows = copy_view_from_state(con, as_of, tmp)
-            status = check_view_file(tmp, rows, con)
+    with staged_dir(layout.staging, state) as state_tmp:
+        with staged_dir(layout.staging, target) as view_tmp:
+            written = _write_parts(con, as_of, sources, state_tmp, view_tmp)
+            for name, (view_part, state_part) in carried.items():
+                os.link(view_part, view_tmp / view_part.name)
+                os.link(state_part, state_tmp / state_part.name)
+        view_meta = {n: {"rows": w["rows"], "hash": w["hash"], "status": w["status"]} for n, w in written.items()}
+        state_meta = {n: {"rows": w["state_rows"], "hash": w["state_hash"]} for n, w in written.items()}
+        if carried:
+            view_meta |= {n: before_view[n] for n in carried}
+            state_meta |= {n: before_state[n] for n in carried}
+        rows = sum(p["rows"] for p in view_meta.values())
+        status: dict[str, int] = {}
+        for p in view_meta.values():
+            for k, v in p["status"].items():
+                status[k] = status.get(k, 0) + v
         provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=rows,
-                          extra={"as_of": str(as_of), "transactions": digest,
+                          output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in view_meta.items()}),
+                          extra={"as_of": str(as_of), "transactions": digest, "parts": view_meta,
                                  "folded_from": str(base) if base else None})
-    con.execute("drop view state")
-    provenance.record(layout, state, inputs={}, params={"as_of": str(as_of)}, rows=int(state_rows),
-                      extra={"as_of": str(as_of), "transactions": digest})
-    return rows, status
+    provenance.record(layout, state, inputs={}, params={"as_of": str(as_of)},
+                      rows=sum(p["rows"] for p in state_meta.values()),
+                      output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in state_meta.items()}),
+                      extra={"as_of": str(as_of), "transactions": digest, "parts": state_meta})
+    return rows, dict(sorted(status.items())), len(written)
+
+
+def _carried_parts(layout: Layout, base: dt.date | None, changed: set[str]) -> dict[str, tuple[Path, Path]]:
+    """{part: (view file, state file)} of the base's parts the new days leave as they are."""
+    if base is None:
+        return {}
+    views, states = parts(layout.subscriptions(base)), parts(layout.subscription_state(base))
+    return {name: (views[name], states[name]) for name in states if name not in changed}
 
 
 def write_full_view(layout: Layout, as_of: dt.date, dest: Path, *, threads: int | None = None,
                     memory_limit: str | None = None) -> int:
-    """The view as of `as_of` built from every transaction file, written to `dest` and published
-    nowhere (the reference `cvas verify` compares the published view with); returns rows."""
-    with view_connection(layout, threads, memory_limit) as con:
-        register_transactions(con, layout, through=as_of)
-        return copy_view(con, as_of, dest)
+    """The view as of `as_of` built from every transaction file, written to the new folder
+    `dest` (its parts) and published nowhere (the reference `cvas verify` compares the
+    published view with); returns rows."""
+    dest.mkdir(parents=True)
+    scratch = dest.with_name(dest.name + ".state")
+    scratch.mkdir()
+    try:
+        with view_connection(layout, threads, memory_limit) as con:
+            sources = full_state(con, layout, as_of, scratch / "full.parquet")
+            return sum(w["rows"] for w in _write_parts(con, as_of, sources, scratch, dest).values())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def read_view_table(path: Path) -> pa.Table:
+    """A published view (a folder of parts, or the single file of earlier versions) as one
+    Arrow table in the 34 columns, sorted by subscription id."""
+    files = list(parts(path).values()) if Path(path).is_dir() else [Path(path)]
+    tables = [pq.ParquetFile(f).read() for f in files]   # ParquetFile: no `as_of=` column from the path
+    table = pa.concat_tables(tables) if tables else SUBSCRIPTION_SCHEMA.empty_table()
+    return table.sort_by("subscription_id")
 
 
 def read_view_meta(layout: Layout, path: Path) -> dict:
@@ -489,8 +664,8 @@ def read_view_meta(layout: Layout, path: Path) -> dict:
 
 
 __all__ = [
-    "DEFAULT_KEEP_DAYS", "STATUSES", "SUBSCRIPTION_COLUMNS", "SUBSCRIPTION_SCHEMA", "SubscriptionViewError",
-    "VIEW_KINDS", "as_of_days", "build_subscription_view", "check_view_file", "connect",
-    "copy_view", "outside_retention", "prune_views", "publish_latest", "read_view_meta", "register_transactions",
-    "transaction_listing_digest", "view_sql",
+    "DEFAULT_KEEP_DAYS", "OPEN", "STATUSES", "SUBSCRIPTION_COLUMNS", "SUBSCRIPTION_SCHEMA", "SubscriptionViewError",
+    "VIEW_KINDS", "as_of_days", "build_subscription_view", "check_view_file", "connect", "outside_retention",
+    "parts", "prune_views", "publish_latest", "read_view_meta", "read_view_table", "register_transactions", "transaction_digest",
+    "view_sql", "write_full_view",
 ]

@@ -10,13 +10,14 @@ from tasks.config import cvas, layout
 
 
 class SubscriptionView(CvasTask):
-    """`subscriptions/as_of=<date>/subscriptions.parquet`: every subscription with an ACT or RENO
-    on or before `date`, its lifecycle as of the end of that day (LEGACY §8.3, 34 columns).
+    """`subscriptions/as_of=<date>/subscriptions.parquet/`: every subscription with an ACT or RENO
+    on or before `date`, its lifecycle as of the end of that day (LEGACY §8.3, 34 columns), as a
+    folder of parts (`open.parquet`, `deactivated-YYYY-MM.parquet`) read as one table.
 
     Folded by DuckDB from the newest usable state on or before `date` and the transaction
-    files of the days after it (from every transaction file when there is none, or when the
-    view is marked for rebuild); publishes `subscription_state/<date>.parquet` for the next
-    day. When `date` is the newest as-of it also replaces
+    files of the days after it, rewriting only the parts those days change (from every
+    transaction file when there is none, or when the view is marked for rebuild); publishes
+    `subscription_state/<date>.parquet/` for the next day. When `date` is the newest as-of it also replaces
     `Parquet_Data/aggregated/subscriptions.parquet`, and as-of views and states older than
     `[cvas] subscriptions_keep_days` before the newest are pruned.
 
