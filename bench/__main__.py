@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 NEW_PER_DAY = int(os.environ.get("BENCH_NEW_PER_DAY", "500"))
 YEARS = int(os.environ.get("BENCH_YEARS", "3"))
 REPEAT = max(3, int(os.environ.get("BENCH_REPEAT", "3")))
-START = dt.date(2025, 1, 1)
+# the history ends yesterday: `cvas daily` refuses a day that is not over (preflight, exit 6)
+_LONGEST = max(int(x) for x in os.environ.get("BENCH_DAILY_MARKS", "30,365,1095").split(","))
+START = dt.date.today() - dt.timedelta(days=_LONGEST + 1)
 CFG = """[core]
 autoload_range = false
 scheduler_host = 127.0.0.1
