@@ -344,9 +344,10 @@ def linked_copy(src: Path, dst: Path) -> None:
 
 
 def daily_runs(work: Path, root: Path, nova: Path, day: dt.date) -> tuple[list[float], list[float], dict, int]:
-    """`cvas daily --date day` DAILY_REPEAT times, each on a fresh linked copy of `root`; then
-    once more with a per-task timer for the breakdown. Returns (walls, peaks, seconds per task,
-    transaction rows of the day)."""
+    """`cvas daily --date day` DAILY_REPEAT times, each on a fresh linked copy of `root`, with
+    luigi.cfg's own `workers` (what `make daily` runs: a forked process per task); then once
+    more in one process with a per-task timer for the breakdown (a forked task's timer would
+    stay in its process). Returns (walls, peaks, seconds per task, transaction rows of the day)."""
     from cvas.core.layout import Layout
 
     cvas = str(Path(sys.executable).with_name("cvas"))
@@ -354,7 +355,10 @@ def daily_runs(work: Path, root: Path, nova: Path, day: dt.date) -> tuple[list[f
     for i in range(DAILY_REPEAT + 1):
         copy = work / f"daily-run-{i}"
         linked_copy(root, copy)
-        env = dict(os.environ, LUIGI_CONFIG_PATH=str(configure(work, copy, nova)))
+        cfg = configure(work, copy, nova)
+        if i < DAILY_REPEAT:
+            cfg.write_text(cfg.read_text().replace("workers = 1\n", ""))
+        env = dict(os.environ, LUIGI_CONFIG_PATH=str(cfg))
         try:
             if i < DAILY_REPEAT:
                 wall, peak = tree_run([cvas, "daily", "--date", str(day)], env, work / "daily.out")
