@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
