@@ -75,7 +75,7 @@ class Freshness:
     def __init__(self, layout: Layout, settings: Settings = Settings()) -> None:
         self.layout = layout
         self.settings = settings
-        self._scanned: dict[str, dict[str, list[int]]] = {}
+        self._scanned: dict[str, dict[str, os.DirEntry]] = {}
         self._marked: set[Path] | None = None
         self._failures: dict[Path, dict] | None = None
         self._days: dict[str, set[dt.date]] = {}
@@ -122,7 +122,12 @@ class Freshness:
         directory, name = os.path.split(path)
         listing = self._scanned.get(directory)
         if listing is not None:
-            return listing.get(name)
+            entry = listing.get(name)
+            try:
+                st = entry.stat() if entry is not None else None   # DirEntry caches it
+            except FileNotFoundError:
+                return None
+            return None if st is None else [st.st_size, st.st_mtime_ns]
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError, TypeError):
@@ -300,19 +305,13 @@ class _Paths:
     health: str | None
 
 
-def _scan(directory: str) -> dict[str, list[int]]:
-    listing: dict[str, list[int]] = {}
+def _scan(directory: str) -> dict[str, os.DirEntry]:
+    """The entries of a folder by name, from one listing; each is stat'ed only when a decision
+    asks for it (a per-day folder of years holds thousands of files, a decision needs a few)."""
     try:
-        entries = list(os.scandir(directory))
+        return {entry.name: entry for entry in os.scandir(directory)}
     except (FileNotFoundError, NotADirectoryError):
-        return listing
-    for entry in entries:
-        try:
-            st = entry.stat()
-        except FileNotFoundError:
-            continue
-        listing[entry.name] = [st.st_size, st.st_mtime_ns]
-    return listing
+        return {}
 
 
 def _health_reason(path: str) -> str:
