@@ -107,18 +107,31 @@ class CvasTask(luigi.Task):
 
     @contextlib.contextmanager
     def once(self) -> Iterator[bool]:
-        """Hold the task's lock for its run; yields True when the task is complete by then (another
-        run on the same data root built it meanwhile: the local scheduler does not know of other
-        processes), and the run then returns at once. An output is thus built once, and never
-        replaced under a reader that has just found it complete."""
-        bucket = int(hashlib.sha1(self.task_id.encode()).hexdigest(), 16) % _TASK_LOCKS
-        with exclusive(layout().lock(f"tasks/{bucket:02d}")):
-            built = self.complete()
+        """Hold the locks of the task's days for its run; yields True when every day is complete
+        by then (another run on the same data root built them meanwhile: the local scheduler
+        does not know of other processes), and the run then returns at once. A batch takes the
+        lock of each of its days (in bucket order, so two runs never wait on each other) and
+        builds only the days still incomplete under them (`pending`). An output is thus built
+        once, and never replaced under a reader that has just found it complete."""
+        buckets = sorted({int(hashlib.sha1(t.task_id.encode()).hexdigest(), 16) % _TASK_LOCKS
+                          for t in self.day_tasks()})
+        with contextlib.ExitStack() as locks:
+            for bucket in buckets:
+                locks.enter_context(exclusive(layout().lock(f"tasks/{bucket:02d}")))
+            self._pending = [t for t in self.day_tasks() if not t.complete()]
+            built = not self._pending
             if built:
                 log.info("%s: built by another run meanwhile; nothing to do", self.task_id)
                 if callable(self.set_status_message):   # set by luigi's worker
                     self.set_status_message("built by another run meanwhile")
+            elif self.is_batch and len(self._pending) < len(self.date):
+                log.info("%s: %d of its days built by another run meanwhile; building the other %d",
+                         self.task_id, len(self.date) - len(self._pending), len(self._pending))
             yield built
+
+    def pending(self) -> list[dt.date]:
+        """The days this run builds (within `once`): those still incomplete when its locks were taken."""
+        return [t.date for t in self._pending]
 
     @property
     def batchable(self):
@@ -138,6 +151,8 @@ class CvasTask(luigi.Task):
 
     def requires(self):
         return datasets.requires(self)
+
+    _pending: list[CvasTask] = []
 
     def complete(self):
         if self.is_batch:

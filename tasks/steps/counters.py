@@ -38,7 +38,7 @@ class DailyCounters(CvasTask):
                 return
             lay = layout()
             exclusions = load_exclusions(exclusions_path())
-            days = {task.date: task for task in self.day_tasks()}
+            days = {task.date: task for task in self.day_tasks() if task.date in self.pending()}
 
             def one_day(day: dt.date) -> int:
                 inputs = datasets.inputs(days[day])

@@ -10,7 +10,7 @@ from cvas.steps.feed_health import check_feed
 from cvas.steps.load import RejectRatioExceeded, load_into_layout
 from cvas.core.schemas import KINDS
 from tasks import datasets
-from tasks.base import CvasTask, DayParameter, days_of
+from tasks.base import CvasTask, DayParameter
 from tasks.config import cvas, layout, make_source
 
 
@@ -32,7 +32,7 @@ class FetchTransactions(CvasTask):
         with self.once() as built:
             if built:
                 return
-            days = days_of(self.date)
+            days = self.pending()
             self.progress(0, f"fetching {self.kind} {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else ""))
             lay = layout()
             rows = fetch_transactions_days(make_source(), self.kind, days, lambda d: lay.raw(self.kind, d), lay.staging)
@@ -73,7 +73,7 @@ class LoadTransactions(CvasTask):
                     raise
                 return report, check_feed(lay, self.kind, day)  # a flagged day stays published
 
-            done = each_day(f"load {self.kind}", days_of(self.date), one_day)
+            done = each_day(f"load {self.kind}", self.pending(), one_day)
             flagged = [f"{h.date}: {h.describe()}" for _, h in done.values() if h.flagged]
             self.progress(100, f"{sum(r['rows_written'] for r, _ in done.values())} rows written, "
                                f"{sum(r['rejected'] for r, _ in done.values())} rejected"

@@ -9,7 +9,7 @@ from cvas.core.batch import each_day
 from cvas.steps.fetch import fetch_user_base
 from cvas.steps.user_base import build_user_base_daily, export_user_base
 from tasks import datasets
-from tasks.base import CvasTask, DayParameter, days_of
+from tasks.base import CvasTask, DayParameter
 from tasks.config import excluded_services, layout, make_source
 
 
@@ -27,7 +27,7 @@ class FetchUserBase(CvasTask):
             if built:
                 return
             lay, source = layout(), make_source()
-            rows = each_day("fetch user base", days_of(self.date),
+            rows = each_day("fetch user base", self.pending(),
                             lambda d: fetch_user_base(source, d, lay.user_base_snapshot(d), lay.staging))
             self.set_status_message(f"{sum(rows.values())} rows")
 
@@ -53,7 +53,7 @@ class AggregateUserBase(CvasTask):
             if built:
                 return
             lay = layout()
-            days = {task.date: task for task in self.day_tasks()}
+            days = {task.date: task for task in self.day_tasks() if task.date in self.pending()}
 
             def one_day(day):
                 read = provenance.fingerprints(datasets.inputs(days[day]))
