@@ -20,7 +20,7 @@ from cvas.core.batch import DaysFailed
 from cvas.core.catalogue import dataset as catalogue_entry
 from cvas.core.freshness import clear_invalidation
 from cvas.core.failures import clear_failure, record_failure
-from cvas.core.locking import exclusive
+from cvas.core.locking import exclusive, shared
 from cvas.core.logs import redact
 from tasks import datasets
 from tasks.config import layout
@@ -157,9 +157,12 @@ class CvasTask(luigi.Task):
     def complete(self):
         if self.is_batch:
             return all(t.complete() for t in self.day_tasks())
-        if not datasets.state(self).fresh:
-            return False
-        return not catalogue_entry(self.dataset).product or all(t.complete() for t in flatten(self.requires()))
+        entry = catalogue_entry(self.dataset)
+        # decided under the writer's lock, shared: never between its output and its sidecar
+        with shared(layout().lock(entry.lock)) if entry.lock else contextlib.nullcontext():
+            if not datasets.state(self).fresh:
+                return False
+        return not entry.product or all(t.complete() for t in flatten(self.requires()))
 
     def _clear_marks(self):
         lay = layout()

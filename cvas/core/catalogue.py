@@ -71,6 +71,8 @@ class Dataset:
     product   built once at the end of a backfill (whole history, view, report); not in the
               status grid; stale while an upstream task is not complete
     switch    the [cvas] boolean setting that turns the dataset on
+    lock      the lock its writer holds while publishing (output and sidecar): a task's
+              completeness is decided under it, shared, so it never sees one without the other
     """
 
     name: str
@@ -89,6 +91,7 @@ class Dataset:
     source: bool = False
     product: bool = False
     switch: str | None = None
+    lock: str | None = None
 
     @property
     def per_day(self) -> bool:
@@ -180,11 +183,11 @@ _ENTRIES = (
             upstream=(Upstream("daily_counters"), Upstream("master_cpc")),
             inputs=lambda lay, d, k, s: {"master": lay.master_cpc},
             expect=(("excluded_services", _excluded_services), ("outputs", _outputs_of("counters_export"))),
-            listing=("daily", "daily_counters"), product=True),
+            listing=("daily", "daily_counters"), product=True, lock="counters_exports"),
     # the view and the state the next day's view is folded from, written together by one task
     Dataset("subscriptions", DAY, lambda lay, d, k: (lay.subscriptions(d), lay.subscription_state(d)),
             upstream=(Upstream("transactions", VIEW_KINDS),), expect=(("transactions", _view_digest),),
-            newest=lambda lay: (lay.subscriptions_latest,), days=_as_of_days, product=True),
+            newest=lambda lay: (lay.subscriptions_latest,), days=_as_of_days, product=True, lock="subscriptions"),
     Dataset("user_base_snapshot", DAY, lambda lay, d, k: (lay.user_base_snapshot(d),), sidecar=False, source=True,
             switch="user_base"),
     Dataset("user_base_daily", DAY, lambda lay, d, k: (lay.user_base_daily(d),),
@@ -193,7 +196,7 @@ _ENTRIES = (
     Dataset("user_base_export", NONE, lambda lay, d, k: tuple(lay.user_base_export(by) for by in _USER_BASE_EXPORTS),
             upstream=(Upstream("user_base_daily"),),
             expect=(("excluded_services", _excluded_services), ("outputs", _outputs_of("user_base_export"))),
-            listing=("daily", "user_base_daily"), product=True, switch="user_base"),
+            listing=("daily", "user_base_daily"), product=True, switch="user_base", lock="user_base_exports"),
     Dataset("report", DAY, lambda lay, d, k: (lay.report(d),),
             upstream=(Upstream("counters_export"), Upstream("subscriptions"), Upstream("user_base_export")),
             inputs=_report_inputs,
