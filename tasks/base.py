@@ -17,7 +17,7 @@ import luigi
 from luigi.task import flatten
 
 from cvas.core.batch import DaysFailed
-from cvas.core.catalogue import dataset as catalogue_entry
+from cvas.core.catalogue import dataset as catalogue_entry, writer_lock
 from cvas.core.freshness import clear_invalidation
 from cvas.core.failures import clear_failure, record_failure
 from cvas.core.locking import exclusive, shared
@@ -159,7 +159,7 @@ class CvasTask(luigi.Task):
             return all(t.complete() for t in self.day_tasks())
         entry = catalogue_entry(self.dataset)
         # decided under the writer's lock, shared: never between its output and its sidecar
-        with shared(layout().lock(entry.lock)) if entry.lock else contextlib.nullcontext():
+        with shared(writer_lock(layout(), self.dataset)) if entry.lock else contextlib.nullcontext():
             if not datasets.state(self).fresh:
                 return False
         return not entry.product or all(t.complete() for t in flatten(self.requires()))

@@ -61,6 +61,16 @@ def simulated_settings(data_root: Path, nova, workers: int = 1) -> dict[tuple[st
             ("core", "autoload_range"): "false"}
 
 
+def backfilled_root(tmp_path_factory, nova, start, end) -> Path:
+    """A data root with start..end built by one backfill from the simulated `nova`."""
+    from tasks.pipeline import run_backfill
+
+    root = tmp_path_factory.mktemp("built") / "data"
+    with luigi_settings(simulated_settings(root, nova)):
+        assert run_backfill(start, end, progress=lambda _: None) == 0
+    return root
+
+
 @pytest.fixture
 def luigi_config(tmp_path):
     """Point the [cvas] settings at a temporary data root; returns a setter for more keys."""

@@ -25,7 +25,7 @@ from cvas.core.publish import PublishError, publish_parquet, staged, write_text_
 from cvas.steps.exports import publish_counter_exports
 from cvas.steps.master import master_csv_text, read_master_csv
 from cvas.steps.user_base import export_user_base
-from tests.conftest import luigi_settings, simulated_settings
+from tests.conftest import backfilled_root, luigi_settings, simulated_settings
 
 START = dt.date(2025, 11, 3)
 DAYS = 5
@@ -46,11 +46,7 @@ def nova(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(nova, tmp_path_factory) -> Path:
     """A data root with every day built, its master holding service names that need quoting."""
-    from tasks.pipeline import run_backfill
-
-    root = tmp_path_factory.mktemp("built") / "data"
-    with luigi_settings(simulated_settings(root, nova)):
-        assert run_backfill(START, DAYS_LIST[-1], progress=lambda _: None) == 0
+    root = backfilled_root(tmp_path_factory, nova, START, DAYS_LIST[-1])
     lay = Layout(root)
     _rename_services(lay, AWKWARD)
     assert _export(lay) == ("rebuild", "append")   # the master changed; the user base does not read it

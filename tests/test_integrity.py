@@ -24,7 +24,7 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, sidecar
 from cvas.core.locking import registered_run
 from cvas.core.publish import staged
-from tests.conftest import luigi_settings, simulated_settings
+from tests.conftest import backfilled_root, luigi_settings, simulated_settings
 
 START = dt.date(2025, 11, 3)
 DAYS = 3
@@ -42,12 +42,7 @@ def nova(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(nova, tmp_path_factory) -> Path:
     """A data root with the whole range built (the reference every test copies)."""
-    from tasks.pipeline import run_backfill
-
-    root = tmp_path_factory.mktemp("built") / "data"
-    with luigi_settings(simulated_settings(root, nova)):
-        assert run_backfill(START, END, progress=lambda _: None) == 0
-    return root
+    return backfilled_root(tmp_path_factory, nova, START, END)
 
 
 @pytest.fixture

@@ -206,6 +206,11 @@ _ENTRIES = (
 DATASETS: dict[str, Dataset] = {d.name: d for d in _ENTRIES}
 
 
+def writer_lock(layout: Layout, name: str) -> Path:
+    """The lock file the writer of dataset `name` holds while it publishes (its `lock`)."""
+    return layout.lock(dataset(name).lock)
+
+
 class UnknownDatasetError(ValueError):
     """Raised when a dataset name is not in the catalogue."""
 

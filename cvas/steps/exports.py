@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 
 from cvas.core import provenance
-from cvas.core.catalogue import published_outputs
+from cvas.core.catalogue import published_outputs, writer_lock
 from cvas.core.freshness import Freshness, Settings
 from cvas.core.layout import Layout
 from cvas.core.locking import exclusive
@@ -28,7 +28,7 @@ def publish_counter_exports(layout: Layout, excluded_services: tuple[str, ...], 
     (a day file or master replaced meanwhile shows as a change: the next run rebuilds), the
     published files' stats and the path taken (`mode`).
     """
-    with exclusive(layout.lock("counters_exports")):
+    with exclusive(writer_lock(layout, "counters_export")):
         master = provenance.fingerprints({"master": layout.master_cpc})
         plan = Freshness(layout, Settings(excluded_services=excluded_services)).extension("counters_export")
         days = sorted(plan.listing) if plan.days is None else plan.days

@@ -68,6 +68,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cvas.core import provenance
+from cvas.core.catalogue import writer_lock
 from cvas.core.freshness import Freshness, is_invalidated
 from cvas.core.layout import (PART_FILE, Layout, day_of_name, days_in_dir, sidecar, transaction_days,
                               transaction_files)
@@ -552,7 +553,7 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
         raise ValueError(f"subscriptions_keep_days must be at least 1, got {keep_days}")
     t0 = time.monotonic()
     with view_connection(layout, threads, memory_limit) as con:
-        with exclusive(layout.lock("subscriptions")):
+        with exclusive(writer_lock(layout, "subscriptions")):
             digest = transaction_digest(layout, as_of)   # under the lock, before reading: what the build reads
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from
             full = full or is_invalidated(layout, layout.subscriptions(as_of))

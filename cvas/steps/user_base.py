@@ -41,7 +41,7 @@ import duckdb
 import pyarrow as pa
 
 from cvas.core import provenance
-from cvas.core.catalogue import published_outputs
+from cvas.core.catalogue import published_outputs, writer_lock
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.freshness import Freshness, Settings
 from cvas.core.layout import Layout, days_in_dir
@@ -232,7 +232,7 @@ def export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dict
     Holds a lock from reading the manifest to recording the new one, so concurrent workers
     exporting different days cannot append a day twice or record a stale manifest.
     """
-    with exclusive(layout.lock("user_base_exports")):
+    with exclusive(writer_lock(layout, "user_base_export")):
         return _export_user_base(layout, excluded_services)
 
 
