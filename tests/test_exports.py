@@ -25,7 +25,7 @@ from cvas.core.publish import PublishError, publish_parquet, staged, write_text_
 from cvas.steps.exports import publish_counter_exports
 from cvas.steps.master import master_csv_text, read_master_csv
 from cvas.steps.user_base import export_user_base
-from tests.conftest import backfilled_root, luigi_settings, simulated_settings
+from tests.conftest import backfilled_root
 
 START = dt.date(2025, 11, 3)
 DAYS = 5
