@@ -21,6 +21,7 @@ from cvas.core.catalogue import dataset as catalogue_entry, writer_lock
 from cvas.core.freshness import clear_invalidation
 from cvas.core.failures import clear_failure, record_failure
 from cvas.core.locking import exclusive, shared
+from cvas.core.layout import Layout
 from cvas.core.logs import redact
 from tasks import datasets
 from tasks.config import layout
@@ -72,6 +73,22 @@ def days_of(value) -> list[dt.date]:
     return list(value) if isinstance(value, DayBatch) else [value]
 
 
+def task_lock_files(lay: Layout, tasks: list[luigi.Task]) -> list[Path]:
+    """The lock files of one-day `tasks` (hash buckets of their ids), in the order they are taken."""
+    buckets = sorted({int(hashlib.sha1(t.task_id.encode()).hexdigest(), 16) % _TASK_LOCKS for t in tasks})
+    return [lay.lock(f"tasks/{bucket:02d}") for bucket in buckets]
+
+
+@contextlib.contextmanager
+def task_locks(tasks: list[luigi.Task]) -> Iterator[None]:
+    """Hold the locks of one-day `tasks`: what a task's run holds from its completeness check to
+    its sidecar (`CvasTask.once`). Taken in one order, so two holders never wait on each other."""
+    with contextlib.ExitStack() as locks:
+        for path in task_lock_files(layout(), tasks):
+            locks.enter_context(exclusive(path))
+        yield
+
+
 _batching = [False]
 
 
@@ -113,11 +130,7 @@ class CvasTask(luigi.Task):
         lock of each of its days (in bucket order, so two runs never wait on each other) and
         builds only the days still incomplete under them (`pending`). An output is thus built
         once, and never replaced under a reader that has just found it complete."""
-        buckets = sorted({int(hashlib.sha1(t.task_id.encode()).hexdigest(), 16) % _TASK_LOCKS
-                          for t in self.day_tasks()})
-        with contextlib.ExitStack() as locks:
-            for bucket in buckets:
-                locks.enter_context(exclusive(layout().lock(f"tasks/{bucket:02d}")))
+        with task_locks(self.day_tasks()):
             self._pending = [t for t in self.day_tasks() if not t.complete()]
             built = not self._pending
             if built:

@@ -10,13 +10,14 @@ from collections.abc import Callable
 import luigi
 from luigi.execution_summary import LuigiStatusCode, _summary_dict
 
-from cvas.core.catalogue import dataset, enabled, grid_columns, leaves, output_path, products, split_label
+from cvas.core.catalogue import (dataset, downstream, enabled, grid_columns, label as dataset_label, leaves,
+                                 output_path, products, split_label)
 from cvas.core.freshness import Freshness
 from cvas.core.locking import exclusive, oldest_running, registered_run, shared
 from cvas.core.publish import clean_staging
 from cvas.ops.status import grid, mark_for_rebuild, outputs_as_of, plan, plan_outputs
 from tasks import datasets, outcome
-from tasks.base import batched
+from tasks.base import batched, task_locks
 from tasks.config import cvas, layout
 from tasks.progress import watch_days
 from tasks.steps.counters import DailyCounters
@@ -172,13 +173,9 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     steps = planned_steps(start, end, only_missing)
     lay = layout()
     per_day: dict[dt.date, set[luigi.Task]] = {}
-    for day, label, why in steps:
-        name, kind = split_label(label)
-        path = output_path(lay, name, kind, day)
-        if path.exists() and not why.startswith("forced"):
-            mark_for_rebuild(lay, path)
+    for day, label, why in _mark_for_rebuild(lay, steps):
         # the per-day tasks at the end of the output's branch: their requirements follow
-        per_day.setdefault(day, set()).update(datasets.task_for(leaf, day) for leaf in leaves(name))
+        per_day.setdefault(day, set()).update(datasets.task_for(leaf, day) for leaf in leaves(split_label(label)[0]))
     todo = sorted(per_day)
     total = (end - start).days + 1
     # whole-history products: built once at the end, never per day
@@ -207,6 +204,35 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     code = max(code, build(finals, products=True, **kwargs))
     progress(f"backfill done in {time.monotonic() - t0:.1f}s, exit code {code}")
     return code
+
+
+def _mark_for_rebuild(lay, steps: list[tuple[dt.date, str, str]]) -> list[tuple[dt.date, str, str]]:
+    """Mark the published outputs of the plan's `steps` for rebuild (so each is replaced in one
+    rename by its rerun); returns the steps still to build.
+
+    The plan was read without locks: another run may have been between publishing an output and
+    its sidecar, which looks stale. So an output is marked under its task's lock, and only when
+    it is still not complete there (or an upstream of its day was just marked or is missing):
+    an output another run has just built, and may be reading, is never taken from under it.
+    """
+    todo, rebuilt = [], set()
+    for day, label, why in steps:
+        name, kind = split_label(label)
+        path = output_path(lay, name, kind, day)
+        task = datasets.task_for(name, day, kind)
+        if not path.exists() or why.startswith("forced") or (day, label) in rebuilt:
+            needed = True
+        else:
+            with task_locks([task]):
+                needed = not task.complete()
+                if needed:
+                    mark_for_rebuild(lay, path)
+        if not needed:
+            log.info("%s %s: built by another run since the plan; kept", label, day)
+            continue
+        todo.append((day, label, why))
+        rebuilt.update((day, dataset_label(*d)) for d in downstream(name, kind))
+    return todo
 
 
 def _day_label(task: luigi.Task) -> str:

@@ -26,7 +26,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from cvas.core.layout import Layout, sidecar
+from cvas.core.layout import Layout, sidecar, tombstone
+from cvas.core.locking import exclusive
 from cvas.ops.status import invalidate
 from cvas.ops.verify import verify_range
 from tests.cli_runs import (
@@ -385,3 +386,44 @@ def test_concurrent_daily_and_backfill_runs_give_the_outputs_of_a_sequential_bui
         assert r.verified, f"{what}: verify finds problems"
     print(f"{len(races)} concurrent trials ({sum(r.scheduler == 'luigid' for r in races)} through luigid), "
           f"second run started {min(r.delay for r in races)}..{max(r.delay for r in races)}s after the first")
+
+
+def _waits_for_lock(pid: int, path: Path) -> bool:
+    """Whether process `pid` is blocked on a flock of `path` (a `->` line of /proc/locks)."""
+    inode = path.stat().st_ino
+    return any("->" in line and line.split()[5] == str(pid) and line.split()[6].endswith(f":{inode}")
+               for line in Path("/proc/locks").read_text().splitlines())
+
+
+def test_a_backfill_never_marks_for_rebuild_an_output_another_run_is_publishing(nova, reference, tmp_path):
+    """A backfill plans from a scan taken without locks: a partition that another run has
+    published but not yet recorded (its sidecar follows under the task's lock) looks stale.
+    The backfill marks it for rebuild only once it holds that lock and finds it still stale,
+    so the other run's readers, which found it complete, keep it (CI saw exit 30 'inputs ...
+    not complete any more' when the mark landed in between)."""
+    from tasks.base import task_lock_files
+    from tasks.steps.transactions import LoadTransactions
+
+    root = tmp_path / "data"
+    shutil.copytree(reference.root, root)
+    cfg = write_cfg(tmp_path / "luigi.cfg", root, nova=nova)
+    lay = Layout(root)
+    partition, counters = lay.transactions("reno", END), lay.daily_counters(END)
+    before = {p: p.stat().st_mtime_ns for p in (partition, counters)}
+    own = sidecar(lay, partition)
+    lock = task_lock_files(lay, [LoadTransactions(date=END, kind="reno")])[0]
+    with exclusive(lock):                          # the other run, between the partition and its sidecar
+        aside = own.rename(own.with_name(own.name + ".writing"))
+        backfill = subprocess.Popen(cvas_cmd("backfill", *RANGE), cwd=REPO, env=env_for(cfg),
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while not _waits_for_lock(backfill.pid, lock):
+            assert backfill.poll() is None, f"the backfill did not wait for the writer:\n{backfill.communicate()[0]}"
+            assert time.monotonic() < deadline, "the backfill never reached the partition's lock"
+            time.sleep(0.05)
+        aside.rename(own)                          # ... which records the sidecar and is done
+    output = backfill.communicate(timeout=120)[0]
+    assert backfill.returncode == 0, output
+    assert "all 2 days are built; nothing to do" in output, output
+    assert not tombstone(lay, partition).exists()
+    assert {p: p.stat().st_mtime_ns for p in (partition, counters)} == before
