@@ -1,4 +1,5 @@
-"""Functions fit on a screen: no function of the product code (cvas/, tasks/) runs over 80 lines."""
+"""The shape of the product code (cvas/, tasks/): functions fit on a screen (80 lines), and
+every DuckDB connection is opened by `cvas.sql.connect` (no progress bar in cron logs)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ def test_the_check_finds_functions_and_methods_over_the_limit(tmp_path):
     (tmp_path / "tasks" / "t.py").write_text(f"class C:\n    def short():\n{body(LIMIT - 1)}\n")
     (tmp_path / "elsewhere.py").write_text(f"def f():\n{body(LIMIT * 2)}\n")
     assert long_functions(tmp_path) == [("cvas/sub/m.py", "long", 3, LIMIT + 1)]
+
+
+def test_every_duckdb_connection_is_opened_by_cvas_sql_connect():
+    """DuckDB prints a progress bar to stdout for any query over two seconds, log file or not:
+    a year's backfill left bars in its cron log. `cvas.sql.connect` turns it off."""
+    from cvas.sql import connect
+
+    opened = [path.relative_to(REPO).as_posix()
+              for path in sorted([*REPO.glob("cvas/**/*.py"), *REPO.glob("tasks/**/*.py")])
+              if "duckdb.connect(" in path.read_text(encoding="utf-8")]
+    assert opened == ["cvas/sql/__init__.py"]
+    con = connect(threads=1)
+    assert con.sql("select current_setting('enable_progress_bar'), current_setting('threads')").fetchone() == (False, 1)

@@ -19,13 +19,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from cvas.core.csvlines import records
 from cvas.core.layout import Layout, transaction_files
 from cvas.core.publish import write_text_atomic
-from cvas.sql import load_sql
+from cvas.sql import connect, load_sql
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +209,7 @@ def refunds_by_cpc(layout: Layout, months: list[str], master: pa.Table) -> Table
         files += found
     if not files:
         return Table(REFUND_COLUMNS, _REFUND_KINDS, [], notes)
-    con = duckdb.connect()
+    con = connect()
     try:
         con.execute("set threads = 2")
         con.register("master", master)
@@ -251,7 +250,7 @@ def lifetime_value(view: Path, master: pa.Table, service: str, months: list[str]
     view = Path(view)
     if not view.exists():
         raise AnalysisInputError(f"{view}: no subscription view (build SubscriptionView for the as-of day)")
-    con = duckdb.connect()
+    con = connect()
     try:
         con.execute("set threads = 2")
         con.register("subscriptions", con.read_parquet(str(view)))

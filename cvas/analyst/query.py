@@ -13,13 +13,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from cvas.core import provenance
 from cvas.core.layout import Layout
 from cvas.core.schemas import KINDS
-from cvas.sql import load_sql
+from cvas.sql import connect, load_sql
 from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, register_transactions, sql_path
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ def investigate(layout: Layout, *, subscription_id: int | str | None = None, tmu
     if as_of and not view.exists():
         raise QueryError(f"there is no subscription view as of {as_of} ({view}); build it with "
                          f"`luigi --module tasks SubscriptionView --date {as_of}` or omit --as-of")
-    con = duckdb.connect()
+    con = connect()
     try:
         register_transactions(con, layout, KINDS)
         ids: list[int] = []

@@ -14,7 +14,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -25,6 +24,7 @@ from cvas.core.publish import publish_parquet, staged
 from cvas.core.schemas import KINDS, spec
 from cvas.sources import SourceError
 from cvas.sources.directory import DirectorySource
+from cvas.sql import connect
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
     counts: dict[tuple[str, str], MonthCount] = defaultdict(MonthCount)
     scratch = layout.staging / "adopt"
     scratch.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
+    con = connect()
     try:
         for kind in kinds:
             ks = spec(kind)

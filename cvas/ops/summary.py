@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 
 from cvas.core.layout import Layout, transaction_files
 from cvas.core.quality import read_quality
 from cvas.core.schemas import KINDS
 from cvas.core.freshness import counter_days, loaded_days
+from cvas.sql import connect
 
 
 def summarize(layout: Layout, log_dir: Path) -> dict:
     """Figures over every published output (no PII: counts, CPCs, dates only) and where the
     outputs and the run logs (`log_dir`) are."""
-    con = duckdb.connect()
+    con = connect()
     rows = {}
     for kind in KINDS:
         files = transaction_files(layout, kind)

@@ -26,7 +26,7 @@ from cvas.steps.load import REJECT_COLUMNS
 from cvas.steps.master import MasterFormatError, read_master_csv
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS, spec
 from cvas.ops.status import mark_for_rebuild
-from cvas.sql import load_sql
+from cvas.sql import connect, load_sql
 from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, parts, sql_path, write_full_view
 from cvas.steps.user_base import EXPORT_HEADERS, USER_BASE_DAILY_SCHEMA
 
@@ -333,7 +333,7 @@ def view_difference(published: Path, reference: Path) -> str | None:
         return f"columns or types differ ({', '.join(f'{f.name} {f.type}' for f in got if f not in want) or 'order'})"
     if provenance.file_hash(published) == provenance.file_hash(reference):
         return None
-    con = duckdb.connect()
+    con = connect()
     try:
         for name, path in (("published", published), ("reference", reference)):
             con.execute(f"create view {name} as select * from read_parquet({sql_path(path)})")

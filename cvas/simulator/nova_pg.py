@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from cvas.sql import connect
+
 log = logging.getLogger(__name__)
 
 
@@ -91,7 +93,7 @@ def load_into_postgres(duckdb_path: Path, dsn: str = "", *, psql: str = "psql",
     if not duckdb_path.is_file():
         raise NovaLoadError(f"no simulated Nova at {duckdb_path}")
     argv = [psql, *psql_args, *(["-d", dsn] if dsn else [])]
-    con = duckdb.connect(str(duckdb_path), read_only=True)
+    con = connect(str(duckdb_path), read_only=True)
     try:
         found = duckdb_tables(con)
         names = list(tables) if tables is not None else sorted(found)

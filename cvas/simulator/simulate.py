@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from cvas.sql import load_sql
+from cvas.sql import connect, load_sql
 
 log = logging.getLogger(__name__)
 
@@ -703,11 +703,9 @@ def _vocab(values: tuple[str, ...]) -> str:
 
 def _write_database(path: Path, data: dict, start: dt.date, end: dt.date, days: int, seed: int,
                     new_per_day: int) -> dict[str, int]:
-    con = duckdb.connect(str(path))
+    # one writer thread: parallel inserts leave half-filled, poorly compressed row groups
+    con = connect(str(path), threads=1)
     try:
-        con.execute("set enable_progress_bar = false")
-        # one writer thread: parallel inserts leave half-filled, poorly compressed row groups
-        con.execute("set threads = 1")
         con.execute(load_sql("nova_schema"))
         _write_reference(con, data["cat"], start, end, days, seed, new_per_day)
         tmuserids, infos, sub_ids = _write_identities(con, data)

@@ -11,7 +11,7 @@ import duckdb
 from cvas.core.batch import contiguous_runs
 from cvas.core.schemas import spec
 from cvas.sources import SourceError
-from cvas.sql import for_duckdb, load_sql
+from cvas.sql import connect, for_duckdb, load_sql
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class SimulatedSource:
         if not self.database.is_file():
             raise SourceError(f"simulated Nova database {self.database} does not exist; run the simulator first")
         try:
-            return duckdb.connect(str(self.database), read_only=True)
+            return connect(str(self.database), read_only=True)
         except duckdb.Error as exc:
             raise SourceError(f"cannot open simulated Nova database {self.database}: {exc}") from exc
 

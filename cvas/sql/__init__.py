@@ -20,3 +20,15 @@ def load_sql(name: str) -> str:
 def for_duckdb(sql: str) -> str:
     """Turn psql variable references into DuckDB named parameters."""
     return _PSQL_VAR.sub(lambda m: f"${m.group(1)}", sql)
+
+
+def connect(database: str = ":memory:", *, read_only: bool = False, threads: int | None = None):
+    """A DuckDB connection as cvas runs them: without the progress bar, which DuckDB otherwise
+    prints to stdout for any query over two seconds (cron mails and logs, not a terminal)."""
+    import duckdb
+
+    con = duckdb.connect(database, read_only=read_only)
+    con.execute("set enable_progress_bar = false")
+    if threads is not None:
+        con.execute(f"set threads = {int(threads)}")
+    return con

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from cvas.steps.exclusions import Exclusions
 from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged, write_parquet
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, NUMERIC_RANGES, SERVICE_EXPORT_COLUMNS
-from cvas.sql import load_sql
+from cvas.sql import connect, load_sql
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,7 @@ class CounterInputError(RuntimeError):
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("set threads = 2")
-    return con
+    return connect(threads=2)
 
 
 def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,

@@ -67,6 +67,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cvas import sql
 from cvas.core import provenance
 from cvas.core.catalogue import writer_lock
 from cvas.core.freshness import Freshness, is_invalidated
@@ -116,9 +117,7 @@ def connect(threads: int | None = None, memory_limit: str | None = None,
     """An in-memory DuckDB connection (all cores unless `threads` is given). With
     `memory_limit` (DuckDB's syntax, e.g. `1GB`) DuckDB spills to `spill_dir` rather than
     growing past it: the full build over years of history would otherwise take GBs."""
-    con = duckdb.connect()
-    if threads:
-        con.execute(f"set threads = {int(threads)}")
+    con = sql.connect(threads=threads or None)
     if memory_limit:
         con.execute(f"set memory_limit = '{checked_memory_limit(memory_limit)}'")
         # without it DuckDB runs out of memory rather than spilling (the outputs are ordered by

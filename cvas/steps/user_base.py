@@ -47,7 +47,7 @@ from cvas.core.freshness import Freshness, Settings
 from cvas.core.layout import Layout, days_in_dir
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged
-from cvas.sql import load_sql
+from cvas.sql import connect, load_sql
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dic
                  plan.reason or "the sidecar does not record the exports' line counts")
     days = plan.days if append else sorted(plan.listing)
     files = [str(layout.user_base_daily(dt.date.fromisoformat(d))) for d in days]
-    con = duckdb.connect()
+    con = connect()
     try:
         con.execute("set threads = 2")
         if files:
