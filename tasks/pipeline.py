@@ -212,19 +212,18 @@ def _mark_for_rebuild(lay, steps: list[tuple[dt.date, str, str]]) -> list[tuple[
 
     The plan was read without locks: another run may have been between publishing an output and
     its sidecar, which looks stale. So an output is marked under its task's lock, and only when
-    it is still not complete there (or an upstream of its day was just marked or is missing):
-    an output another run has just built, and may be reading, is never taken from under it.
+    it is still not complete there, or an upstream of its day is rebuilt: an output another run
+    has just built, and may be reading, is never taken from under it.
     """
     todo, rebuilt = [], set()
     for day, label, why in steps:
         name, kind = split_label(label)
         path = output_path(lay, name, kind, day)
         task = datasets.task_for(name, day, kind)
-        if not path.exists() or why.startswith("forced") or (day, label) in rebuilt:
-            needed = True
-        else:
+        needed = True
+        if path.exists() and not why.startswith("forced"):   # forced: marked already
             with task_locks([task]):
-                needed = not task.complete()
+                needed = (day, label) in rebuilt or not task.complete()
                 if needed:
                     mark_for_rebuild(lay, path)
         if not needed:
