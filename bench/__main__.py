@@ -71,9 +71,17 @@ def median(fn, repeat=REPEAT) -> float:
     return statistics.median(fn() for _ in range(repeat))
 
 
-def configure(work: Path, root: Path, nova: Path, port: int = 8082) -> Path:
+def configure(work: Path, root: Path, nova: Path, port: int = 8082, drops: Path | None = None,
+              workers: int | None = 1) -> Path:
+    """The luigi.cfg of a bench run on `root`: the simulated source on `nova`, or the directory
+    source on `drops`; `workers` None keeps the shipped default (what users run)."""
     cfg = work / f"luigi-{root.name}.cfg"
-    cfg.write_text(CFG.format(root=root, nova=nova, work=work, port=port))
+    text = CFG.format(root=root, nova=nova, work=work, port=port)
+    if drops is not None:
+        text = text.replace("source = simulated", "source = directory") + f"[directory_source]\nroot = {drops}\n"
+    if workers != 1:
+        text = text.replace("workers = 1\n", "" if workers is None else f"workers = {workers}\n")
+    cfg.write_text(text)
     os.environ["LUIGI_CONFIG_PATH"] = str(cfg)
     import luigi.configuration
     from luigi.task_register import Register
@@ -426,19 +434,31 @@ BATCH_NEW_PER_DAY = int(os.environ.get("BENCH_BATCH_NEW_PER_DAY", "750"))   # ~3
 BATCH_DAYS = int(os.environ.get("BENCH_BATCH_DAYS", "365"))
 BATCH_YEARS = int(os.environ.get("BENCH_BATCH_YEARS", "3"))                 # 0 skips the long backfill
 
-BACKFILL = """
-import datetime as dt
-from tasks.pipeline import run_backfill
-code = run_backfill(dt.date.fromisoformat('{start}'), dt.date.fromisoformat('{end}'), progress=lambda _: None)
-assert code == 0, code
-"""
+def write_drops(nova: Path, drops: Path, start: dt.date, end: dt.date) -> None:
+    """Nova's extracts of [start, end] as the directory source's drops (`Daily_Data/<day>/`,
+    `User_Base/NBS_BASE/`): what a backfill of history reads in production, as the legacy
+    did. Written by the simulated source's own range extracts, before any clock starts."""
+    from cvas.core.schemas import KINDS
+    from cvas.sources.directory import DirectorySource
+    from cvas.sources.simulated import SimulatedSource
 
-ADOPT = """
-from pathlib import Path
-from cvas.ops.adopt import adopt
-from tasks.config import layout
-adopt(Path('{legacy}'), layout())
-""" + BACKFILL
+    source, out = SimulatedSource(nova / "nova.duckdb"), DirectorySource(drops)
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    for kind in KINDS:
+        source.extract_transactions_days(kind, days, lambda day, kind=kind: out.daily_file(kind, day))
+    for day in days:
+        out.user_base_file(day).parent.mkdir(parents=True, exist_ok=True)
+        source.extract_user_base(day, out.user_base_file(day))
+
+
+def cvas_run(work: Path, root: Path, nova: Path, drops: Path, *commands: list[str]) -> tuple[float, float]:
+    """`cvas <command>` for each of `commands` in turn on `root`, as users run it: the directory
+    source on `drops`, luigi.cfg's own workers; (wall seconds, peak RSS MiB of the process tree)."""
+    cfg = configure(work, root, nova, drops=drops, workers=None)
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(cfg))
+    cvas = str(Path(sys.executable).with_name("cvas"))
+    runs = [tree_run([cvas, *command], env, work / "cvas.out") for command in commands]
+    return sum(wall for wall, _ in runs), max(peak for _, peak in runs)
 
 
 def bare_conversion(layout, start: dt.date, end: dt.date, out: Path) -> tuple[float, int]:
@@ -465,48 +485,51 @@ def bare_conversion(layout, start: dt.date, end: dt.date, out: Path) -> tuple[fl
 
 
 def backfill_targets(work: Path) -> None:
-    """A steady-state history built by one `cvas backfill` (batch runs) against DuckDB's bare
-    CSV->Parquet conversion of the same landing CSVs; then `cvas adopt` of that history as a
-    legacy tree plus the backfill after it; then the rows/s of a BATCH_YEARS-year backfill."""
+    """`cvas backfill` of a steady-state year from the directory source (the whole process tree,
+    every output) against DuckDB's bare CSV->Parquet conversion of the same landing CSVs; then
+    `cvas adopt` of that history as a legacy tree plus the backfill after it; then the rows/s of
+    a BATCH_YEARS-year backfill."""
     from cvas.core.layout import Layout
     from cvas.simulator.legacy import write_legacy_tree
     from cvas.simulator.simulate import simulate
 
-    nova = work / "nova-batch"
-    info = simulate(nova, START, BATCH_DAYS, new_per_day=BATCH_NEW_PER_DAY, seed=3)
+    nova, drops = work / "nova-batch", work / "drops-batch"
+    info = simulate(nova, START, BATCH_DAYS, new_per_day=BATCH_NEW_PER_DAY, seed=3, steady=True)
     end = info.end
+    write_drops(nova, drops, START, end)
     root = work / "data-batch"
-    cfg = configure(work, root, nova)
-    r = in_subprocess(cfg, BACKFILL.format(start=START, end=end))
+    wall, peak = cvas_run(work, root, nova, drops, ["backfill", "--start", str(START), "--end", str(end)])
     lay = Layout(root)
     bare, rows = bare_conversion(lay, START, end, work / "bare")
-    say(f"backfill of {BATCH_DAYS} days, every output, batch runs ({rows:,} rows, {rows / BATCH_DAYS:,.0f}/day)",
-        f"{r['s']:.1f} s, {rows / r['s']:,.0f} rows/s, peak {r['mib']:,.0f} MiB (target <= 1,536 MiB)")
+    say(f"cvas backfill of {BATCH_DAYS} days, every output, directory source ({rows:,} rows, "
+        f"{rows / BATCH_DAYS:,.0f}/day)",
+        f"{wall:.1f} s, {rows / wall:,.0f} rows/s, peak {peak:,.0f} MiB (process tree; target <= 1,536 MiB)")
     say("bare DuckDB CSV->typed Parquet of the same CSVs, one file per day and kind",
-        f"{bare:.1f} s; backfill ratio {r['s'] / bare:.2f} (target <= 2)")
+        f"{bare:.1f} s; backfill ratio {wall / bare:.2f} (target <= 2)")
 
     legacy = work / "legacy-batch"
     write_legacy_tree(info.database, legacy, info.days, [])
     adopted = work / "data-adopt"
-    a = in_subprocess(configure(work, adopted, nova), ADOPT.format(legacy=legacy, start=START, end=end))
+    wall_a, peak_a = cvas_run(work, adopted, nova, drops, ["adopt", str(legacy)],
+                              ["backfill", "--start", str(START), "--end", str(end)])
     say(f"cvas adopt of {BATCH_DAYS} legacy days + the backfill after it",
-        f"{a['s']:.1f} s, peak {a['mib']:,.0f} MiB; ratio to the bare conversion {a['s'] / bare:.2f} (target <= 3)")
-    shutil.rmtree(legacy, ignore_errors=True)
-    shutil.rmtree(adopted, ignore_errors=True)
-    shutil.rmtree(root, ignore_errors=True)
+        f"{wall_a:.1f} s, peak {peak_a:,.0f} MiB; ratio to the bare conversion {wall_a / bare:.2f} (target <= 3)")
+    for path in (legacy, adopted, root, drops):
+        shutil.rmtree(path, ignore_errors=True)
 
     if BATCH_YEARS > 1:
         days = 365 * BATCH_YEARS
-        nova_y = work / "nova-years"
-        info_y = simulate(nova_y, START, days, new_per_day=BATCH_NEW_PER_DAY, seed=3)
-        root_y = work / "data-years-batch"
-        y = in_subprocess(configure(work, root_y, nova_y), BACKFILL.format(start=START, end=info_y.end))
+        nova_y, drops_y, root_y = work / "nova-years", work / "drops-years", work / "data-years-batch"
+        info_y = simulate(nova_y, START, days, new_per_day=BATCH_NEW_PER_DAY, seed=3, steady=True)
+        write_drops(nova_y, drops_y, START, info_y.end)
+        wall_y, peak_y = cvas_run(work, root_y, nova_y, drops_y,
+                                  ["backfill", "--start", str(START), "--end", str(info_y.end)])
         rows_y = rows_between(Layout(root_y), START, info_y.end)
-        say(f"backfill of {BATCH_YEARS} years ({rows_y:,} rows)",
-            f"{y['s']:.0f} s, {rows_y / y['s']:,.0f} rows/s vs {rows / r['s']:,.0f} for one year "
-            f"(ratio {(rows_y / y['s']) / (rows / r['s']):.2f}, target >= 0.9), peak {y['mib']:,.0f} MiB")
-        shutil.rmtree(root_y, ignore_errors=True)
-        shutil.rmtree(nova_y, ignore_errors=True)
+        say(f"cvas backfill of {BATCH_YEARS} years ({rows_y:,} rows)",
+            f"{wall_y:.0f} s, {rows_y / wall_y:,.0f} rows/s vs {rows / wall:,.0f} for one year "
+            f"(ratio {(rows_y / wall_y) / (rows / wall):.2f}, target >= 0.9), peak {peak_y:,.0f} MiB")
+        for path in (root_y, nova_y, drops_y):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from tasks.config import layout
 log = logging.getLogger("cvas.tasks")
 
 _RACED = "Unfulfilled dependenc"   # luigi: "Unfulfilled dependency/dependencies at run time: <ids>"
-_TASK_LOCKS = 64                   # lock files shared by all tasks (hash buckets): .locks stays small
+_TASK_LOCKS = 64                   # lock files per task family and kind (day buckets): .locks stays small
 
 
 class DayBatch(tuple):
@@ -74,9 +74,16 @@ def days_of(value) -> list[dt.date]:
 
 
 def task_lock_files(lay: Layout, tasks: list[luigi.Task]) -> list[Path]:
-    """The lock files of one-day `tasks` (hash buckets of their ids), in the order they are taken."""
-    buckets = sorted({int(hashlib.sha1(t.task_id.encode()).hexdigest(), 16) % _TASK_LOCKS for t in tasks})
-    return [lay.lock(f"tasks/{bucket:02d}") for bucket in buckets]
+    """The lock files of one-day `tasks`, in the order they are taken: one folder per family and
+    kind, a day's bucket by its date (a batch's days never share one; an undated task by its id).
+    Two batches of different families or kinds, which run side by side, never share a lock."""
+    def one(task: luigi.Task) -> str:
+        day, kind = task.param_kwargs.get("date"), task.param_kwargs.get("kind")
+        bucket = (day.toordinal() if isinstance(day, dt.date)
+                  else int(hashlib.sha1(task.task_id.encode()).hexdigest(), 16))
+        return f"tasks/{task.task_family}{'-' + kind if kind else ''}/{bucket % _TASK_LOCKS:02d}"
+
+    return [lay.lock(name) for name in sorted({one(t) for t in tasks})]
 
 
 @contextlib.contextmanager
@@ -227,3 +234,15 @@ class CvasTask(luigi.Task):
                                    task.param_kwargs.get("kind"))
                 except OSError as exc:  # the build's own error matters more than its record
                     log.warning("could not record the failure of %s: %s", task, exc)
+
+
+@CvasTask.event_handler(luigi.Event.PROCESSING_TIME)
+def _log_run_time(task: CvasTask, seconds: float) -> None:
+    """One line per task run in the run's log, with its duration: where a slow run spent its time
+    (fired in the process that ran the task, a forked worker's included)."""
+    if task.is_batch:
+        kind = task.param_kwargs.get("kind")
+        what = f"{task.task_family}({kind or ''}) {task.date[0]}..{task.date[-1]} ({len(task.date)} days)"
+    else:
+        what = str(task)
+    log.info("%s ran in %.2fs", what.replace("() ", " "), seconds)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
+import re
 
 import luigi
 import pytest
@@ -58,12 +60,17 @@ def day_by_day(nova, tmp_path_factory):
     return root
 
 
-def test_batched_backfill_publishes_what_day_by_day_publishes(nova, day_by_day, tmp_path):
+def test_batched_backfill_publishes_what_day_by_day_publishes(nova, day_by_day, tmp_path, caplog):
     root = tmp_path / "data"
-    code, _, batches = backfill(root, nova)
+    with caplog.at_level(logging.INFO, logger="cvas.tasks"):
+        code, _, batches = backfill(root, nova)
     assert code == 0
     assert {"FetchTransactions", "LoadTransactions", "DailyCounters", "FetchUserBase",
             "AggregateUserBase"} <= set(batches)
+    # the run log says how long each batch took (where a slow backfill spent its time)
+    timed = [r.getMessage() for r in caplog.records if r.name == "cvas.tasks" and " ran in " in r.getMessage()]
+    assert any(re.fullmatch(rf"LoadTransactions\(reno\) {START}\.\.{END} \({DAYS} days\) ran in \d+\.\d\ds", m)
+               for m in timed), timed
     assert differences(published(day_by_day), published(root)) == []
     assert sidecars(day_by_day) == sidecars(root)
     # `published` compares reports and rejects byte for byte with the root's path masked; the
@@ -154,3 +161,29 @@ def test_day_parameter_keeps_the_one_day_task_and_serialises_a_batch():
     assert LoadTransactions.from_str_params(batch.to_str_params()) == batch
     assert [t.date for t in batch.day_tasks()] == [START, END]
     assert [t.task_id for t in batch.day_tasks()] == [one.task_id, LoadTransactions(date=END, kind="act").task_id]
+
+
+def test_batches_of_different_families_or_kinds_never_wait_on_each_other(tmp_path):
+    """A batch holds the lock of each of its days while it runs. Those locks are per family and
+    kind, a day each: two workers running a month of reno fetches and a month of dct loads side
+    by side never wait on each other (they did, on shared hash buckets, which serialised a
+    two-worker backfill), while the same day of the same task is always one lock."""
+    from tasks.base import task_lock_files
+    from tasks.steps.counters import DailyCounters
+    from tasks.steps.transactions import FetchTransactions, LoadTransactions
+
+    lay = Layout(tmp_path)
+    month = [START + dt.timedelta(days=i) for i in range(31)]
+    batches = {name: task_lock_files(lay, [cls(date=d, **kw) for d in month])
+               for name, cls, kw in (("load dct", LoadTransactions, {"kind": "dct"}),
+                                     ("load reno", LoadTransactions, {"kind": "reno"}),
+                                     ("fetch reno", FetchTransactions, {"kind": "reno"}),
+                                     ("counters", DailyCounters, {}))}
+    assert all(len(locks) == len(month) for locks in batches.values())
+    names = list(batches)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not set(batches[a]) & set(batches[b]), (a, b)
+    one_day = task_lock_files(lay, [LoadTransactions(date=month[7], kind="dct")])
+    assert len(one_day) == 1 and one_day[0] in batches["load dct"]
+    assert task_lock_files(lay, [LoadTransactions(date=month[7], kind="dct")]) == one_day
