@@ -44,9 +44,9 @@ class CvasSettings(luigi.Config):
                                        description="A day flagged by the feed-health check: reported (warn), or "
                                                    "also fails the cvas run that loaded it (fail)")
     duckdb_memory_limit = luigi.Parameter(
-        default="", description="Memory DuckDB may use for the subscription view before it spills to the "
-                                "staging area (e.g. 2GB; empty: DuckDB's default, 80% of RAM). Too low a "
-                                "limit fails the view with DuckDB's OutOfMemoryException")
+        default="1GB", description="Memory DuckDB may use for the subscription view before it spills to the "
+                                   "staging area (empty: DuckDB's default, 80% of RAM). Too low a limit fails "
+                                   "the view with DuckDB's OutOfMemoryException")
     subscriptions_keep_days = luigi.IntParameter(
         default=7, description="As-of subscription views kept, in days back from the newest (at least 1)")
 

@@ -538,7 +538,7 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
     transaction files of the days after it (newest_usable_state, fold_state): only the parts
     those days change are written, the others are hard links to the previous view's and
     state's. Without a usable state, with `full`, or when the view is marked for rebuild, every
-    part is built from every transaction file (full_state). Both ways give the same bytes. Each
+    part is built from every transaction file. Both ways give the same bytes. Each
     written view part is checked (check_view_file); the view folder is published, then the
     state's, whose sidecar comes last (publish_parts). Without a usable state over more than
     `chunk_days` days of history, the state is built `chunk_days` at a time (chunked_state: the
@@ -554,9 +554,10 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
     with view_connection(layout, threads, memory_limit) as con:
         with exclusive(writer_lock(layout, "subscriptions")):
             digest = transaction_digest(layout, as_of)   # under the lock, before reading: what the build reads
-            # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from
-            full = full or is_invalidated(layout, layout.subscriptions(as_of))
-            base = None if full else newest_usable_state(layout, as_of)
+            # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from:
+            # it is built from every transaction file, a quarter at a time as without a state
+            rebuild = full or is_invalidated(layout, layout.subscriptions(as_of))
+            base = None if rebuild else newest_usable_state(layout, as_of)
             work = layout.staging / f"subscription_state.build.{os.getpid()}"
             work.mkdir(parents=True)
             try:
