@@ -5,7 +5,9 @@ Each timed figure is the median of BENCH_REPEAT (>= 3) runs unless it is a one-o
 day, default 500), BENCH_YEARS (no-op check, default 3), BENCH_SSH (1/0), BENCH_REPEAT (3);
 for the batched backfill and adoption figures BENCH_BATCH_NEW_PER_DAY (750, ~30k
 transactions a day), BENCH_BATCH_DAYS (365) and BENCH_BATCH_YEARS (3; 0 or 1 skips the
-multi-year run).
+multi-year run). Those backfills are `cvas backfill` processes as users run them: the
+directory source (the simulated Nova's extracts written as drops first, untimed), luigi.cfg's
+own workers, the peak RSS of the whole process tree.
 
 The first table, `cvas daily` at growing history, times exactly what `make daily` runs: a
 fresh `cvas daily --date D` process (every task of DailyPipeline, interpreter start included)
