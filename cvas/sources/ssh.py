@@ -469,8 +469,14 @@ class SshSource:
         received = 0
         try:
             chan.exec_command(command)
-            chan.sendall(script.encode("utf-8"))
-            chan.shutdown_write()
+            try:
+                chan.sendall(script.encode("utf-8"))
+                chan.shutdown_write()
+            except OSError:
+                # the command ended before reading its script (no psql there, a login script
+                # that exits): its exit status and stderr, read below, say why; a lost
+                # connection leaves no exit status and is retried as one
+                pass
             with open(dest, "wb") as out:
                 def sink(chunk: bytes) -> None:
                     nonlocal received
