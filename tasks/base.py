@@ -134,7 +134,7 @@ class CvasTask(luigi.Task):
         """Hold the locks of the task's days for its run; yields True when every day is complete
         by then (another run on the same data root built them meanwhile: the local scheduler
         does not know of other processes), and the run then returns at once. A batch takes the
-        lock of each of its days (in bucket order, so two runs never wait on each other) and
+        lock of each of its days (`task_locks`, in one order, so two runs never deadlock) and
         builds only the days still incomplete under them (`pending`). An output is thus built
         once, and never replaced under a reader that has just found it complete."""
         with task_locks(self.day_tasks()):
