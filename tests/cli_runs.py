@@ -61,6 +61,24 @@ def run_cvas(cfg: Path, *args: str, timeout: float = 180, **kwargs) -> subproces
                           timeout=timeout, **kwargs)
 
 
+def dataset_files(root: Path) -> list[Path]:
+    """The files a reader of the dataset roots can see, sorted; bookkeeping directories are
+    not entered. Safe while a run writes: a directory that vanishes during the walk (a
+    staging directory, a retired partition) is skipped, not an error."""
+    if not root.is_dir():
+        return []
+    out = []
+    for top in sorted(root.iterdir()):
+        if top.name in BOOKKEEPING:
+            continue
+        if top.is_file():
+            out.append(top)
+            continue
+        for dirpath, _, filenames in os.walk(top):   # os.walk ignores directories it cannot list
+            out.extend(Path(dirpath, name) for name in filenames)
+    return sorted(out)
+
+
 def published(root: Path) -> dict[str, Any]:
     """What a data root publishes, comparable across roots and runs.
 
@@ -71,10 +89,8 @@ def published(root: Path) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     root_bytes = str(root).encode()
-    for path in sorted(root.rglob("*")):
+    for path in dataset_files(root):
         rel = path.relative_to(root)
-        if rel.parts[0] in BOOKKEEPING or not path.is_file():
-            continue
         if path.suffix == ".parquet":
             table = pq.ParquetFile(path).read()
             audit = [c for c in AUDIT_COLUMNS if c in table.column_names]
@@ -145,10 +161,8 @@ def visible_files_are_whole(root: Path) -> list[str]:
     """Problems with what a reader globbing the dataset roots would see: temporary names and
     Parquet files that do not open."""
     problems = []
-    for path in root.rglob("*"):
+    for path in dataset_files(root):
         rel = path.relative_to(root)
-        if rel.parts[0] in BOOKKEEPING or not path.is_file():
-            continue
         if path.name.startswith(".") or "tmp" in path.name:
             problems.append(f"{rel}: temporary name")
         if path.suffix == ".parquet":

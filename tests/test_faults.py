@@ -31,9 +31,9 @@ from cvas.core.locking import exclusive
 from cvas.ops.status import invalidate
 from cvas.ops.verify import verify_range
 from tests.cli_runs import (
-    BOOKKEEPING,
     REPO,
     cvas_cmd,
+    dataset_files,
     differences,
     env_for,
     published,
@@ -66,8 +66,7 @@ class Reference:
 
 
 def _any_output(root: Path) -> bool:
-    return root.exists() and any(p.is_file() and p.relative_to(root).parts[0] not in BOOKKEEPING
-                                 for p in root.rglob("*"))
+    return bool(dataset_files(root))
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +93,7 @@ def reference(nova, tmp_path_factory) -> Reference:
 def file_hashes(root: Path) -> dict[str, str]:
     """sha256 of every file a reader of the dataset roots can see."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).parts[0] not in BOOKKEEPING}
+            for p in dataset_files(root)}
 
 
 # -- SIGKILL -------------------------------------------------------------------------------
