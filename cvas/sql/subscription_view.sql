@@ -5,6 +5,8 @@
 -- Only events dated on or before $as_of count (ACT/RENO/DCT by trans_date, CNR by
 -- cancel_date, RFND by refnd_date); an event without a date counts in no as-of view.
 -- Subscriptions enter the view with their first ACT or RENO (first_ord not null).
+-- Rows come out in the order of `state` (a scan, a filter and projections: DuckDB keeps
+-- the insertion order); the caller sorts them when `state` is not sorted by subscription_id.
 
 with
 
@@ -95,4 +97,3 @@ final as (
 )
 
 select * from final
-order by subscription_id
