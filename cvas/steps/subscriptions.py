@@ -258,19 +258,32 @@ def copy_view_from_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, dest: P
                          state_sorted: bool = False) -> int:
     """Write the view as of `as_of` from the `state` relation to `dest` as Parquet, sorted by
     subscription id; returns rows. With `state_sorted` (`state` is one Parquet file sorted by
-    subscription id, as _write_state_parts writes it) the rows keep that order and are not
-    sorted again: the view is a scan, a filter and projections, whose order DuckDB preserves
-    while `preserve_insertion_order` is on (its documented guarantee), so the bytes are the
-    same and the sort's time and memory are saved."""
+    subscription id, as _write_state_parts writes it) the rows keep that order (the view is a
+    scan, a filter and projections: insertion_order) and are not sorted again, which saves
+    the sort's time and memory and gives the same bytes.
+
+    The state files themselves are always written by an ORDER BY: a filtered scan would keep
+    their order too, but DuckDB cuts row groups where its input's batches end, so the full
+    build and the fold (whose parts join the earlier state) would write the same rows in
+    different bytes."""
     query = view_sql() if state_sorted else f"{view_sql()} order by subscription_id"
-    (preserve,) = con.execute("select current_setting('preserve_insertion_order')").fetchone()
-    con.execute("set preserve_insertion_order = true")
-    try:
+    with insertion_order(con):
         (rows,) = con.execute(f"copy ({query}) to {sql_path(dest)} (format parquet, compression zstd)",
                               {"as_of": as_of}).fetchone()
-    finally:
-        con.execute(f"set preserve_insertion_order = {bool(preserve)}")
     return int(rows)
+
+
+@contextlib.contextmanager
+def insertion_order(con: duckdb.DuckDBPyConnection):
+    """DuckDB keeps the order of the rows it reads while inside (`preserve_insertion_order`;
+    the connection's own setting is restored after). A scan of one table or file, filters
+    and projections then keep their input's order (DuckDB's documented guarantee)."""
+    (before,) = con.execute("select current_setting('preserve_insertion_order')").fetchone()
+    con.execute("set preserve_insertion_order = true")
+    try:
+        yield con
+    finally:
+        con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
 
 
 def full_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, scratch: Path) -> dict[str, str]:
