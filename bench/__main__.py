@@ -10,11 +10,13 @@ directory source (the simulated Nova's extracts written as drops first, untimed)
 own workers, the peak RSS of the whole process tree.
 
 The first table, `cvas daily` at growing history, times exactly what `make daily` runs: a
-fresh `cvas daily --date D` process (every task of DailyPipeline, interpreter start included)
-on one steady-state history grown 30 -> 365 -> 1,095 days, with the peak RSS of its whole
-process tree. Knobs: BENCH_DAILY_MARKS (days of history, default 30,365,1095),
-BENCH_DAILY_NEW_PER_DAY (scale, default 800, about 30k transactions a day),
-BENCH_DAILY_REPEAT (runs per mark, default 2, each on a hard-linked copy of the history).
+fresh `cvas daily --date D` process (every task of DailyPipeline, interpreter start included,
+the directory source, luigi.cfg's own workers) on one steady-state history grown 30 -> 365 ->
+1,095 days, the median of BENCH_DAILY_REPEAT runs, then the peak memory of its whole process
+tree in one more run (PSS summed over the tree, and RSS summed and of the largest process).
+Knobs: BENCH_DAILY_MARKS (days of history, default 30,365,1095), BENCH_DAILY_NEW_PER_DAY
+(scale, default 800, about 30k transactions a day), BENCH_DAILY_REPEAT (timed runs per mark,
+default 5, each on a hard-linked copy of the history).
 """
 
 from __future__ import annotations
@@ -304,7 +306,7 @@ def noop_cli(cfg: Path, start: dt.date, end: dt.date) -> float:
 
 DAILY_MARKS = tuple(int(x) for x in os.environ.get("BENCH_DAILY_MARKS", "30,365,1095").split(","))
 DAILY_NEW_PER_DAY = int(os.environ.get("BENCH_DAILY_NEW_PER_DAY", "800"))
-DAILY_REPEAT = max(1, int(os.environ.get("BENCH_DAILY_REPEAT", "2")))
+DAILY_REPEAT = max(1, int(os.environ.get("BENCH_DAILY_REPEAT", "5")))
 DAYS = max(DAILY_MARKS)   # the history every other figure is measured on
 
 STEP_TIMES = """
@@ -366,34 +368,74 @@ def linked_copy(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=os.link)
 
 
-def daily_runs(work: Path, root: Path, nova: Path, day: dt.date) -> tuple[list[float], list[float], dict, int]:
-    """`cvas daily --date day` DAILY_REPEAT times, each on a fresh linked copy of `root`, with
-    luigi.cfg's own `workers` (what `make daily` runs: a forked process per task); then once
-    more in one process with a per-task timer for the breakdown (a forked task's timer would
-    stay in its process). Returns (walls, peaks, seconds per task, transaction rows of the day)."""
+def daily_runs(work: Path, root: Path, nova: Path, day: dt.date) -> tuple[list[float], dict, dict, int]:
+    """`cvas daily --date day` as `make daily` runs it: a fresh process, the directory source
+    (the day's drops written first, untimed), luigi.cfg's own `workers` (a forked process per
+    task). DAILY_REPEAT timed runs, each on a fresh linked copy of `root` after the page
+    cache's dirty data is written out (a writeback of the copy's setup would land in the timed
+    run's fsyncs); then one run sampling memory (tree_memory: sampling smaps costs the run
+    time, so it is not timed), and one in one process with a per-task timer for the breakdown
+    (a forked task's timer would stay in its process). Returns (walls, memory, seconds per
+    task, transaction rows of the day)."""
     from cvas.core.layout import Layout
 
-    cvas = str(Path(sys.executable).with_name("cvas"))
-    walls, peaks = [], []
-    for i in range(DAILY_REPEAT + 1):
+    drops = work / f"drops-{day}"
+    if not drops.exists():
+        write_drops(nova, drops, day, day)
+    walls, memory, spent, rows = [], {}, {}, 0
+    for i in range(DAILY_REPEAT + 2):
         copy = work / f"daily-run-{i}"
         linked_copy(root, copy)
-        cfg = configure(work, copy, nova)
-        if i < DAILY_REPEAT:
-            cfg.write_text(cfg.read_text().replace("workers = 1\n", ""))
+        cfg = configure(work, copy, nova, drops=drops, workers=None if i <= DAILY_REPEAT else 1)
         env = dict(os.environ, LUIGI_CONFIG_PATH=str(cfg))
+        cmd = [str(Path(sys.executable).with_name("cvas")), "daily", "--date", str(day)]
+        os.sync()
         try:
             if i < DAILY_REPEAT:
-                wall, peak = tree_run([cvas, "daily", "--date", str(day)], env, work / "daily.out")
-                walls.append(wall)
-                peaks.append(peak)
+                walls.append(tree_run(cmd, env, work / "daily.out")[0])
+            elif i == DAILY_REPEAT:
+                memory = tree_memory(cmd, env, work / "daily.out")
             else:
                 tree_run([sys.executable, "-c", STEP_TIMES.format(day=day)], env, work / "daily.out")
                 spent = json.loads((work / "daily.out").read_text().strip().splitlines()[-1])["spent"]
                 rows = rows_between(Layout(copy), day, day)
         finally:
             shutil.rmtree(copy, ignore_errors=True)
-    return walls, peaks, spent, rows
+    return walls, memory, spent, rows
+
+
+def _smaps(pid: int) -> tuple[int, int]:
+    """(Rss, Pss) of process `pid` in bytes, (0, 0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh if line[:4] in ("Rss:", "Pss:")}
+    except (OSError, ValueError):
+        return 0, 0
+    return fields.get("Rss", 0), fields.get("Pss", 0)
+
+
+def tree_memory(cmd: list[str], env: dict, out: Path) -> dict[str, float]:
+    """Run `cmd` to its end sampling its process tree every 10 ms: the peak of the tree's summed
+    RSS (each forked task process counts the pages it shares with its parent again), of its
+    summed PSS (shared pages split between the processes sharing them: the memory the tree
+    takes from the machine), and the largest peak RSS of any one process (its VmHWM), in MiB."""
+    import psutil
+
+    with open(out, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.DEVNULL)
+        root, rss, pss, hwm = psutil.Process(proc.pid), 0, 0, 0
+        while proc.poll() is None:
+            try:
+                tree = [root.pid] + [p.pid for p in root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            sampled = [_smaps(pid) for pid in tree]
+            rss, pss = max(rss, sum(r for r, _ in sampled)), max(pss, sum(p for _, p in sampled))
+            hwm = max([hwm] + [_hwm(pid) for pid in tree])
+            time.sleep(0.01)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+    return {"rss": rss / 2**20, "pss": pss / 2**20, "process": hwm / 2**20}
 
 
 def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
@@ -420,11 +462,13 @@ def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
         say(f"cvas daily: backfill of days {done + 1}..{mark} (one-off, history only)", f"{wall:.0f} s")
         done = mark
         day = START + dt.timedelta(days=mark)
-        runs, peaks, spent, rows = daily_runs(work, root, nova, day)
+        runs, memory, spent, rows = daily_runs(work, root, nova, day)
         totals[mark] = statistics.median(runs)
-        say(f"cvas daily @{mark} days of history (whole process, every DailyPipeline task)",
-            f"{totals[mark]:.2f} s, peak RSS {max(peaks):,.0f} MiB (process tree), "
-            f"runs {', '.join(f'{w:.2f}' for w in runs)} s")
+        say(f"cvas daily @{mark} days of history (whole process, every DailyPipeline task, median of {len(runs)})",
+            f"{totals[mark]:.2f} s, runs {', '.join(f'{w:.2f}' for w in runs)} s")
+        say(f"  @{mark}: peak memory of the process tree",
+            f"PSS {memory['pss']:,.0f} MiB (RSS summed over its processes {memory['rss']:,.0f} MiB; "
+            f"largest process {memory['process']:,.0f} MiB)")
         for family, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             say(f"  @{mark}: {family} run()", f"{seconds:.2f} s")
         say(f"  @{mark}: interpreter, imports, scheduling (the rest)", f"{totals[mark] - sum(spent.values()):.2f} s")
