@@ -12,8 +12,9 @@ own workers, the peak RSS of the whole process tree.
 The first table, `cvas daily` at growing history, times exactly what `make daily` runs: a
 fresh `cvas daily --date D` process (every task of DailyPipeline, interpreter start included,
 the directory source, luigi.cfg's own workers) on one steady-state history grown 30 -> 365 ->
-1,095 days, the median of BENCH_DAILY_REPEAT runs, then the peak memory of its whole process
-tree in one more run (PSS summed over the tree, and RSS summed and of the largest process).
+1,095 days (each mark snapshot by a hard-linked copy), the median of BENCH_DAILY_REPEAT
+rounds that each time every mark in turn, then the peak memory of its whole process tree in
+one more run (PSS summed over the tree, and RSS summed and of the largest process).
 Knobs: BENCH_DAILY_MARKS (days of history, default 30,365,1095), BENCH_DAILY_NEW_PER_DAY
 (scale, default 800, about 30k transactions a day), BENCH_DAILY_REPEAT (timed runs per mark,
 default 5, each on a hard-linked copy of the history).
@@ -368,40 +369,53 @@ def linked_copy(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=os.link)
 
 
-def daily_runs(work: Path, root: Path, nova: Path, day: dt.date) -> tuple[list[float], dict, dict, int]:
-    """`cvas daily --date day` as `make daily` runs it: a fresh process, the directory source
-    (the day's drops written first, untimed), luigi.cfg's own `workers` (a forked process per
-    task). DAILY_REPEAT timed runs, each on a fresh linked copy of `root` after the page
-    cache's dirty data is written out (a writeback of the copy's setup would land in the timed
-    run's fsyncs); then one run sampling memory (tree_memory: sampling smaps costs the run
-    time, so it is not timed), and one in one process with a per-task timer for the breakdown
-    (a forked task's timer would stay in its process). Returns (walls, memory, seconds per
-    task, transaction rows of the day)."""
+def daily_runs(work: Path, snapshots: dict[int, Path], nova: Path) -> dict[int, dict]:
+    """`cvas daily` of the day after each mark's history (`snapshots`: {days of history: a
+    hard-linked copy of the data root at that mark}) as `make daily` runs it: a fresh process,
+    the directory source (the day's drops written first, untimed), luigi.cfg's own `workers`
+    (a forked process per task). DAILY_REPEAT rounds, each timing one run per mark in turn, so
+    the VM's drift (its CPU speed varies by 10-20% over minutes) falls on every mark alike
+    and the ratio between marks means something; each run on a fresh linked copy of the
+    snapshot after the page cache's dirty data is written out (a writeback of the copy's setup
+    would land in the timed run's fsyncs). Then per mark one run sampling memory (tree_memory:
+    sampling smaps costs run time, so it is not timed) and one in one process with a per-task
+    timer for the breakdown (a forked task's timer would stay in its process).
+    Returns {mark: {"walls", "memory", "spent" (seconds per task), "rows" (of the day)}}."""
     from cvas.core.layout import Layout
 
-    drops = work / f"drops-{day}"
-    if not drops.exists():
-        write_drops(nova, drops, day, day)
-    walls, memory, spent, rows = [], {}, {}, 0
-    for i in range(DAILY_REPEAT + 2):
-        copy = work / f"daily-run-{i}"
-        linked_copy(root, copy)
-        cfg = configure(work, copy, nova, drops=drops, workers=None if i <= DAILY_REPEAT else 1)
+    cvas = str(Path(sys.executable).with_name("cvas"))
+    out = {mark: {"walls": []} for mark in snapshots}
+
+    def one(mark: int, how: str) -> None:
+        day = START + dt.timedelta(days=mark)
+        drops = work / f"drops-{day}"
+        if not drops.exists():
+            write_drops(nova, drops, day, day)
+        copy = work / f"daily-run-{mark}"
+        linked_copy(snapshots[mark], copy)
+        cfg = configure(work, copy, nova, drops=drops, workers=1 if how == "steps" else None)
         env = dict(os.environ, LUIGI_CONFIG_PATH=str(cfg))
-        cmd = [str(Path(sys.executable).with_name("cvas")), "daily", "--date", str(day)]
+        cmd = [cvas, "daily", "--date", str(day)]
         os.sync()
         try:
-            if i < DAILY_REPEAT:
-                walls.append(tree_run(cmd, env, work / "daily.out")[0])
-            elif i == DAILY_REPEAT:
-                memory = tree_memory(cmd, env, work / "daily.out")
+            if how == "time":
+                out[mark]["walls"].append(tree_run(cmd, env, work / "daily.out")[0])
+            elif how == "memory":
+                out[mark]["memory"] = tree_memory(cmd, env, work / "daily.out")
             else:
                 tree_run([sys.executable, "-c", STEP_TIMES.format(day=day)], env, work / "daily.out")
-                spent = json.loads((work / "daily.out").read_text().strip().splitlines()[-1])["spent"]
-                rows = rows_between(Layout(copy), day, day)
+                out[mark]["spent"] = json.loads((work / "daily.out").read_text().strip().splitlines()[-1])["spent"]
+                out[mark]["rows"] = rows_between(Layout(copy), day, day)
         finally:
             shutil.rmtree(copy, ignore_errors=True)
-    return walls, memory, spent, rows
+
+    for _ in range(DAILY_REPEAT):
+        for mark in sorted(snapshots):
+            one(mark, "time")
+    for mark in sorted(snapshots):
+        one(mark, "memory")
+        one(mark, "steps")
+    return out
 
 
 def _smaps(pid: int) -> tuple[int, int]:
@@ -440,7 +454,8 @@ def tree_memory(cmd: list[str], env: dict, out: Path) -> dict[str, float]:
 
 def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
     """`cvas daily` of the day after 30, 365 and 1,095 days of steady-state history: one
-    simulated Nova, one data root backfilled up to each mark in turn. Returns the root (built
+    simulated Nova, one data root backfilled up to each mark in turn and snapshot there (a
+    hard-linked copy), then the daily runs of every mark (daily_runs). Returns the root (built
     up to the last mark), the Nova, and the backfill's wall seconds, seconds in task run() and
     transaction rows."""
     from cvas.core.layout import Layout
@@ -452,7 +467,7 @@ def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
     say(f"cvas daily: simulate {max(DAILY_MARKS) + 1} steady days at {DAILY_NEW_PER_DAY} new/day (one-off)",
         f"{time.perf_counter() - t:.1f} s")
     root = work / "data-daily"
-    done, totals, walls, spent_all, rows_all = 0, {}, 0.0, 0.0, 0
+    done, walls, spent_all, rows_all, snapshots = 0, 0.0, 0.0, 0, {}
     for mark in sorted(DAILY_MARKS):
         lay = Layout(root)
         configure(work, root, nova)
@@ -461,18 +476,24 @@ def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
         rows_all += rows_between(lay, START + dt.timedelta(days=done), START + dt.timedelta(days=mark - 1))
         say(f"cvas daily: backfill of days {done + 1}..{mark} (one-off, history only)", f"{wall:.0f} s")
         done = mark
-        day = START + dt.timedelta(days=mark)
-        runs, memory, spent, rows = daily_runs(work, root, nova, day)
-        totals[mark] = statistics.median(runs)
-        say(f"cvas daily @{mark} days of history (whole process, every DailyPipeline task, median of {len(runs)})",
-            f"{totals[mark]:.2f} s, runs {', '.join(f'{w:.2f}' for w in runs)} s")
+        snapshots[mark] = work / f"history-{mark}"
+        linked_copy(root, snapshots[mark])
+    results = daily_runs(work, snapshots, nova)
+    totals = {}
+    for mark, got in sorted(results.items()):
+        totals[mark] = statistics.median(got["walls"])
+        memory, spent = got["memory"], got["spent"]
+        say(f"cvas daily @{mark} days of history (whole process, every DailyPipeline task, median of "
+            f"{len(got['walls'])} rounds)", f"{totals[mark]:.2f} s, runs {', '.join(f'{w:.2f}' for w in got['walls'])} s")
         say(f"  @{mark}: peak memory of the process tree",
             f"PSS {memory['pss']:,.0f} MiB (RSS summed over its processes {memory['rss']:,.0f} MiB; "
             f"largest process {memory['process']:,.0f} MiB)")
         for family, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             say(f"  @{mark}: {family} run()", f"{seconds:.2f} s")
         say(f"  @{mark}: interpreter, imports, scheduling (the rest)", f"{totals[mark] - sum(spent.values()):.2f} s")
-        say(f"  @{mark}: transactions of the increment day", f"{rows:,} rows")
+        say(f"  @{mark}: transactions of the increment day", f"{got['rows']:,} rows")
+    for mark in snapshots:
+        shutil.rmtree(snapshots[mark], ignore_errors=True)
     if 30 in totals and max(totals) != 30:
         last = max(totals)
         say(f"cvas daily ratio {last}/30 (target <= 1.2)", f"{totals[last] / totals[30]:.2f}")
