@@ -313,28 +313,55 @@ def _producers(layout: Layout) -> list[tuple[str, Callable[[dt.date | None, str 
     return found
 
 
-def _patterns(layout: Layout) -> tuple[dict[Path, list[tuple[re.Pattern, str, Callable, str | None]]], set[Path]]:
+_DAY_MARK, _MONTH_MARK = "\0day\0", "\0month\0"
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """The per-day files of one producer (and kind) under a dataset folder: `regex` finds the
+    day in a path; the path the layout names for that day is `template` with the day in
+    `day_format` and its month put back (what the producer returns for the day, as text)."""
+    regex: re.Pattern
+    day_format: str | None
+    template: str
+
+    def names(self, path: str) -> bool:
+        match = self.regex.match(path)
+        if match is None:
+            return False
+        try:   # both day formats are ISO 8601 (extended and basic): fromisoformat, not strptime
+            day = dt.date.fromisoformat(match["day"])
+        except (ValueError, IndexError):
+            return False
+        return path == self.template.replace(_DAY_MARK, f"{day:{self.day_format}}").replace(_MONTH_MARK,
+                                                                                            f"{day:%Y-%m}")
+
+
+def _patterns(layout: Layout) -> tuple[dict[str, list[_Pattern]], set[str]]:
     """The dataset folders (the fixed part of each output's path) with, per folder, the pattern of
-    the per-day files under it; and the fixed whole-history files."""
-    folders: dict[Path, list[tuple[re.Pattern, str, Callable, str | None]]] = {}
-    fixed: set[Path] = set()
+    the per-day files under it; and the fixed whole-history files. Paths are text: `cvas status`
+    tests every file of the data root against them (tens of thousands after a few years)."""
+    folders: dict[str, list[_Pattern]] = {}
+    fixed: set[str] = set()
     for key, files in _producers(layout):
         for kind in (KINDS if key == DAY_KIND else (None,)):
             for sample in files(_SAMPLE if key != NONE else None, kind):
                 if key == NONE:
-                    fixed.add(sample)
-                    folders.setdefault(sample.parent, [])
+                    fixed.add(str(sample))
+                    folders.setdefault(str(sample.parent), [])
                     continue
-                text, fmt = re.escape(str(sample)), None
+                text, template, fmt = re.escape(str(sample)), str(sample), None
                 for literal, group, day_fmt in _DAY_TEXTS:
                     if re.escape(literal) in text:
                         text, fmt = text.replace(re.escape(literal), group, 1), day_fmt
+                        template = template.replace(literal, _DAY_MARK, 1)
                 text = text.replace(re.escape(f"{_SAMPLE:%Y-%m}"), "[0-9]{4}-[0-9]{2}")
+                template = template.replace(f"{_SAMPLE:%Y-%m}", _MONTH_MARK)
                 folder = sample.parent
                 while str(folder) != str(layout.root) and any(lit in str(folder) for lit, _, _ in _DAY_TEXTS) \
                         or f"{_SAMPLE:%Y-%m}" in folder.name:
                     folder = folder.parent
-                folders.setdefault(folder, []).append((re.compile(text + "$"), fmt, files, kind))
+                folders.setdefault(str(folder), []).append(_Pattern(re.compile(text + "$"), fmt, template))
     return folders, fixed
 
 
@@ -342,31 +369,23 @@ def strays(layout: Layout) -> list[Path]:
     """Every file in a dataset folder that the layout does not name for any day (a copy, a
     download, a hand-made file): readers never read them; `cvas status` and `cvas verify` list them."""
     folders, fixed = _patterns(layout)
-    found: list[Path] = []
+    every = [p for patterns in folders.values() for p in patterns]
+    found: list[str] = []
     for folder, patterns in folders.items():
-        if not folder.is_dir():
+        if not os.path.isdir(folder):
             continue
         deep = bool(patterns)   # per-day folders may hold month or as-of folders
         for dirpath, _, names in os.walk(folder):
-            if not deep and Path(dirpath) != folder:
+            if not deep and dirpath != folder:
                 continue
-            found += [Path(dirpath) / n for n in names if not _named(Path(dirpath) / n, patterns, fixed)]
-    return sorted(set(found) - {p for p in found if _named(p, sum(folders.values(), []), fixed)})
+            found += [path for n in names if not _named(path := os.path.join(dirpath, n), patterns, fixed)]
+    return sorted({Path(p) for p in found if not _named(p, every, fixed)})
 
 
-def _named(path: Path, patterns: list, fixed: set[Path]) -> bool:
+def _named(path: str, patterns: list[_Pattern], fixed: set[str]) -> bool:
     if path in fixed:
         return True
-    if PART_FILE.match(path.name) and _named(path.parent, patterns, fixed):
+    if PART_FILE.match(os.path.basename(path)) and _named(os.path.dirname(path), patterns, fixed):
         return True   # a part of an output that is a folder
-    for regex, fmt, files, kind in patterns:
-        match = regex.match(str(path))
-        if match is None:
-            continue
-        try:
-            day = dt.datetime.strptime(match["day"], fmt).date()
-        except ValueError:
-            continue
-        if path in files(day, kind):
-            return True
-    return False
+    return any(pattern.names(path) for pattern in patterns)
+
