@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,17 @@ class DayBatch(tuple):
     when several of its days (same other parameters) are pending at once."""
 
 
+# A batch's string form ends with a tag of the process that runs it: `2026-03-01,…,2026-03-31@1f2e3d4c`.
+# luigid never forgets which worker last ran a task (luigi 3.8.1 keeps `worker_running` once
+# the task is done or failed), and a batch is a task luigid makes of its days. The same days
+# batched again by a later process (the rerun of a failed backfill) would be the same task:
+# luigid then takes that worker's batch for another worker's, hands it back as new work
+# again and again (`Got already running task id … taking a break`), and once the old worker
+# times out (`worker_disconnect_delay`, a minute) fails it with no message. With the tag,
+# each process's batches are tasks of their own; a day's own task id is unchanged.
+_BATCH_TAG = secrets.token_hex(4)
+
+
 def _combine(days) -> dt.date | DayBatch:
     """The `batch_method` of DayParameter: the scheduler's pending days as one value."""
     days = sorted(set(days))
@@ -51,11 +63,13 @@ class DayParameter(luigi.DateParameter):
         super().__init__(batch_method=_combine, **kwargs)
 
     def parse(self, s):
-        return _combine(super(DayParameter, self).parse(x) for x in s.split(",")) if "," in s else super().parse(s)
+        days = s.partition("@")[0]   # a batch's tag (_BATCH_TAG) names its process, not a day
+        return _combine(super(DayParameter, self).parse(x) for x in days.split(",")) if "," in days \
+            else super().parse(days)
 
     def serialize(self, x):
         if isinstance(x, DayBatch):
-            return ",".join(super(DayParameter, self).serialize(d) for d in x)
+            return ",".join(super(DayParameter, self).serialize(d) for d in x) + f"@{_BATCH_TAG}"
         return super().serialize(x)
 
     def next_in_enumeration(self, value):

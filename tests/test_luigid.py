@@ -323,11 +323,43 @@ def test_a_batched_backfill_through_luigid_records_every_day_done(tmp_path, nova
         for family, name, value, row in done:
             params[(family, row)][name] = value
         covered = {(family, p.get("kind"), day) for (family, _), p in params.items()
-                   for day in p.get("date", "").split(",")}
+                   for day in p.get("date", "").partition("@")[0].split(",")}
         missing = [tid for tid, t in tasks.items()
                    if (t.task_family, getattr(t, "kind", None), str(t.date)) not in covered]
         assert missing == []
         batches = {family for (family, _), p in params.items() if "," in p.get("date", "")}
         assert {"FetchTransactions", "LoadTransactions", "DailyCounters", "AggregateUserBase"} <= batches
+    finally:
+        server.script("stop")
+
+
+def test_a_rerun_of_the_same_batched_days_through_luigid_neither_stalls_nor_fails_them(tmp_path, nova):
+    """luigid keeps the worker that last ran a task. The rerun of a batched backfill (after a
+    fix, as the failure message advises) batches the same days again; if that batch were the
+    same task as the first run's, luigid would hand it back to its new worker as new work over
+    and over, until the first worker timed out (here set to ten minutes), then fail it with no
+    message. Each process's batches are tasks of their own: the rerun runs at once."""
+    server = start_luigid(tmp_path / "luigid", extra_config="[scheduler]\nstable_done_cooldown_secs = 0\n"
+                                                            "worker_disconnect_delay = 600\n")
+    try:
+        root = tmp_path / "data"
+        cfg = _cvas_cfg(tmp_path, server, nova, root)
+        cfg.write_text(cfg.read_text().replace("batch_days = 1", "batch_days = 31"))
+        env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
+        span = ["--start", str(DAYS[0]), "--end", str(DAYS[-1])]
+        first = subprocess.run([sys.executable, "-m", "tasks.cli", "backfill", *span], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=240)
+        assert first.returncode == 0, first.stdout + first.stderr
+        inv = subprocess.run([sys.executable, "-m", "tasks.cli", "invalidate", *span, "--dataset", "transactions",
+                              "--kind", "act"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert inv.returncode == 0, inv.stdout + inv.stderr
+        # a stall lasts until the first worker times out: ten minutes, far past this timeout
+        again = subprocess.run([sys.executable, "-m", "tasks.cli", "backfill", *span], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert not server.api("task_list", status="FAILED"), "no task failed"
+        loads = [tid for tid, _, event in server.events() if event == "RUNNING" and tid.startswith("LoadTransactions")
+                 and "_act_" in tid]
+        assert len(loads) == 2 and loads[0] != loads[1], f"two batch runs of the act loads, each its own task: {loads}"
     finally:
         server.script("stop")
