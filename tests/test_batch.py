@@ -43,6 +43,9 @@ def backfill(root, nova, start=START, end=END, **kwargs):
         if task.is_batch:
             batches.append(task.task_family)
 
+    from tasks import outcome
+
+    outcome.reset()   # what the CLI does for each command
     try:
         with luigi_settings(simulated_settings(root, nova)):
             code = run_backfill(start, end, progress=lines.append, **kwargs)
@@ -96,6 +99,11 @@ def test_a_day_over_the_reject_limit_fails_alone_and_the_others_publish(nova, da
     assert code != 0 and "LoadTransactions" in batches
     failed = next(line for line in lines if line.strip().startswith("failed:"))
     assert failed.strip() == f"failed: LoadTransactions(act) {BAD}"
+    # the failures the command ends with name the bad day alone, not every day of its batch
+    from tasks import outcome
+
+    assert [(f.task, f.day, f.kind, f.error) for f in outcome.current.failures] == \
+        [("LoadTransactions", str(BAD), "act", "RejectRatioExceeded")]
     # the bad day published its report but no partition and no counters
     assert not lay.transactions("act", BAD).exists() and lay.quality("act", BAD).exists()
     assert not lay.daily_counters(BAD).exists()
@@ -157,8 +165,11 @@ def test_day_parameter_keeps_the_one_day_task_and_serialises_a_batch():
     assert one.to_str_params()["date"] == str(START)
     batch = LoadTransactions.from_str_params({"date": [str(END), str(START)], "kind": "act"})
     assert batch.is_batch and isinstance(batch.date, DayBatch) and list(batch.date) == [START, END]
-    assert batch.to_str_params()["date"] == f"{START},{END}"
+    days, _, tag = batch.to_str_params()["date"].partition("@")
+    assert days == f"{START},{END}" and tag, "a batch names its days, then the process that runs it"
     assert LoadTransactions.from_str_params(batch.to_str_params()) == batch
+    assert LoadTransactions.from_str_params({"date": f"{START},{END}@0badc0de", "kind": "act"}).task_id \
+        == batch.task_id, "another process's batch of the same days is this process's own task"
     assert [t.date for t in batch.day_tasks()] == [START, END]
     assert [t.task_id for t in batch.day_tasks()] == [one.task_id, LoadTransactions(date=END, kind="act").task_id]
 
