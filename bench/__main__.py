@@ -335,32 +335,41 @@ def _hwm(pid: int) -> int:
 
 def tree_run(cmd: list[str], env: dict, out: Path) -> tuple[float, float]:
     """Run `cmd` to its end, its stdout into `out`: (wall seconds, peak RSS in MiB of its whole
-    process tree). The tree's resident sets are summed every 10 ms; the largest peak of any one
-    of its processes (VmHWM, counted from its exec) is a floor for what sampling might miss.
-    Not wait4's ru_maxrss: on Linux it keeps the forking parent's size across exec, so a bench
-    process holding a simulation would be counted as the child's peak."""
+    process tree: the tree's resident sets summed every 10 ms, with the largest peak of any one
+    of its processes as a floor for what sampling might miss). See tree_sample."""
+    got = tree_sample(cmd, env, out)
+    return got["wall"], max(got["rss"], got["process"])
+
+
+def tree_sample(cmd: list[str], env: dict, out: Path, pss: bool = False) -> dict[str, float]:
+    """Run `cmd` to its end, its stdout into `out`, sampling its process tree every 10 ms:
+    `wall` seconds; in MiB the peak of the tree's summed RSS (each forked task process counts
+    the pages it shares with its parent again), with `pss` the peak of its summed PSS (shared
+    pages split between the processes sharing them: the memory the tree takes from the
+    machine; reading smaps costs run time, so such a run is not timed), and `process`, the
+    largest peak of any one process (VmHWM, counted from its exec). Not wait4's ru_maxrss: on
+    Linux it keeps the forking parent's size across exec, so a bench process holding a
+    simulation would be counted as the child's peak."""
     import psutil
 
     with open(out, "w") as fh:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.DEVNULL)
-        root, peak, floor = psutil.Process(proc.pid), 0, 0
-        while True:
-            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        root, peak = psutil.Process(proc.pid), {"rss": 0, "pss": 0, "process": 0}
+        while proc.poll() is None:
             try:
-                tree = [root] + root.children(recursive=True)
-                peak = max(peak, sum(p.memory_info().rss for p in tree))
-                floor = max([floor] + [_hwm(p.pid) for p in tree])
+                tree = [root.pid] + [p.pid for p in root.children(recursive=True)]
+                sampled = [_smaps(pid) if pss else (psutil.Process(pid).memory_info().rss, 0) for pid in tree]
             except psutil.Error:
-                pass
+                sampled, tree = [], []
+            peak["rss"] = max(peak["rss"], sum(r for r, _ in sampled))
+            peak["pss"] = max(peak["pss"], sum(p for _, p in sampled))
+            peak["process"] = max([peak["process"]] + [_hwm(pid) for pid in tree])
             time.sleep(0.01)
         wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-    return wall, max(peak, floor) / 2**20
+    return {"wall": wall} | {k: v / 2**20 for k, v in peak.items()}
 
 
 def linked_copy(src: Path, dst: Path) -> None:
@@ -377,8 +386,8 @@ def daily_runs(work: Path, snapshots: dict[int, Path], nova: Path) -> dict[int, 
     the VM's drift (its CPU speed varies by 10-20% over minutes) falls on every mark alike
     and the ratio between marks means something; each run on a fresh linked copy of the
     snapshot after the page cache's dirty data is written out (a writeback of the copy's setup
-    would land in the timed run's fsyncs). Then per mark one run sampling memory (tree_memory:
-    sampling smaps costs run time, so it is not timed) and one in one process with a per-task
+    would land in the timed run's fsyncs). Then per mark one run sampling memory (tree_sample
+    with PSS: reading smaps costs run time, so it is not timed) and one in one process with a per-task
     timer for the breakdown (a forked task's timer would stay in its process).
     Returns {mark: {"walls", "memory", "spent" (seconds per task), "rows" (of the day)}}."""
     from cvas.core.layout import Layout
@@ -401,7 +410,7 @@ def daily_runs(work: Path, snapshots: dict[int, Path], nova: Path) -> dict[int, 
             if how == "time":
                 out[mark]["walls"].append(tree_run(cmd, env, work / "daily.out")[0])
             elif how == "memory":
-                out[mark]["memory"] = tree_memory(cmd, env, work / "daily.out")
+                out[mark]["memory"] = tree_sample(cmd, env, work / "daily.out", pss=True)
             else:
                 tree_run([sys.executable, "-c", STEP_TIMES.format(day=day)], env, work / "daily.out")
                 out[mark]["spent"] = json.loads((work / "daily.out").read_text().strip().splitlines()[-1])["spent"]
@@ -426,30 +435,6 @@ def _smaps(pid: int) -> tuple[int, int]:
     except (OSError, ValueError):
         return 0, 0
     return fields.get("Rss", 0), fields.get("Pss", 0)
-
-
-def tree_memory(cmd: list[str], env: dict, out: Path) -> dict[str, float]:
-    """Run `cmd` to its end sampling its process tree every 10 ms: the peak of the tree's summed
-    RSS (each forked task process counts the pages it shares with its parent again), of its
-    summed PSS (shared pages split between the processes sharing them: the memory the tree
-    takes from the machine), and the largest peak RSS of any one process (its VmHWM), in MiB."""
-    import psutil
-
-    with open(out, "w") as fh:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.DEVNULL)
-        root, rss, pss, hwm = psutil.Process(proc.pid), 0, 0, 0
-        while proc.poll() is None:
-            try:
-                tree = [root.pid] + [p.pid for p in root.children(recursive=True)]
-            except psutil.Error:
-                continue
-            sampled = [_smaps(pid) for pid in tree]
-            rss, pss = max(rss, sum(r for r, _ in sampled)), max(pss, sum(p for _, p in sampled))
-            hwm = max([hwm] + [_hwm(pid) for pid in tree])
-            time.sleep(0.01)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-    return {"rss": rss / 2**20, "pss": pss / 2**20, "process": hwm / 2**20}
 
 
 def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
