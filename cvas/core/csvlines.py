@@ -46,9 +46,7 @@ def records(lines: Iterable[str], **fmtparams) -> Iterator[CsvRecord]:
     the next record is asked for, so a caller counting bytes as it feeds lines knows where
     each record ends.
     """
-    if csv.field_size_limit() < _FIELD_LIMIT:
-        csv.field_size_limit(_FIELD_LIMIT)
-    reader = csv.reader(lines, **fmtparams)
+    reader = _reader(lines, fmtparams)
     start = 1
     try:
         for fields in reader:
@@ -61,10 +59,15 @@ def records(lines: Iterable[str], **fmtparams) -> Iterator[CsvRecord]:
 def count_records(lines: Iterable[str], **fmtparams) -> int:
     """The number of non-blank records of `lines` (as `records` splits them), at the csv
     module's own speed: no record objects. CsvLineError as `records` raises it."""
-    if csv.field_size_limit() < _FIELD_LIMIT:
-        csv.field_size_limit(_FIELD_LIMIT)
-    reader = csv.reader(lines, **fmtparams)
+    reader = _reader(lines, fmtparams)
     try:
         return sum(1 for fields in reader if fields)
     except csv.Error as exc:
         raise CsvLineError(str(exc), reader.line_num, reader.line_num) from None
+
+
+def _reader(lines: Iterable[str], fmtparams: dict):
+    """A csv.reader over `lines` that takes fields up to _FIELD_LIMIT."""
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
+    return csv.reader(lines, **fmtparams)
