@@ -34,11 +34,16 @@ class Outcome:
                                if t.task_family == "LoadTransactions" for day in days_of(t.param_kwargs["date"])}
                               - set(self.loaded))
         self.scheduling += sorted({str(t) for t, status, _ in history if status == "UNKNOWN"} - set(self.scheduling))
-        # a failed batch run is retried one day at a time (tasks.pipeline.build_batched): its days report there
+        # a failed batch run is retried one day at a time (tasks.pipeline.build_batched): its days report
+        # there, so neither the batch nor its days (luigi fails each with the batch's error) count here
+        in_batch = {(t.task_family, t.param_kwargs.get("kind"), day) for t in failed if getattr(t, "is_batch", False)
+                    for day in days_of(t.param_kwargs["date"])}
         # `cvas daily` builds the day's per-day outputs, then its products, which retry what failed: once each
         seen = {(f.task, f.day, f.kind) for f in self.failures}
         for task in sorted((t for t in failed if not getattr(t, "is_batch", False)), key=lambda t: t.task_id):
             params = task.param_kwargs
+            if (task.task_family, params.get("kind"), params.get("date")) in in_batch:
+                continue
             if (task.task_family, str(params["date"]) if params.get("date") else None, params.get("kind")) in seen:
                 continue
             error, message = parse_error(_explanation(worker, task.task_id))

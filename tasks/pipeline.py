@@ -131,17 +131,13 @@ def build_batched(tasks: list[luigi.Task], **kwargs) -> tuple[int, list[luigi.Ta
     days (`cvas.core.batch.DaysFailed`). The same tasks are then built again unbatched: the
     published days are complete (luigi records them done) and each failed day reruns alone,
     so it fails with its own error and the scheduler records only the bad days as failed.
-    The retry is then the build's outcome: the failures the batched build recorded (every day
-    of a failed batch, with the batch's error) are dropped from the command's.
     """
-    recorded = len(outcome.current.failures)
     with batched():
         code, failed = _build(tasks, **kwargs)
     if not any(getattr(t, "is_batch", False) for t in failed):
         return code, failed
     log.warning("a batch run failed (%s); retrying its tasks one day at a time",
                 ", ".join(t.task_id for t in failed if t.is_batch))
-    del outcome.current.failures[recorded:]
     return _build(tasks, **kwargs)
 
 
