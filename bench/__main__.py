@@ -333,6 +333,16 @@ def _hwm(pid: int) -> int:
         return 0
 
 
+def _smaps(pid: int) -> tuple[int, int]:
+    """(Rss, Pss) of process `pid` in bytes, (0, 0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh if line[:4] in ("Rss:", "Pss:")}
+    except (OSError, ValueError):
+        return 0, 0
+    return fields.get("Rss", 0), fields.get("Pss", 0)
+
+
 def tree_run(cmd: list[str], env: dict, out: Path) -> tuple[float, float]:
     """Run `cmd` to its end, its stdout into `out`: (wall seconds, peak RSS in MiB of its whole
     process tree: the tree's resident sets summed every 10 ms, with the largest peak of any one
@@ -425,16 +435,6 @@ def daily_runs(work: Path, snapshots: dict[int, Path], nova: Path) -> dict[int, 
         one(mark, "memory")
         one(mark, "steps")
     return out
-
-
-def _smaps(pid: int) -> tuple[int, int]:
-    """(Rss, Pss) of process `pid` in bytes, (0, 0) once it is gone."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh if line[:4] in ("Rss:", "Pss:")}
-    except (OSError, ValueError):
-        return 0, 0
-    return fields.get("Rss", 0), fields.get("Pss", 0)
 
 
 def daily_at_history(work: Path) -> tuple[Path, Path, float, float, int]:
