@@ -22,6 +22,7 @@ from luigi.execution_summary import LuigiStatusCode
 from luigi.task import flatten
 
 from tasks.ops.luigid import done_since, wait_out_done_cooldown
+from tests.cli_runs import run_cvas
 from tests.luigid_tasks import RUN_LOG, Leaf, Total, expected_total
 
 REPO = Path(__file__).resolve().parents[1]
@@ -345,17 +346,13 @@ def test_a_rerun_of_the_same_batched_days_through_luigid_neither_stalls_nor_fail
         root = tmp_path / "data"
         cfg = _cvas_cfg(tmp_path, server, nova, root)
         cfg.write_text(cfg.read_text().replace("batch_days = 1", "batch_days = 31"))
-        env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
         span = ["--start", str(DAYS[0]), "--end", str(DAYS[-1])]
-        first = subprocess.run([sys.executable, "-m", "tasks.cli", "backfill", *span], cwd=REPO, env=env,
-                               capture_output=True, text=True, timeout=240)
+        first = run_cvas(cfg, "backfill", *span, timeout=240)
         assert first.returncode == 0, first.stdout + first.stderr
-        inv = subprocess.run([sys.executable, "-m", "tasks.cli", "invalidate", *span, "--dataset", "transactions",
-                              "--kind", "act"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        inv = run_cvas(cfg, "invalidate", *span, "--dataset", "transactions", "--kind", "act", timeout=120)
         assert inv.returncode == 0, inv.stdout + inv.stderr
         # a stall lasts until the first worker times out: ten minutes, far past this timeout
-        again = subprocess.run([sys.executable, "-m", "tasks.cli", "backfill", *span], cwd=REPO, env=env,
-                               capture_output=True, text=True, timeout=180)
+        again = run_cvas(cfg, "backfill", *span, timeout=180)
         assert again.returncode == 0, again.stdout + again.stderr
         assert not server.api("task_list", status="FAILED"), "no task failed"
         loads = [tid for tid, _, event in server.events() if event == "RUNNING" and tid.startswith("LoadTransactions")
