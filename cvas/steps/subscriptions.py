@@ -61,7 +61,9 @@ import os
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -182,10 +184,13 @@ def view_sql() -> str:
     return load_sql("subscription_view")
 
 
-def make_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, name: str = "state") -> None:
+def make_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, name: str = "state", *, shared: bool = False) -> None:
     """The per-subscription aggregates of the registered transaction relations as of `as_of`,
-    as the temp table `name` (subscription_state.sql)."""
-    con.execute(f"create or replace temp table {name} as {load_sql('subscription_state')}", {"as_of": as_of})
+    as the temp table `name` (subscription_state.sql); with `shared`, as a table of the
+    in-memory database, which the cursors writing the parts see (_each_part: a temp table is
+    its connection's own, and the faster one to build)."""
+    con.execute(f"create or replace {'' if shared else 'temp '}table {name} as {load_sql('subscription_state')}",
+                {"as_of": as_of})
 
 
 # -- parts -------------------------------------------------------------------------------------
@@ -203,43 +208,76 @@ def parts(directory: Path) -> dict[str, Path]:
     return {m.group(1): directory / n for n in sorted(names) if (m := PART_FILE.match(n))}
 
 
-def _part_names(con: duckdb.DuckDBPyConnection, relation: str) -> set[str]:
-    return {r[0] for r in con.execute(f"select distinct part from {relation}").fetchall()}
+# Parts written at once, each on a cursor of its own: a part smaller than one of DuckDB's row
+# groups is sorted and written by one thread, so on two cores two of them go side by side.
+PART_WRITERS = 2
+
+
+def _each_part(con: duckdb.DuckDBPyConnection, sources: dict[str, str], write) -> dict[str, Any]:
+    """{part: write(cursor, part, rows_sql)} for every part of `sources`, PART_WRITERS at a time,
+    `open` (the largest) first. Each runs on a cursor of its own (its own temp views and session
+    settings; `sources` may read files and the database's tables, not `con`'s temp objects).
+    Every write is deterministic, so the bytes do not depend on which runs first."""
+    order = sorted(sources, key=lambda name: (name != OPEN, name))
+
+    def one(name: str):
+        cursor = con.cursor()
+        try:
+            return write(cursor, name, sources[name])
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(max_workers=PART_WRITERS) as pool:
+        return dict(sorted(zip(order, pool.map(one, order))))
+
+
+def _write_state_part(con: duckdb.DuckDBPyConnection, name: str, rows_sql: str, state_dir: Path) -> int | None:
+    """Write one part's state file from its rows' query (parameter $part), sorted by
+    subscription id (the same inputs give the same bytes, DESIGN 7); returns its rows, or
+    None for an empty part other than `open`, which is not written."""
+    state_file = state_dir / f"{name}.parquet"
+    # snappy: the state is read back once a day, where zstd's smaller file costs more CPU
+    (rows,) = con.execute(f"copy ({rows_sql} order by subscription_id) to {sql_path(state_file)} "
+                          f"(format parquet, compression snappy)",
+                          {"part": name} if "$part" in rows_sql else {}).fetchone()
+    if not rows and name != OPEN:
+        state_file.unlink()
+        return None
+    return int(rows)
 
 
 def _write_state_parts(con: duckdb.DuckDBPyConnection, sources: dict[str, str], state_dir: Path) -> dict[str, int]:
-    """Write each part's state file from its rows' query (`sources`, parameter $part), sorted by
-    subscription id (the same inputs give the same bytes, DESIGN 7); an empty part is not
-    written, except `open`. Returns {part: rows}."""
-    written: dict[str, int] = {}
-    for name, rows_sql in sorted(sources.items()):
-        state_file = state_dir / f"{name}.parquet"
-        # snappy: the state is read back once a day, where zstd's smaller file costs more CPU
-        (rows,) = con.execute(f"copy ({rows_sql} order by subscription_id) to {sql_path(state_file)} "
-                              f"(format parquet, compression snappy)",
-                              {"part": name} if "$part" in rows_sql else {}).fetchone()
-        if not rows and name != OPEN:
-            state_file.unlink()
-            continue
-        written[name] = int(rows)
-    return written
+    """Write each part's state file (_write_state_part, _each_part). Returns {part: rows} of
+    the parts written."""
+    written = _each_part(con, sources, lambda cursor, name, rows_sql: _write_state_part(cursor, name, rows_sql,
+                                                                                        state_dir))
+    return {name: rows for name, rows in written.items() if rows is not None}
+
+
+def _write_part(con: duckdb.DuckDBPyConnection, as_of: dt.date, name: str, rows_sql: str, state_dir: Path,
+                view_dir: Path) -> dict | None:
+    """Write one part's state file (_write_state_part), then its view from that file, checked
+    (check_view_file). Returns the facts for the sidecars, None for a part not written."""
+    state_rows = _write_state_part(con, name, rows_sql, state_dir)
+    if state_rows is None:
+        return None
+    state_file, view_file = state_dir / f"{name}.parquet", view_dir / f"{name}.parquet"
+    con.execute(f"create or replace temp view state as select * from read_parquet({sql_path(state_file)})")
+    try:
+        view_rows = copy_view_from_state(con, as_of, view_file, state_sorted=True)
+    finally:
+        con.execute("drop view if exists state")
+    return {"state_rows": state_rows, "rows": view_rows, "status": check_view_file(view_file, view_rows, con),
+            "hash": provenance.file_hash(view_file), "state_hash": provenance.file_hash(state_file)}
 
 
 def _write_parts(con: duckdb.DuckDBPyConnection, as_of: dt.date, sources: dict[str, str], state_dir: Path,
                  view_dir: Path) -> dict[str, dict]:
-    """Write each part's state file (_write_state_parts), then its view from that file, checked
-    (check_view_file). Returns {part: facts for the sidecars}."""
-    written: dict[str, dict] = {}
-    for name, state_rows in _write_state_parts(con, sources, state_dir).items():
-        state_file = state_dir / f"{name}.parquet"
-        con.execute(f"create or replace temp view state as select * from read_parquet({sql_path(state_file)})")
-        view_file = view_dir / f"{name}.parquet"
-        view_rows = copy_view_from_state(con, as_of, view_file, state_sorted=True)
-        written[name] = {"state_rows": state_rows, "rows": view_rows,
-                         "status": check_view_file(view_file, view_rows, con),
-                         "hash": provenance.file_hash(view_file), "state_hash": provenance.file_hash(state_file)}
-    con.execute("drop view if exists state")
-    return written
+    """Write each part's state and view (_write_part, _each_part). Returns {part: facts for the
+    sidecars} of the parts written."""
+    written = _each_part(con, sources, lambda cursor, name, rows_sql: _write_part(cursor, as_of, name, rows_sql,
+                                                                                  state_dir, view_dir))
+    return {name: facts for name, facts in written.items() if facts is not None}
 
 
 def _sources(relation: str, names: set[str], carry: dict[str, Path]) -> dict[str, str]:
@@ -279,25 +317,33 @@ def insertion_order(con: duckdb.DuckDBPyConnection):
     the connection's own setting is restored after). A scan of one table or file, filters
     and projections then keep their input's order (DuckDB's documented guarantee)."""
     (before,) = con.execute("select current_setting('preserve_insertion_order')").fetchone()
-    con.execute("set preserve_insertion_order = true")
+    con.execute("set session preserve_insertion_order = true")   # this connection's: not its other cursors'
     try:
         yield con
     finally:
-        con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
+        con.execute(f"set session preserve_insertion_order = {'true' if before else 'false'}")
 
 
 def full_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, scratch: Path) -> dict[str, str]:
-    """`next_state`: the state of every transaction file up to `as_of`, each row with its part,
-    streamed by DuckDB into the file `scratch` sorted by part (so each part's rows are read back
-    from its own row groups, and years of history need not fit in memory). Returns the parts to
-    write (all of them) and no earlier files to carry rows from."""
+    """The state of every transaction file up to `as_of`, each row with its part, streamed by
+    DuckDB into the new folder `scratch` partitioned by part (`part=<name>/`, unsorted: each
+    part's state file is sorted when it is written, so a sort of the whole history would be
+    work done twice), so each part's rows are read back from its own files and years of history
+    need not fit in memory. Returns {part: the query of its rows} for every part, with no
+    earlier files to carry rows from."""
     register_transactions(con, layout, through=as_of)
     con.execute(load_sql("subscription_part"))
-    con.execute(f"copy (select *, subscription_part(latest_dct) as part from ({load_sql('subscription_state')}) "
-                f"order by part, subscription_id) to {sql_path(scratch)} (format parquet, compression snappy)",
+    con.execute(f"copy (select *, subscription_part(latest_dct) as part from ({load_sql('subscription_state')})) "
+                f"to {sql_path(scratch)} (format parquet, compression snappy, partition_by (part))",
                 {"as_of": as_of})
-    con.execute(f"create or replace temp view next_state as select * from read_parquet({sql_path(scratch)})")
-    return _sources("next_state", _part_names(con, "next_state"), {})
+    folder = scratch / f"part={OPEN}"
+    if not folder.is_dir():   # no subscription is open: the part is still written, empty
+        folder.mkdir(parents=True)
+        con.execute(f"copy (select * from ({load_sql('subscription_state')}) where false) "
+                    f"to {sql_path(folder / 'empty.parquet')} (format parquet)", {"as_of": as_of})
+    return {d.name.removeprefix("part="): f"select * from read_parquet({sql_path(d / '*.parquet')}, "
+                                          f"hive_partitioning = false)"
+            for d in scratch.iterdir() if d.name.startswith("part=")}
 
 
 def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after: dt.date,
@@ -312,7 +358,7 @@ def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after
         files = [layout.transactions(kind, after + dt.timedelta(days=i))
                  for i in range(1, (as_of - after).days + 1)]
         _register_files(con, kind, [f for f in files if f.exists()])
-    make_state(con, as_of, "new_state")
+    make_state(con, as_of, "new_state", shared=True)
     con.execute(load_sql("subscription_part"))
     before = parts(base)
     closed = [path for name, path in before.items() if name != OPEN]
@@ -327,7 +373,7 @@ def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after
     files = [before[name] for name in sorted(changed) if name in before]
     con.execute(f"create or replace temp view prev_state as select * from "
                 f"read_parquet([{', '.join(sql_path(p) for p in files)}])")
-    con.execute(f"create or replace temp table folded_state as select *, subscription_part(latest_dct) as part "
+    con.execute(f"create or replace table folded_state as select *, subscription_part(latest_dct) as part "
                 f"from ({load_sql('subscription_state_merge')})")
     return _sources("folded_state", changed, {name: before[name] for name in changed if name in before})
 
@@ -351,7 +397,7 @@ def chunked_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
             for i in range(max(1, -(-((as_of - first).days + 1) // chunk_days)))]
     folder = work / "chunk-0"
     folder.mkdir(parents=True)
-    sources = full_state(con, layout, ends[0], work / "first.parquet")
+    sources = full_state(con, layout, ends[0], work / "first")
     _write_state_parts(con, sources, folder)
     for i, (after, end) in enumerate(zip(ends, ends[1:]), start=1):
         previous, folder = folder, work / f"chunk-{i}"
@@ -589,7 +635,7 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
                 if base is not None:
                     sources = fold_state(con, layout, layout.subscription_state(base), base, as_of)
                 elif full or _span(layout, as_of) <= chunk_days:
-                    sources = full_state(con, layout, as_of, work / "full.parquet")
+                    sources = full_state(con, layout, as_of, work / "full")
                 else:
                     sources = chunked_state(con, layout, as_of, work, chunk_days)
                 rows, status, written = publish_parts(con, layout, as_of, sources, digest, base)
@@ -669,7 +715,7 @@ def write_full_view(layout: Layout, as_of: dt.date, dest: Path, *, threads: int 
     scratch.mkdir()
     try:
         with view_connection(layout, threads, memory_limit) as con:
-            sources = full_state(con, layout, as_of, scratch / "full.parquet")
+            sources = full_state(con, layout, as_of, scratch / "full")
             return sum(w["rows"] for w in _write_parts(con, as_of, sources, scratch, dest).values())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
