@@ -191,6 +191,25 @@ def test_a_state_killed_mid_publish_is_redone_never_used(layout, tmp_path):
             sidecar(layout, done).unlink(missing_ok=True)
 
 
+def test_a_latest_copy_left_without_its_sidecar_makes_the_newest_view_stale_until_rebuilt(layout):
+    """A run killed between publishing the legacy latest copy and recording its sidecar: the
+    view as of that day is stale (so the rerun builds it again), not complete with an
+    unrecorded copy that `cvas verify` would find."""
+    from cvas.core.freshness import STALE, state
+
+    write_events(layout, history())
+    for i in range(3):
+        build_subscription_view(layout, day(i), keep_days=30)
+    assert state(layout, "subscriptions", day(2)).fresh
+    sidecar(layout, layout.subscriptions_latest).unlink()
+    cell = state(layout, "subscriptions", day(2))
+    assert (cell.state, cell.reason) == (STALE, "subscriptions.parquet has no provenance sidecar")
+    assert state(layout, "subscriptions", day(1)).fresh          # not the newest: no latest copy of its own
+    build_subscription_view(layout, day(2), keep_days=30)
+    assert state(layout, "subscriptions", day(2)).fresh
+    assert digest(layout.subscriptions_latest) == digest(layout.subscriptions(day(2)))
+
+
 def test_verify_rebuilds_the_latest_view_in_full_and_names_the_first_difference(layout):
     from cvas.ops.verify import mark_findings, verify_range
 

@@ -195,6 +195,10 @@ class Freshness:
             absent = [p.name for p in ds.newest(self.layout) if self.stat(p) is None]
             if absent:
                 return f"{', '.join(absent)} absent"
+            # published before its sidecar: a run killed in between left it unrecorded
+            unrecorded = [p.name for p in ds.newest(self.layout) if self.stat(sidecar(self.layout, p)) is None]
+            if unrecorded:
+                return f"{', '.join(unrecorded)} has no provenance sidecar"
         if self.stat(paths.sidecar) is None:
             return "no provenance sidecar"
         current = {n: self.stat(p) for n, p in paths.inputs.items()}
