@@ -19,7 +19,7 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, sidecar
 from cvas.core.schemas import KINDS, spec
 from cvas.ops.status import mark_for_rebuild
-from cvas.steps.subscriptions import build_subscription_view, newest_usable_state, parts, write_full_view
+from cvas.steps.subscriptions import OPEN_PARTS, build_subscription_view, newest_usable_state, parts, write_full_view
 from tests.test_subscriptions import at, cnr_row, digest, read_view, sub_row, write_events
 
 D0 = dt.date(2026, 5, 4)
@@ -255,8 +255,8 @@ def test_a_memory_limited_build_gives_the_same_bytes_and_leaves_no_spill_folder(
 
 
 def test_deactivated_months_are_carried_over_and_rewritten_only_when_touched(layout, tmp_path):
-    """The view is a folder of parts: `open` and one per deactivation month. A day's fold writes
-    `open` and the months its events touch; the other months are hard links to the previous
+    """The view is a folder of parts: the four open ones and one per deactivation month. A day's
+    fold writes the open parts and the months its events touch; the other months are hard links to the previous
     view's files. A late refund of a long-deactivated subscription, and a second deactivation
     that moves a subscription to a later month, rewrite exactly those months, byte-identical to
     a full build."""
@@ -273,9 +273,9 @@ def test_deactivated_months_are_carried_over_and_rewritten_only_when_touched(lay
     march, april, may = "deactivated-2026-03", "deactivated-2026-04", "deactivated-2026-05"
     build_subscription_view(layout, start + dt.timedelta(days=30), keep_days=60)        # built in full
     base = start + dt.timedelta(days=30)
-    assert set(parts(layout.subscriptions(base))) == {"open", march, april}
+    assert set(parts(layout.subscriptions(base))) == {*OPEN_PARTS, march, april}
     quiet = build_subscription_view(layout, base + dt.timedelta(days=1), keep_days=60)   # no event at all
-    assert quiet["folded_from"] == str(base) and quiet["parts_written"] == 1             # `open` only
+    assert quiet["folded_from"] == str(base) and quiet["parts_written"] == len(OPEN_PARTS)   # open only
     for name in (march, april):
         assert os.path.samefile(parts(layout.subscriptions(base))[name],
                                 parts(layout.subscriptions(base + dt.timedelta(days=1)))[name]), name
@@ -284,7 +284,7 @@ def test_deactivated_months_are_carried_over_and_rewritten_only_when_touched(lay
         build_subscription_view(layout, as_of, keep_days=60)
         assert_equals_full_build(layout, as_of, tmp_path)
     final = start + dt.timedelta(days=36)
-    assert set(parts(layout.subscriptions(final))) == {"open", march, may}               # April emptied
+    assert set(parts(layout.subscriptions(final))) == {*OPEN_PARTS, march, may}          # April emptied
     view = read_view(layout.subscriptions(final))
     assert view[1]["refund_count"] == 1 and view[2]["deactivation_date"].month == 5
 
@@ -306,6 +306,33 @@ def test_a_data_root_of_single_file_views_moves_to_folders(layout, tmp_path):
     assert digest(layout.subscriptions_latest) == digest(layout.subscriptions(day(4)))
 
 
+def test_a_state_with_the_single_open_part_of_earlier_versions_is_not_folded_from(layout, tmp_path):
+    """Earlier versions kept the Active and Cancelled subscriptions in one `open` part. Such a
+    state is not folded from (the fold reads the four open parts); the next build is a full
+    one, whose parts are the four, and the old view stays a valid folder until pruned."""
+    write_events(layout, history())
+    build_subscription_view(layout, day(3), keep_days=30)
+    for path in (layout.subscriptions(day(3)), layout.subscription_state(day(3))):   # as an earlier version left them
+        found = parts(path)
+        table = pa.concat_tables([pq.ParquetFile(found[n]).read() for n in OPEN_PARTS])
+        table = table.sort_by("subscription_id")
+        for name in OPEN_PARTS:
+            found[name].unlink()
+        pq.write_table(table, path / "open.parquet")
+        meta = provenance.read(layout, path)
+        meta["parts"] = {n: v for n, v in meta["parts"].items() if n not in OPEN_PARTS} | {
+            "open": {"rows": table.num_rows, "hash": provenance.file_hash(path / "open.parquet")}}
+        provenance.record(layout, path, inputs={}, params=meta["params"], rows=meta["rows"],
+                          extra={k: meta[k] for k in ("as_of", "transactions", "parts") if k in meta})
+    assert "open" in parts(layout.subscriptions(day(3)))
+    assert newest_usable_state(layout, day(4)) is None
+    stats = build_subscription_view(layout, day(4), keep_days=30)
+    assert stats["folded_from"] is None
+    now = set(parts(layout.subscriptions(day(4))))
+    assert set(OPEN_PARTS) <= now and "open" not in now
+    assert_equals_full_build(layout, day(4), tmp_path)
+
+
 @pytest.mark.parametrize("chunk_days", [1, 3, 5])
 def test_a_build_without_a_state_in_chunks_equals_the_full_build(layout, tmp_path, chunk_days):
     """With no usable state over a long history the state is built a few days at a time (bounded
@@ -325,12 +352,13 @@ def test_views_over_many_subscriptions_keep_every_part_sorted_by_id(layout, tmp_
     and row groups, with two threads, every part of the full build and of the fold is still
     sorted by subscription id, and the two agree byte for byte."""
     rnd = random.Random(11)
-    ids = rnd.sample(range(1, 10**9), 200_000)   # an open part of more rows than a row group (122,880)
+    ids = rnd.sample(range(1, 10**9), 200_000)
     rows: dict[str, list[dict]] = {
         "act": [sub_row("act", i, at(D0, 9, mm=n % 60), 100 + n % 7, channel="WEB", rev=1.0)
                 for n, i in enumerate(ids)],
         "reno": [sub_row("reno", i, at(D0, 9, offset=1), 100, channel="WEB", rev=1.0) for i in ids[::4]],
-        "dct": [sub_row("dct", i, at(D0, 10, offset=1), 100, channel="SYSTEM") for i in ids[1::5]],
+        # a deactivation month of more rows than a row group (122,880), written by the fold
+        "dct": [sub_row("dct", i, at(D0, 10, offset=1), 100, channel="SYSTEM") for i in ids[:150_000]],
     }
     write_events(layout, rows)
     assert build_subscription_view(layout, day(0), threads=2)["folded_from"] is None
@@ -339,5 +367,6 @@ def test_views_over_many_subscriptions_keep_every_part_sorted_by_id(layout, tmp_
         for path in (*parts(layout.subscriptions(as_of)).values(), *parts(layout.subscription_state(as_of)).values()):
             got = pq.ParquetFile(path).read(columns=["subscription_id"]).column(0).to_numpy()
             assert len(got) and bool((got[1:] > got[:-1]).all()), f"{path.name} as of {as_of}: not sorted by id"
-    assert pq.ParquetFile(parts(layout.subscriptions(day(1)))["open"]).metadata.num_row_groups > 1
+    month = f"deactivated-{day(1):%Y-%m}"
+    assert pq.ParquetFile(parts(layout.subscriptions(day(1)))[month]).metadata.num_row_groups > 1
     assert_equals_full_build(layout, day(1), tmp_path)

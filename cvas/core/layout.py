@@ -212,8 +212,9 @@ def day_of_name(name: str, suffix: str, fmt: str = "%Y-%m-%d") -> dt.date | None
 _DIGITS = {"%Y-%m-%d": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"), "%Y%m%d": re.compile(r"[0-9]{8}\Z")}
 
 
-# the part files of an output that is a folder (the subscription view and its state)
-PART_FILE = re.compile(r"^(open|deactivated-\d{4}-\d{2})\.parquet$")
+# the part files of an output that is a folder (the subscription view and its state); `open`
+# is the single open part of earlier versions (its views stay readable until pruned)
+PART_FILE = re.compile(r"^(open|open-\d|deactivated-\d{4}-\d{2})\.parquet$")
 
 
 def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:

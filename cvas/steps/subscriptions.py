@@ -3,15 +3,16 @@
 How it is built: `subscription_state.sql` turns transaction rows into per-subscription
 aggregates that merge exactly (`subscription_state_merge.sql`), and `subscription_view.sql`
 turns a state into the 34 columns. View and state are folders of parts
-(`subscription_part.sql`): `open.parquet` holds the Active and Cancelled subscriptions, one
-`deactivated-YYYY-MM.parquet` per deactivation month holds the rest. A deactivated row no
-longer changes with the as-of date, so a daily build merges the newest usable state
-(`subscription_state/<day>.parquet/`, with its sidecar) with the state of the days after it
-and writes only `open` and the months those days touch; the other months are hard links to
-the previous view's and state's files. The daily cost therefore follows the active base, not
-the history. The full build computes the state of every transaction file. Both give the same
-bytes, part for part. Readers open the folder as one table (DuckDB `read_parquet` of the
-folder, pandas, pyarrow, Spark); each part is sorted by subscription id.
+(`subscription_part.sql`): `open-0.parquet` .. `open-3.parquet` hold the Active and Cancelled
+subscriptions (by subscription id mod 4), one `deactivated-YYYY-MM.parquet` per deactivation
+month holds the rest. A deactivated row no longer changes with the as-of date, so a daily
+build merges the newest usable state (`subscription_state/<day>.parquet/`, with its sidecar)
+with the state of the days after it and writes only the open parts and the months those
+days touch; the other months are hard links to the previous view's and state's files. The
+daily cost therefore follows the active base, not the history. The full build computes the
+state of every transaction file. Both give the same bytes, part for part. Readers open the
+folder as one table (DuckDB `read_parquet` of the folder, pandas, pyarrow, Spark); each part
+is sorted by subscription id.
 
 Which subscriptions it holds: every subscription id with at least one ACT or RENO row dated
 on or before the as-of date. ACT and RENO are the only events that say a subscription
@@ -195,7 +196,10 @@ def make_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, name: str = "stat
 
 # -- parts -------------------------------------------------------------------------------------
 
-OPEN = "open"
+# The parts of the Active and Cancelled subscriptions, rewritten every day (subscription_part.sql's
+# buckets), and the single one of earlier versions, whose states are not folded from.
+OPEN_PARTS = ("open-0", "open-1", "open-2", "open-3")
+LEGACY_OPEN = "open"
 
 
 def parts(directory: Path) -> dict[str, Path]:
@@ -209,16 +213,20 @@ def parts(directory: Path) -> dict[str, Path]:
 
 
 # Parts written at once, each on a cursor of its own: a part smaller than one of DuckDB's row
-# groups is sorted and written by one thread, so on two cores two of them go side by side.
-PART_WRITERS = 2
+# groups is sorted and written by one thread, so several go side by side. A daily fold writes
+# two at a time (two quarter-size sorts of the active base in memory: its memory is what the
+# morning run is held to); a build from every transaction file, four.
+FOLD_WRITERS = 2
+BUILD_WRITERS = 4
 
 
-def _each_part(con: duckdb.DuckDBPyConnection, sources: dict[str, str], write) -> dict[str, Any]:
-    """{part: write(cursor, part, rows_sql)} for every part of `sources`, PART_WRITERS at a time,
-    `open` (the largest) first. Each runs on a cursor of its own (its own temp views and session
-    settings; `sources` may read files and the database's tables, not `con`'s temp objects).
+def _each_part(con: duckdb.DuckDBPyConnection, sources: dict[str, str], write, writers: int) -> dict[str, Any]:
+    """{part: write(cursor, part, rows_sql)} for every part of `sources`, `writers` at a time,
+    the open parts (the largest) first. Each runs on a cursor of its own (its own temp views and
+    session settings; `sources` may read files and the database's tables, not `con`'s temp
+    objects).
     Every write is deterministic, so the bytes do not depend on which runs first."""
-    order = sorted(sources, key=lambda name: (name != OPEN, name))
+    order = sorted(sources, key=lambda name: (name not in OPEN_PARTS, name))
 
     def one(name: str):
         cursor = con.cursor()
@@ -227,30 +235,30 @@ def _each_part(con: duckdb.DuckDBPyConnection, sources: dict[str, str], write) -
         finally:
             cursor.close()
 
-    with ThreadPoolExecutor(max_workers=PART_WRITERS) as pool:
+    with ThreadPoolExecutor(max_workers=writers) as pool:
         return dict(sorted(zip(order, pool.map(one, order))))
 
 
 def _write_state_part(con: duckdb.DuckDBPyConnection, name: str, rows_sql: str, state_dir: Path) -> int | None:
     """Write one part's state file from its rows' query (parameter $part), sorted by
     subscription id (the same inputs give the same bytes, DESIGN 7); returns its rows, or
-    None for an empty part other than `open`, which is not written."""
+    None for an empty part other than an open one, which is not written."""
     state_file = state_dir / f"{name}.parquet"
     # snappy: the state is read back once a day, where zstd's smaller file costs more CPU
     (rows,) = con.execute(f"copy ({rows_sql} order by subscription_id) to {sql_path(state_file)} "
                           f"(format parquet, compression snappy)",
                           {"part": name} if "$part" in rows_sql else {}).fetchone()
-    if not rows and name != OPEN:
+    if not rows and name not in OPEN_PARTS:
         state_file.unlink()
         return None
     return int(rows)
 
 
 def _write_state_parts(con: duckdb.DuckDBPyConnection, sources: dict[str, str], state_dir: Path) -> dict[str, int]:
-    """Write each part's state file (_write_state_part, _each_part). Returns {part: rows} of
-    the parts written."""
+    """Write each part's state file (_write_state_part, _each_part; a build's, BUILD_WRITERS at a
+    time). Returns {part: rows} of the parts written."""
     written = _each_part(con, sources, lambda cursor, name, rows_sql: _write_state_part(cursor, name, rows_sql,
-                                                                                        state_dir))
+                                                                                        state_dir), BUILD_WRITERS)
     return {name: rows for name, rows in written.items() if rows is not None}
 
 
@@ -272,11 +280,11 @@ def _write_part(con: duckdb.DuckDBPyConnection, as_of: dt.date, name: str, rows_
 
 
 def _write_parts(con: duckdb.DuckDBPyConnection, as_of: dt.date, sources: dict[str, str], state_dir: Path,
-                 view_dir: Path) -> dict[str, dict]:
-    """Write each part's state and view (_write_part, _each_part). Returns {part: facts for the
-    sidecars} of the parts written."""
+                 view_dir: Path, writers: int = BUILD_WRITERS) -> dict[str, dict]:
+    """Write each part's state and view (_write_part, _each_part, `writers` at a time). Returns
+    {part: facts for the sidecars} of the parts written."""
     written = _each_part(con, sources, lambda cursor, name, rows_sql: _write_part(cursor, as_of, name, rows_sql,
-                                                                                  state_dir, view_dir))
+                                                                                  state_dir, view_dir), writers)
     return {name: facts for name, facts in written.items() if facts is not None}
 
 
@@ -284,7 +292,7 @@ def _sources(relation: str, names: set[str], carry: dict[str, Path]) -> dict[str
     """{part: the query of its rows}: those of `relation` in it, plus, for a part in `carry`,
     the rows of that earlier state file the new days do not touch (streamed from the file)."""
     sources = {}
-    for name in names | {OPEN}:
+    for name in names | set(OPEN_PARTS):
         sources[name] = f"select * exclude (part) from {relation} where part = $part"
         if name in carry:
             sources[name] += (f" union all select p.* from read_parquet({sql_path(carry[name])}) as p "
@@ -333,14 +341,16 @@ def full_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, s
     earlier files to carry rows from."""
     register_transactions(con, layout, through=as_of)
     con.execute(load_sql("subscription_part"))
-    con.execute(f"copy (select *, subscription_part(latest_dct) as part from ({load_sql('subscription_state')})) "
+    con.execute(f"copy (select *, subscription_part(latest_dct, subscription_id) as part "
+                f"from ({load_sql('subscription_state')})) "
                 f"to {sql_path(scratch)} (format parquet, compression snappy, partition_by (part))",
                 {"as_of": as_of})
-    folder = scratch / f"part={OPEN}"
-    if not folder.is_dir():   # no subscription is open: the part is still written, empty
-        folder.mkdir(parents=True)
-        con.execute(f"copy (select * from ({load_sql('subscription_state')}) where false) "
-                    f"to {sql_path(folder / 'empty.parquet')} (format parquet)", {"as_of": as_of})
+    for name in OPEN_PARTS:
+        folder = scratch / f"part={name}"
+        if not folder.is_dir():   # no subscription is open there: the part is still written, empty
+            folder.mkdir(parents=True)
+            con.execute(f"copy (select * from ({load_sql('subscription_state')}) where false) "
+                        f"to {sql_path(folder / 'empty.parquet')} (format parquet)", {"as_of": as_of})
     return {d.name.removeprefix("part="): f"select * from read_parquet({sql_path(d / '*.parquet')}, "
                                           f"hive_partitioning = false)"
             for d in scratch.iterdir() if d.name.startswith("part=")}
@@ -350,8 +360,8 @@ def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after
                as_of: dt.date) -> dict[str, str]:
     """`folded_state`: the state in the folder `base` (as of `after`) folded with the transaction
     files of the days after it, up to `as_of`, in one DuckDB pass (subscription_state_merge.sql),
-    for the parts those days change: `open`, the deactivated months holding a subscription they
-    touch, and the months of the deactivations they bring. Returns {part: the query of its
+    for the parts those days change: the open parts, the deactivated months holding a
+    subscription they touch, and the months of the deactivations they bring. Returns {part: the query of its
     rows} for those parts (`folded_state` holds the subscriptions the days touch; the others are
     streamed from the base's file of the part). The base's other parts are unchanged."""
     for kind in VIEW_KINDS:
@@ -361,20 +371,20 @@ def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after
     make_state(con, as_of, "new_state", shared=True)
     con.execute(load_sql("subscription_part"))
     before = parts(base)
-    closed = [path for name, path in before.items() if name != OPEN]
+    closed = [path for name, path in before.items() if name not in OPEN_PARTS]
     touched: set[str] = set()
     if closed:
         touched = {Path(r[0]).stem for r in con.execute(
             f"select distinct filename from read_parquet([{', '.join(sql_path(p) for p in closed)}], "
             f"filename = true) as p semi join new_state as n using (subscription_id)").fetchall()}
-    landing = {r[0] for r in con.execute("select distinct subscription_part(latest_dct) from new_state "
-                                         "where latest_dct is not null").fetchall()}
-    changed = touched | landing | {OPEN}
+    landing = {r[0] for r in con.execute("select distinct subscription_part(latest_dct, subscription_id) "
+                                         "from new_state where latest_dct is not null").fetchall()}
+    changed = touched | landing | set(OPEN_PARTS)
     files = [before[name] for name in sorted(changed) if name in before]
     con.execute(f"create or replace temp view prev_state as select * from "
                 f"read_parquet([{', '.join(sql_path(p) for p in files)}])")
-    con.execute(f"create or replace table folded_state as select *, subscription_part(latest_dct) as part "
-                f"from ({load_sql('subscription_state_merge')})")
+    con.execute(f"create or replace table folded_state as select *, "
+                f"subscription_part(latest_dct, subscription_id) as part from ({load_sql('subscription_state_merge')})")
     return _sources("folded_state", changed, {name: before[name] for name in changed if name in before})
 
 
@@ -417,7 +427,8 @@ def state_is_usable(layout: Layout, day: dt.date, fresh: Freshness) -> bool:
     `day` unchanged since they were built), no transaction file dated on or before `day` is
     marked for rebuild, and the state's own sidecar, written after it was published, records
     the same files and each part's row count (a state killed before its sidecar is redone,
-    never used; one in the single-file form of earlier versions is not used either)."""
+    never used; one in the single-file form of earlier versions is not used either, nor one
+    with their single `open` part: the first build after the upgrade is a full one)."""
     if not fresh.state("subscriptions", day).fresh:
         return False
     root, key = layout.transactions_root(), f"{day:%Y-%m-%d}"
@@ -429,7 +440,7 @@ def state_is_usable(layout: Layout, day: dt.date, fresh: Freshness) -> bool:
     if meta is None or meta.get("transactions") != view.get("transactions") or not path.is_dir():
         return False
     recorded, found = meta.get("parts") or {}, parts(path)
-    if set(recorded) != set(found) or set(found) != set(view.get("parts") or {}):
+    if set(recorded) != set(found) or set(found) != set(view.get("parts") or {}) or LEGACY_OPEN in found:
         return False
     try:
         return all(pq.read_metadata(found[n]).num_rows == recorded[n]["rows"] for n in found)
@@ -672,7 +683,8 @@ def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
     sidecar(layout, state).unlink(missing_ok=True)
     with staged_dir(layout.staging, state) as state_tmp:
         with staged_dir(layout.staging, target) as view_tmp:
-            written = _write_parts(con, as_of, sources, state_tmp, view_tmp)
+            written = _write_parts(con, as_of, sources, state_tmp, view_tmp,
+                                   FOLD_WRITERS if base is not None else BUILD_WRITERS)
             for name, (view_part, state_part) in carried.items():
                 os.link(view_part, view_tmp / view_part.name)
                 os.link(state_part, state_tmp / state_part.name)
@@ -736,7 +748,8 @@ def read_view_meta(layout: Layout, path: Path) -> dict:
 
 
 __all__ = [
-    "DEFAULT_KEEP_DAYS", "OPEN", "STATUSES", "SUBSCRIPTION_COLUMNS", "SUBSCRIPTION_SCHEMA", "SubscriptionViewError",
+    "DEFAULT_KEEP_DAYS", "OPEN_PARTS", "STATUSES", "SUBSCRIPTION_COLUMNS", "SUBSCRIPTION_SCHEMA",
+    "SubscriptionViewError",
     "VIEW_KINDS", "as_of_days", "build_subscription_view", "check_view_file", "connect", "outside_retention",
     "parts", "prune_views", "publish_latest", "read_view_meta", "read_view_table", "register_transactions", "transaction_digest",
     "view_sql", "write_full_view",
