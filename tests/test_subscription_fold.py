@@ -340,6 +340,28 @@ def test_a_build_without_a_state_in_chunks_equals_the_full_build(layout, tmp_pat
     write_events(layout, history())
     stats = build_subscription_view(layout, LAST, keep_days=30, chunk_days=chunk_days)
     assert stats["folded_from"] is None and not list(layout.staging.glob("subscription_state.build.*"))
+    assert stats["passes"] == -(-DAYS // chunk_days)
+    assert_equals_full_build(layout, LAST, tmp_path)
+    state = digest(layout.subscription_state(LAST))
+    shutil.rmtree(layout.subscription_state(LAST))
+    build_subscription_view(layout, LAST, keep_days=30, full=True)
+    assert digest(layout.subscription_state(LAST)) == state
+
+
+@pytest.mark.parametrize("chunk_days", [1, 4])
+def test_a_fold_over_more_days_than_a_chunk_goes_a_chunk_at_a_time(layout, tmp_path, chunk_days):
+    """A backfill after a gap finds its usable state far back: the days after it are folded in
+    `chunk_days` at a time (bounded memory, as a build without a state), every part is written,
+    and the bytes are those of the full build. The state it started from is left as it was."""
+    write_events(layout, history())
+    build_subscription_view(layout, day(1), keep_days=30)
+    base = digest(layout.subscription_state(day(1)))
+    stats = build_subscription_view(layout, LAST, keep_days=30, chunk_days=chunk_days)
+    assert stats["folded_from"] == str(day(1)) and stats["passes"] == -(-(LAST - day(1)).days // chunk_days)
+    assert stats["parts_written"] == len(parts(layout.subscriptions(LAST)))
+    assert provenance.read(layout, layout.subscriptions(LAST))["folded_from"] == str(day(1))
+    assert digest(layout.subscription_state(day(1))) == base
+    assert not list(layout.staging.glob("subscription_state.build.*"))
     assert_equals_full_build(layout, LAST, tmp_path)
     state = digest(layout.subscription_state(LAST))
     shutil.rmtree(layout.subscription_state(LAST))

@@ -395,30 +395,36 @@ def _span(layout: Layout, as_of: dt.date) -> int:
 
 
 def chunked_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, work: Path,
-                  chunk_days: int) -> dict[str, str]:
-    """The state of every transaction file up to `as_of` in bounded memory: the first
-    `chunk_days` days in full, then folded forward `chunk_days` at a time (fold_state), each
-    state written as part files into `work` (a staging folder), never published. Fold and full
-    build agree byte for byte, so this equals full_state. Returns {part: the query of its rows}
-    over the last state's files."""
-    days = sorted({d for kind in VIEW_KINDS for d in transaction_days(layout, kind) if d <= as_of})
-    first = days[0] if days else as_of
-    ends = [min(first + dt.timedelta(days=chunk_days * (i + 1) - 1), as_of)
-            for i in range(max(1, -(-((as_of - first).days + 1) // chunk_days)))]
-    folder = work / "chunk-0"
-    folder.mkdir(parents=True)
-    sources = full_state(con, layout, ends[0], work / "first")
-    _write_state_parts(con, sources, folder)
+                  chunk_days: int, base: dt.date | None = None) -> tuple[dict[str, str], int]:
+    """The state up to `as_of` in bounded memory, each intermediate state written as part files
+    into `work` (a staging folder), never published. Without `base`: the first `chunk_days`
+    days of the transaction files in full, then folded forward `chunk_days` at a time
+    (fold_state). With `base` (a usable state more than `chunk_days` days before `as_of`, as a
+    backfill after a gap finds it): folded forward from that state `chunk_days` at a time. Fold
+    and full build agree byte for byte, so either equals full_state. Returns ({part: the query of
+    its rows} over the last state's files, the passes over transaction files it made)."""
+    if base is None:
+        days = sorted({d for kind in VIEW_KINDS for d in transaction_days(layout, kind) if d <= as_of})
+        start = min((days[0] if days else as_of) + dt.timedelta(days=chunk_days - 1), as_of)
+        folder = work / "chunk-0"
+        folder.mkdir(parents=True)
+        _write_state_parts(con, full_state(con, layout, start, work / "first"), folder)
+    else:
+        start, folder = base, layout.subscription_state(base)   # published: read, never removed
+    ends = [start] + [min(start + dt.timedelta(days=chunk_days * i), as_of)
+                      for i in range(1, -(-(as_of - start).days // chunk_days) + 1)]
     for i, (after, end) in enumerate(zip(ends, ends[1:]), start=1):
         previous, folder = folder, work / f"chunk-{i}"
-        folder.mkdir()
+        folder.mkdir(parents=True)
         sources = fold_state(con, layout, previous, after, end)
         _write_state_parts(con, sources, folder)
         for name, path in parts(previous).items():
             if name not in sources:
                 os.link(path, folder / path.name)
-        shutil.rmtree(previous)
-    return {name: f"select * from read_parquet({sql_path(path)})" for name, path in parts(folder).items()}
+        if previous.is_relative_to(work):
+            shutil.rmtree(previous)
+    sources = {name: f"select * from read_parquet({sql_path(path)})" for name, path in parts(folder).items()}
+    return sources, len(ends) - (base is not None)
 
 
 def state_is_usable(layout: Layout, day: dt.date, fresh: Freshness) -> bool:
@@ -643,13 +649,17 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
             work = layout.staging / f"subscription_state.build.{os.getpid()}"
             work.mkdir(parents=True)
             try:
-                if base is not None:
+                # a fold over more than chunk_days days (a backfill after a gap) goes chunk_days
+                # at a time, as a build without a state does, and then writes every part
+                carry = base if base is not None and (as_of - base).days <= chunk_days else None
+                passes = 1
+                if carry is not None:
                     sources = fold_state(con, layout, layout.subscription_state(base), base, as_of)
-                elif full or _span(layout, as_of) <= chunk_days:
+                elif base is None and (full or _span(layout, as_of) <= chunk_days):
                     sources = full_state(con, layout, as_of, work / "full")
                 else:
-                    sources = chunked_state(con, layout, as_of, work, chunk_days)
-                rows, status, written = publish_parts(con, layout, as_of, sources, digest, base)
+                    sources, passes = chunked_state(con, layout, as_of, work, chunk_days, base)
+                rows, status, written = publish_parts(con, layout, as_of, sources, digest, carry, base)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             is_latest = as_of >= max(as_of_days(layout))
@@ -657,20 +667,24 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
                 publish_latest(layout, as_of)
             pruned = prune_views(layout, keep_days)
     elapsed = time.monotonic() - t0
-    log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs, %s (%d part(s) written)%s", as_of, rows,
-             ", ".join(f"{k} {v}" for k, v in status.items()), elapsed,
-             f"folded from the state as of {base}" if base else "built from every transaction file", written,
+    log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs, %s%s (%d part(s) written)%s", as_of,
+             rows, ", ".join(f"{k} {v}" for k, v in status.items()), elapsed,
+             f"folded from the state as of {base}" if base else "built from every transaction file",
+             f" in {passes} passes of at most {chunk_days} days" if passes > 1 else "", written,
              "; published as latest" if is_latest else "")
     return {"as_of": str(as_of), "rows": rows, "status": status, "latest": is_latest,
-            "folded_from": str(base) if base else None, "parts_written": written,
+            "folded_from": str(base) if base else None, "passes": passes, "parts_written": written,
             "pruned": [str(d) for d in pruned], "seconds": round(elapsed, 3)}
 
 
 def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, sources: dict[str, str],
-                  digest: str, base: dt.date | None) -> tuple[int, dict[str, int], int]:
-    """Write the parts of `sources` (state and view), link the base's other parts,
-    publish the view folder, then the state's; returns (view rows, subscriptions per status,
-    parts written).
+                  digest: str, base: dt.date | None,
+                  folded_from: dt.date | None = None) -> tuple[int, dict[str, int], int]:
+    """Write the parts of `sources` (state and view), link the base's other parts (`sources`
+    holds only the parts the fold from `base` changed; without `base`, every part), publish the
+    view folder, then the state's; returns (view rows, subscriptions per status, parts
+    written). The view's sidecar records the state it was folded from (`folded_from`, by
+    default `base`).
 
     The state's old sidecar goes first and its new one is written last: a state is usable only
     once its sidecar names the files it was built from, so one killed anywhere in between is
@@ -701,7 +715,7 @@ def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
         provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=rows,
                           output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in view_meta.items()}),
                           extra={"as_of": str(as_of), "transactions": digest, "parts": view_meta,
-                                 "folded_from": str(base) if base else None})
+                                 "folded_from": str(folded_from or base) if folded_from or base else None})
     provenance.record(layout, state, inputs={}, params={"as_of": str(as_of)},
                       rows=sum(p["rows"] for p in state_meta.values()),
                       output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in state_meta.items()}),
