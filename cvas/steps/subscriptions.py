@@ -343,7 +343,8 @@ def full_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, s
     con.execute(load_sql("subscription_part"))
     con.execute(f"copy (select *, subscription_part(latest_dct, subscription_id) as part "
                 f"from ({load_sql('subscription_state')})) "
-                f"to {sql_path(scratch)} (format parquet, compression snappy, partition_by (part))",
+                # uncompressed: read once, right after, then removed (snappy costs more CPU than it saves)
+                f"to {sql_path(scratch)} (format parquet, compression uncompressed, partition_by (part))",
                 {"as_of": as_of})
     for name in OPEN_PARTS:
         folder = scratch / f"part={name}"
