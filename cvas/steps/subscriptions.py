@@ -213,9 +213,10 @@ def parts(directory: Path) -> dict[str, Path]:
 
 
 # Parts written at once, each on a cursor of its own: a part smaller than one of DuckDB's row
-# groups is sorted and written by one thread, so several go side by side. A daily fold writes
-# two at a time (two quarter-size sorts of the active base in memory: its memory is what the
-# morning run is held to); a build from every transaction file, four.
+# groups is sorted and written by one thread, so several go side by side. A fold writes two at
+# a time (two quarter-size sorts of the active base in memory: the daily fold's memory is what
+# the morning run is held to, a chunked build's what a backfill is); the one-pass build from
+# every transaction file, four (about 0.15 s faster over a year, 100 MiB more).
 FOLD_WRITERS = 2
 BUILD_WRITERS = 4
 
@@ -255,10 +256,10 @@ def _write_state_part(con: duckdb.DuckDBPyConnection, name: str, rows_sql: str, 
 
 
 def _write_state_parts(con: duckdb.DuckDBPyConnection, sources: dict[str, str], state_dir: Path) -> dict[str, int]:
-    """Write each part's state file (_write_state_part, _each_part; a build's, BUILD_WRITERS at a
-    time). Returns {part: rows} of the parts written."""
+    """Write each part's state file (_write_state_part, _each_part, FOLD_WRITERS at a time: a
+    chunked build's intermediate states). Returns {part: rows} of the parts written."""
     written = _each_part(con, sources, lambda cursor, name, rows_sql: _write_state_part(cursor, name, rows_sql,
-                                                                                        state_dir), BUILD_WRITERS)
+                                                                                        state_dir), FOLD_WRITERS)
     return {name: rows for name, rows in written.items() if rows is not None}
 
 
@@ -660,7 +661,8 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
                     sources = full_state(con, layout, as_of, work / "full")
                 else:
                     sources, passes = chunked_state(con, layout, as_of, work, chunk_days, base)
-                rows, status, written = publish_parts(con, layout, as_of, sources, digest, carry, base)
+                rows, status, written = publish_parts(con, layout, as_of, sources, digest, carry, base,
+                                                      BUILD_WRITERS if base is None and passes == 1 else FOLD_WRITERS)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             is_latest = as_of >= max(as_of_days(layout))
@@ -680,12 +682,12 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
 
 def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, sources: dict[str, str],
                   digest: str, base: dt.date | None,
-                  folded_from: dt.date | None = None) -> tuple[int, dict[str, int], int]:
+                  folded_from: dt.date | None = None, writers: int = FOLD_WRITERS) -> tuple[int, dict[str, int], int]:
     """Write the parts of `sources` (state and view), link the base's other parts (`sources`
     holds only the parts the fold from `base` changed; without `base`, every part), publish the
     view folder, then the state's; returns (view rows, subscriptions per status, parts
-    written). The view's sidecar records the state it was folded from (`folded_from`, by
-    default `base`).
+    written; `writers` parts at a time). The view's sidecar records the state it was folded from
+    (`folded_from`, by default `base`).
 
     The state's old sidecar goes first and its new one is written last: a state is usable only
     once its sidecar names the files it was built from, so one killed anywhere in between is
@@ -699,7 +701,7 @@ def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
     with staged_dir(layout.staging, state) as state_tmp:
         with staged_dir(layout.staging, target) as view_tmp:
             written = _write_parts(con, as_of, sources, state_tmp, view_tmp,
-                                   FOLD_WRITERS if base is not None else BUILD_WRITERS)
+                                   writers)
             for name, (view_part, state_part) in carried.items():
                 os.link(view_part, view_tmp / view_part.name)
                 os.link(state_part, state_tmp / state_part.name)
@@ -764,8 +766,7 @@ def read_view_meta(layout: Layout, path: Path) -> dict:
 
 __all__ = [
     "DEFAULT_KEEP_DAYS", "OPEN_PARTS", "STATUSES", "SUBSCRIPTION_COLUMNS", "SUBSCRIPTION_SCHEMA",
-    "SubscriptionViewError",
-    "VIEW_KINDS", "as_of_days", "build_subscription_view", "check_view_file", "connect", "outside_retention",
-    "parts", "prune_views", "publish_latest", "read_view_meta", "read_view_table", "register_transactions", "transaction_digest",
-    "view_sql", "write_full_view",
+    "SubscriptionViewError", "VIEW_KINDS", "as_of_days", "build_subscription_view", "check_view_file", "connect",
+    "outside_retention", "parts", "prune_views", "publish_latest", "read_view_meta", "read_view_table",
+    "register_transactions", "transaction_digest", "view_sql", "write_full_view",
 ]
