@@ -204,7 +204,8 @@ LEGACY_OPEN = "open"
 
 def parts(directory: Path) -> dict[str, Path]:
     """{part name: file} of a view or state directory: exactly the files the layout names
-    (`open.parquet`, `deactivated-YYYY-MM.parquet`), never a stray file."""
+    (`open-0.parquet` .. `open-3.parquet`, `deactivated-YYYY-MM.parquet`, and the `open.parquet`
+    of earlier versions), never a stray file."""
     try:
         names = [e.name for e in os.scandir(directory) if e.is_file()]
     except (FileNotFoundError, NotADirectoryError):

@@ -12,7 +12,8 @@ from tasks.config import cvas, layout
 class SubscriptionView(CvasTask):
     """`subscriptions/as_of=<date>/subscriptions.parquet/`: every subscription with an ACT or RENO
     on or before `date`, its lifecycle as of the end of that day (LEGACY §8.3, 34 columns), as a
-    folder of parts (`open.parquet`, `deactivated-YYYY-MM.parquet`) read as one table.
+    folder of parts (`open-0.parquet` .. `open-3.parquet`, `deactivated-YYYY-MM.parquet`) read as
+    one table.
 
     Folded by DuckDB from the newest usable state on or before `date` and the transaction
     files of the days after it, rewriting only the parts those days change (from every
