@@ -226,8 +226,7 @@ def _each_part(con: duckdb.DuckDBPyConnection, sources: dict[str, str], write, w
     """{part: write(cursor, part, rows_sql)} for every part of `sources`, `writers` at a time,
     the open parts (the largest) first. Each runs on a cursor of its own (its own temp views and
     session settings; `sources` may read files and the database's tables, not `con`'s temp
-    objects).
-    Every write is deterministic, so the bytes do not depend on which runs first."""
+    objects). Every write is deterministic, so the bytes do not depend on which runs first."""
     order = sorted(sources, key=lambda name: (name not in OPEN_PARTS, name))
 
     def one(name: str):
@@ -652,18 +651,15 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
             work = layout.staging / f"subscription_state.build.{os.getpid()}"
             work.mkdir(parents=True)
             try:
-                # a fold over more than chunk_days days (a backfill after a gap) goes chunk_days
-                # at a time, as a build without a state does, and then writes every part
-                carry = base if base is not None and (as_of - base).days <= chunk_days else None
-                passes = 1
-                if carry is not None:
-                    sources = fold_state(con, layout, layout.subscription_state(base), base, as_of)
+                carry, writers, passes = None, FOLD_WRITERS, 1
+                if base is not None and (as_of - base).days <= chunk_days:
+                    carry, sources = base, fold_state(con, layout, layout.subscription_state(base), base, as_of)
                 elif base is None and (full or _span(layout, as_of) <= chunk_days):
-                    sources = full_state(con, layout, as_of, work / "full")
-                else:
+                    writers, sources = BUILD_WRITERS, full_state(con, layout, as_of, work / "full")
+                else:   # a long history without a state, or a fold over a long gap (a backfill after it)
                     sources, passes = chunked_state(con, layout, as_of, work, chunk_days, base)
-                rows, status, written = publish_parts(con, layout, as_of, sources, digest, carry, base,
-                                                      BUILD_WRITERS if base is None and passes == 1 else FOLD_WRITERS)
+                rows, status, written = publish_parts(con, layout, as_of, sources, digest, carry=carry,
+                                                      folded_from=base, writers=writers)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             is_latest = as_of >= max(as_of_days(layout))
@@ -682,27 +678,26 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
 
 
 def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, sources: dict[str, str],
-                  digest: str, base: dt.date | None,
-                  folded_from: dt.date | None = None, writers: int = FOLD_WRITERS) -> tuple[int, dict[str, int], int]:
-    """Write the parts of `sources` (state and view), link the base's other parts (`sources`
-    holds only the parts the fold from `base` changed; without `base`, every part), publish the
-    view folder, then the state's; returns (view rows, subscriptions per status, parts
-    written; `writers` parts at a time). The view's sidecar records the state it was folded from
-    (`folded_from`, by default `base`).
+                  digest: str, *, carry: dt.date | None, folded_from: dt.date | None,
+                  writers: int) -> tuple[int, dict[str, int], int]:
+    """Write the parts of `sources` (state and view, `writers` at a time), link the other parts
+    of the state as of `carry` (`sources` then holds only the parts a fold from it changed;
+    without `carry`, every part), publish the view folder, then the state's; returns (view rows,
+    subscriptions per status, parts written). The view's sidecar records the state it was folded
+    from (`folded_from`).
 
     The state's old sidecar goes first and its new one is written last: a state is usable only
     once its sidecar names the files it was built from, so one killed anywhere in between is
     redone, never used."""
     target, state = layout.subscriptions(as_of), layout.subscription_state(as_of)
-    carried = _carried_parts(layout, base, set(sources))
-    if carried:   # read before the state's sidecar goes: the base may be this very day's state
-        before_view = provenance.read(layout, layout.subscriptions(base))["parts"]
-        before_state = provenance.read(layout, layout.subscription_state(base))["parts"]
+    carried = _carried_parts(layout, carry, set(sources))
+    if carried:   # read before the state's sidecar goes: `carry` may be this very day's state
+        before_view = provenance.read(layout, layout.subscriptions(carry))["parts"]
+        before_state = provenance.read(layout, layout.subscription_state(carry))["parts"]
     sidecar(layout, state).unlink(missing_ok=True)
     with staged_dir(layout.staging, state) as state_tmp:
         with staged_dir(layout.staging, target) as view_tmp:
-            written = _write_parts(con, as_of, sources, state_tmp, view_tmp,
-                                   writers)
+            written = _write_parts(con, as_of, sources, state_tmp, view_tmp, writers)
             for name, (view_part, state_part) in carried.items():
                 os.link(view_part, view_tmp / view_part.name)
                 os.link(state_part, state_tmp / state_part.name)
@@ -719,7 +714,7 @@ def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
         provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=rows,
                           output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in view_meta.items()}),
                           extra={"as_of": str(as_of), "transactions": digest, "parts": view_meta,
-                                 "folded_from": str(folded_from or base) if folded_from or base else None})
+                                 "folded_from": str(folded_from) if folded_from else None})
     provenance.record(layout, state, inputs={}, params={"as_of": str(as_of)},
                       rows=sum(p["rows"] for p in state_meta.values()),
                       output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in state_meta.items()}),
