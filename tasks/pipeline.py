@@ -11,7 +11,8 @@ import luigi
 from luigi.execution_summary import LuigiStatusCode, _summary_dict
 
 from cvas.core.catalogue import (dataset, downstream, enabled, grid_columns, label as dataset_label, leaves,
-                                 output_path, products, split_label)
+                                 output_path, product_days, products, split_label)
+from cvas.core.layout import as_of_days
 from cvas.core.freshness import Freshness
 from cvas.core.locking import exclusive, oldest_running, registered_run, shared
 from cvas.core.publish import clean_staging
@@ -32,7 +33,7 @@ class DailyPipeline(luigi.WrapperTask):
     date = luigi.DateParameter(description="The day to build")
 
     def requires(self):
-        return [datasets.task_for(name, self.date) for name in products(datasets.switches())]
+        return product_tasks(self.date)
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
@@ -45,6 +46,13 @@ class DailyPipeline(luigi.WrapperTask):
         pending = {day for day, _, _ in planned_steps(min(days), max(days))}
         fresh = Freshness(layout(), datasets.settings())
         return [p for p, d, _ in wanted if d not in pending and fresh.state("report", d).fresh]
+
+
+def product_tasks(day: dt.date) -> list[luigi.Task]:
+    """The product tasks of a run that builds `day`: those of `day` and of the newest as-of day
+    when later (catalogue.product_days), upstream first, each once."""
+    found = [datasets.task_for(name, d) for d in product_days(layout(), day) for name in products(datasets.switches())]
+    return list(dict.fromkeys(found))
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -178,8 +186,11 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
         per_day.setdefault(day, set()).update(datasets.task_for(leaf, day) for leaf in leaves(split_label(label)[0]))
     todo = sorted(per_day)
     total = (end - start).days + 1
-    # whole-history products: built once at the end, never per day
-    finals = [datasets.task_for(name, end) for name in products(datasets.switches())]
+    # whole-history products: built once at the end, never per day; with them every kept as-of
+    # view of the range that is not fresh (marked or damaged: the repair `cvas verify` names)
+    finals = product_tasks(end)
+    finals += [t for t in (datasets.task_for("subscriptions", d) for d in sorted(as_of_days(lay))
+                           if start <= d <= end) if t not in finals and not t.complete()]
     if not todo:
         stale = [t for t in finals if not t.complete()]
         progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "

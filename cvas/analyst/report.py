@@ -370,7 +370,7 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
     from cvas.core.catalogue import Settings
     from cvas.core.freshness import Freshness
     from cvas.ops.status import MISSING, PRESENT, dataset_label, grid
-    from cvas.steps.subscriptions import as_of_days
+    from cvas.core.layout import as_of_days
     from cvas.steps.user_base import daily_days
 
     health = Health(excluded_keywords=excluded_keywords)
