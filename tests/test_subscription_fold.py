@@ -204,7 +204,7 @@ def test_a_latest_copy_left_without_its_sidecar_is_stale_until_copied_again(layo
     assert state(layout, "subscriptions_latest").fresh
     sidecar(layout, layout.subscriptions_latest).unlink()
     cell = state(layout, "subscriptions_latest")
-    assert (cell.state, cell.reason) == (STALE, "Parquet_Data/aggregated/subscriptions.parquet: no provenance sidecar")
+    assert (cell.state, cell.reason) == (STALE, "no provenance sidecar")
     assert state(layout, "subscriptions", day(2)).fresh
     publish_latest(layout)
     assert state(layout, "subscriptions_latest").fresh
@@ -239,7 +239,7 @@ def test_verify_rebuilds_the_latest_view_in_full_and_names_the_first_difference(
     state.unlink()                                   # a new inode: the earlier states keep theirs
     pq.write_table(table, state)
     meta = provenance.read(layout, path)
-    meta["parts"][state.stem] |= {"stat": [state.stat().st_size, state.stat().st_mtime_ns]}
+    meta["parts"][state.stem] |= {"size": state.stat().st_size, "mtime_ns": state.stat().st_mtime_ns}
     provenance.record(layout, path, inputs={}, params=meta["params"], rows=meta["rows"], output_hash=meta["output_hash"],
                       extra={k: meta[k] for k in ("as_of", "transactions", "parts")})
     assert build_subscription_view(layout, day(4), keep_days=30)["folded_from"] == str(day(3))

@@ -173,12 +173,14 @@ class Freshness:
         """Stale when an output folder has no readable sidecar (a build killed before recording it),
         damaged when a part is not the file its sidecar recorded (edited in place, truncated,
         replaced, removed or added: `provenance.parts_damage`); None when every part is as recorded."""
-        for output in paths.outputs:
+        for i, output in enumerate(paths.outputs):
             side = str(sidecar(self.layout, Path(output)))
             meta = self._read(side)
             name = os.path.relpath(output, self.layout.root)
             if meta is None:
-                return Cell(STALE, f"{name}: {'unreadable' if self.stat(side) else 'no'} provenance sidecar")
+                what = (f"unreadable provenance sidecar {os.path.relpath(side, self.layout.root)}" if self.stat(side)
+                        else "no provenance sidecar")
+                return Cell(STALE, what if i == 0 else f"{name}: {what}")
             problem = provenance.parts_damage(meta.get("parts"), part_stats(Path(output)))
             if problem:
                 return Cell(DAMAGED, f"{name}: {problem}")

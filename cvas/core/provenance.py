@@ -40,7 +40,8 @@ def parts_damage(recorded: dict[str, Any] | None, now: dict[str, list[int]]) -> 
     problems = [f"{name}.parquet missing" for name in sorted(set(recorded) - set(now))]
     problems += [f"{name}.parquet not published by cvas" for name in sorted(set(now) - set(recorded))]
     problems += [f"{name}.parquet changed since it was published" for name in sorted(set(now) & set(recorded))
-                 if not isinstance(recorded[name], dict) or recorded[name].get("stat") != now[name]]
+                 if not isinstance(recorded[name], dict)
+                 or [recorded[name].get("size"), recorded[name].get("mtime_ns")] != now[name]]
     return "; ".join(problems)
 
 

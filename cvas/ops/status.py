@@ -59,7 +59,7 @@ def outputs_as_of(layout: Layout, day: dt.date, settings: Settings,
 def format_outputs(day: dt.date, cells: dict[str, Cell]) -> str:
     """The whole-history outputs and products as of `day`, one per line."""
     lines = [f"as of {day:%Y-%m-%d}:"]
-    lines += [f"  {name:<21} {SYMBOL[c.state]} {c.state}" + (f" ({c.reason})" if c.reason else "")
+    lines += [f"  {name:<17} {SYMBOL[c.state]} {c.state}" + (f" ({c.reason})" if c.reason else "")
               for name, c in cells.items()]
     return "\n".join(lines)
 

@@ -741,7 +741,7 @@ def record_parts(layout: Layout, output: Path, meta: dict[str, dict], *, rows: i
     [size, mtime_ns] as published (the cheap damage check, `provenance.parts_damage`), and the
     hash of the whole (`parts_hash`). Called just after the folder is published."""
     stats = part_stats(output)
-    recorded = {n: {k: v for k, v in p.items() if k != "stat"} | {"stat": stats.get(n)} for n, p in meta.items()}
+    recorded = {n: p | dict(zip(("size", "mtime_ns"), stats.get(n) or (None, None))) for n, p in meta.items()}
     return provenance.record(layout, output, inputs={}, params={"as_of": extra.get("as_of")}, rows=rows,
                              output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in meta.items()}),
                              extra=extra | {"parts": recorded})
