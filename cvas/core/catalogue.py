@@ -348,7 +348,8 @@ def _patterns(layout: Layout) -> tuple[dict[str, list[_Pattern]], set[str]]:
             for sample in files(_SAMPLE if key != NONE else None, kind):
                 if key == NONE:
                     fixed.add(str(sample))
-                    folders.setdefault(str(sample.parent), [])
+                    if sample.parent != layout.root:   # a file at the root (MASTERCPC.csv) makes no dataset folder
+                        folders.setdefault(str(sample.parent), [])
                     continue
                 text, template, fmt = re.escape(str(sample)), str(sample), None
                 for literal, group, day_fmt in _DAY_TEXTS:

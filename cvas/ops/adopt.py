@@ -56,8 +56,9 @@ class MonthCount:
 
 
 def legacy_parquet_months(root: Path, kind: str) -> dict[str, list[Path]]:
-    """`{year_month: [files]}` of the legacy store `Parquet_Data/transactions/<kind>/`."""
-    base = root / "Parquet_Data" / "transactions" / kind
+    """`{year_month: [files]}` of the legacy store `Parquet_Data/transactions/<kind>/`: where the
+    layout keeps transactions too (DESIGN D19), with the legacy's `<uuid>-0.parquet` files."""
+    base = Layout(root).transactions_root(kind)
     months: dict[str, list[Path]] = {}
     if base.exists():
         for month_dir in sorted(base.glob("year_month=*")):
@@ -93,6 +94,10 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
     Raises AdoptError when a file is unreadable or a month's counts do not reconcile.
     """
     legacy_root = Path(legacy_root)
+    if legacy_root.resolve() == layout.root.resolve():
+        raise AdoptError(f"{legacy_root}: the legacy installation is the data root itself; cvas writes its "
+                         "transactions where the legacy kept them (Parquet_Data/transactions): move the legacy "
+                         "tree to another folder and adopt it from there")
     directory = DirectorySource(legacy_root, cache_dir=layout.root / ".cache" / "adopt")
     counts: dict[tuple[str, str], MonthCount] = defaultdict(MonthCount)
     scratch = layout.staging / "adopt"
