@@ -836,7 +836,7 @@ INTEGRITY_CASES = [
               "(rebuilt by the next run), never recorded as read",
               "test_integrity.py::test_concurrent_counter_exports_count_every_day_once_and_record_exactly_what_they_read"),
     Integrity("`2025-11-03 - Copy.parquet`, `junk.parquet`, `2025-11-3.parquet` in `daily_counters/`, a "
-              "`transactions/<kind>/year_month=…/` folder or `user_base/daily/`",
+              "`Parquet_Data/transactions/<kind>/year_month=…/` folder or `user_base/daily/`",
               "never read (readers read exactly the files the layout names); `cvas status` lists them under "
               "\"stray files\", `cvas verify` reports each: `not a file the layout names: cvas never reads it (move it "
               "out of the dataset folder)`",

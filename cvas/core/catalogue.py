@@ -376,7 +376,8 @@ def _patterns(layout: Layout) -> tuple[dict[str, list[_Pattern]], set[str]]:
             for sample in files(_SAMPLE if key != NONE else None, kind):
                 if key == NONE:
                     fixed.add(str(sample))
-                    folders.setdefault(str(sample.parent), [])
+                    if sample.parent != layout.root:   # a file at the root (MASTERCPC.csv) makes no dataset folder
+                        folders.setdefault(str(sample.parent), [])
                     if parted:   # a folder of parts: what else it holds is a stray
                         folders.setdefault(str(sample), [])
                     continue

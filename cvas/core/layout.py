@@ -73,11 +73,14 @@ class Layout:
         return self.root / "raw" / kind / f"{day:%Y-%m-%d}.csv"
 
     def transactions_root(self, kind: str | None = None) -> Path:
-        base = self.root / "transactions"
+        """The legacy path (DESIGN D19): the legacy's analyst scripts read
+        `Parquet_Data/transactions/<kind>/year_month=YYYY-MM/*.parquet` from the data root."""
+        base = self.root / "Parquet_Data" / "transactions"
         return base / spec(kind).kind if kind else base
 
     def transactions(self, kind: str, day: dt.date) -> Path:
-        """One Parquet file per kind and day inside its Hive month partition."""
+        """One Parquet file per kind and day inside its Hive month partition (`year_month` lives only
+        in the folder name, as in the legacy store)."""
         return self.transactions_root(kind) / f"year_month={month_of(day)}" / f"{day:%Y-%m-%d}.parquet"
 
     def quality(self, kind: str, day: dt.date) -> Path:
@@ -117,7 +120,8 @@ class Layout:
     # -- reference data ----------------------------------------------------------
     @property
     def master_cpc(self) -> Path:
-        return self.root / "reference" / "MASTERCPC.csv"
+        """The legacy path: the legacy's analyst scripts read `MASTERCPC.csv` from the data root."""
+        return self.root / "MASTERCPC.csv"
 
     # -- subscriptions -----------------------------------------------------------
     @property
