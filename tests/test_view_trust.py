@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cvas.core import provenance
-from cvas.core.freshness import DAMAGED, STALE, Freshness
+from cvas.core.freshness import DAMAGED, Freshness
 from cvas.core.layout import Layout, parts
 from tests.cli_runs import REPO, env_for, run_cvas, write_cfg
 from tests.conftest import backfilled_root, luigi_settings, simulated_settings

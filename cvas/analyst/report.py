@@ -48,6 +48,7 @@ from markupsafe import Markup
 from cvas import __version__
 from cvas.analyst.svgchart import Panel, Series, hbar_chart, time_chart
 from cvas.core import provenance
+from cvas.core.catalogue import WINDOW_DAYS, report_inputs, report_window
 from cvas.core.layout import Layout, days_in_dir
 from cvas.steps.master import read_master_csv
 from cvas.core.publish import write_text_atomic
@@ -59,7 +60,6 @@ from cvas.steps.user_base import CATEGORY_MAP, map_category
 
 log = logging.getLogger(__name__)
 
-WINDOW_DAYS = 90
 ARPU_DAYS = 30
 TOP_SERVICES = 10
 TOP_CATEGORIES = 8  # stacked charts: the largest categories, the rest summed as REST_CATEGORIES
@@ -200,23 +200,6 @@ class ReportData:
     categories: pd.DataFrame      # the day, per category
     services: pd.DataFrame        # the day, top services by revenue
     health: Health
-
-
-def report_window(day: dt.date, window_days: int = WINDOW_DAYS) -> list[dt.date]:
-    """The days a report covers: the `window_days` days ending with `day`."""
-    return [day - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
-
-
-def report_inputs(layout: Layout, day: dt.date, window_days: int = WINDOW_DAYS) -> dict[str, Path]:
-    """The files a report is rendered from (its provenance inputs): the window's counter files,
-    the user-base files of the window and of the day before it, and the master."""
-    window = report_window(day, window_days)
-    inputs: dict[str, Path] = {"master": layout.master_cpc}
-    for d in window:
-        inputs[f"counters:{d}"] = layout.daily_counters(d)
-    for d in [window[0] - dt.timedelta(days=1)] + window:
-        inputs[f"user_base:{d}"] = layout.user_base_daily(d)
-    return inputs
 
 
 def _excluded(name: str, keywords: tuple[str, ...]) -> bool:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from cvas.core import provenance
-from cvas.core.layout import PART_FILE, Layout, as_of_days, day_of_name, newest_transaction_day, stat_listing
+from cvas.core.layout import (PART_FILE, Layout, as_of_days, day_of_name, newest_transaction_day, stat_listing,
+                              transaction_digest)
 from cvas.core.schemas import KINDS, VIEW_KINDS
 
 # keys: what one output of a dataset is identified by
@@ -123,22 +124,37 @@ def day_listing(layout: Layout, name: str) -> dict[str, list[int]]:
             if day_of_name(stem + suffix, suffix) is not None}
 
 
-def _report_inputs(layout: Layout, day: dt.date, kind: str | None, settings: Settings) -> dict[str, Path]:
-    from cvas.analyst.report import WINDOW_DAYS, report_inputs
+# the days of counters and user base a daily report shows (its trends and breakdowns)
+WINDOW_DAYS = 90
 
+
+def report_window(day: dt.date, window_days: int = WINDOW_DAYS) -> list[dt.date]:
+    """The days a report covers: the `window_days` days ending with `day`."""
+    return [day - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
+
+
+def report_inputs(layout: Layout, day: dt.date, window_days: int = WINDOW_DAYS) -> dict[str, Path]:
+    """The files a report is rendered from (its provenance inputs): the window's counter files,
+    the user-base files of the window and of the day before it, and the master."""
+    window = report_window(day, window_days)
+    inputs: dict[str, Path] = {"master": layout.master_cpc}
+    for d in window:
+        inputs[f"counters:{d}"] = layout.daily_counters(d)
+    for d in [window[0] - dt.timedelta(days=1)] + window:
+        inputs[f"user_base:{d}"] = layout.user_base_daily(d)
+    return inputs
+
+
+def _report_inputs(layout: Layout, day: dt.date, kind: str | None, settings: Settings) -> dict[str, Path]:
     return report_inputs(layout, day, WINDOW_DAYS)
 
 
 def _window_days(layout: Layout, day: dt.date | None, settings: Settings) -> int:
-    from cvas.analyst.report import WINDOW_DAYS
-
     return WINDOW_DAYS
 
 
 def _view_digest(layout: Layout, day: dt.date | None, settings: Settings) -> str:
-    from cvas.steps.subscriptions import transaction_digest
-
-    return transaction_digest(layout, day)
+    return transaction_digest(layout, day, VIEW_KINDS)
 
 
 def newest_day(layout: Layout, name: str) -> dt.date | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -320,6 +321,32 @@ def newest_transaction_day(layout: Layout, kinds) -> dt.date | None:
                 found.append(max(days))
                 break
     return max(found, default=None)
+
+
+def transaction_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...]) -> str:
+    """What an as-of view was built from, in a number of stats that does not grow with the days:
+    the modification time of each month folder before `through`'s month (a file published,
+    reloaded or removed there changes it) and (name, size, mtime) of the layout-named files of
+    `through`'s month dated on or before it (a day loaded after `through` does not count). A
+    reloaded or backfilled day therefore changes the digest of every view as of that day or later."""
+    month, key = f"year_month={through:%Y-%m}", f"{through:%Y-%m-%d}"
+    entries = []
+    for kind in kinds:
+        try:
+            folders = [e for e in os.scandir(layout.transactions_root(kind))
+                       if e.name.startswith("year_month=") and e.name <= month and e.is_dir()]
+        except FileNotFoundError:
+            continue
+        for folder in folders:
+            if folder.name < month:
+                entries.append(f"{kind}/{folder.name}:{folder.stat().st_mtime_ns}")
+                continue
+            for f in os.scandir(folder.path):
+                day = day_of_name(f.name, ".parquet")
+                if day is not None and f.name[:10] <= key and layout.transactions(kind, day) == Path(f.path):
+                    st = f.stat()
+                    entries.append(f"{kind}/{folder.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "sha256:" + hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 def transaction_files(layout: Layout, kind: str, through: dt.date | None = None) -> list[Path]:

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import re
@@ -74,8 +73,8 @@ from cvas import sql
 from cvas.core import provenance
 from cvas.core.catalogue import writer_lock
 from cvas.core.freshness import invalidated, is_invalidated
-from cvas.core.layout import (Layout, as_of_days, day_of_name, days_in_dir, part_stats, parts, sidecar,
-                              transaction_days, transaction_files)
+from cvas.core.layout import (Layout, as_of_days, days_in_dir, part_stats, parts, sidecar, transaction_days,
+                              transaction_digest, transaction_files)
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged_dir
 from cvas.core.schemas import VIEW_KINDS, spec
@@ -427,7 +426,7 @@ def state_is_usable(layout: Layout, day: dt.date, marked: set[Path]) -> bool:
             or any(p.is_relative_to(root) and p.name[:10] <= key for p in marked):
         return False
     meta = provenance.read(layout, path)
-    if meta is None or meta.get("transactions") != transaction_digest(layout, day):
+    if meta is None or meta.get("transactions") != transaction_digest(layout, day, VIEW_KINDS):
         return False
     return not provenance.parts_damage(meta.get("parts"), part_stats(path))
 
@@ -488,32 +487,6 @@ def check_view_file(path: Path, expected_rows: int, con: duckdb.DuckDBPyConnecti
     if bad_status:
         raise SubscriptionViewError(f"{path}: {bad_status} row(s) with a status outside {', '.join(STATUSES)}")
     return {k: int(v) for k, v in sorted((by_status or {}).items())}
-
-
-def transaction_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...] = VIEW_KINDS) -> str:
-    """What an as-of view was built from, in a number of stats that does not grow with the days:
-    the modification time of each month folder before `through`'s month (a file published,
-    reloaded or removed there changes it) and (name, size, mtime) of the layout-named files of
-    `through`'s month dated on or before it (a day loaded after `through` does not count). A
-    reloaded or backfilled day therefore changes the digest of every view as of that day or later."""
-    month, key = f"year_month={through:%Y-%m}", f"{through:%Y-%m-%d}"
-    entries = []
-    for kind in kinds:
-        try:
-            folders = [e for e in os.scandir(layout.transactions_root(kind))
-                       if e.name.startswith("year_month=") and e.name <= month and e.is_dir()]
-        except FileNotFoundError:
-            continue
-        for folder in folders:
-            if folder.name < month:
-                entries.append(f"{kind}/{folder.name}:{folder.stat().st_mtime_ns}")
-                continue
-            for f in os.scandir(folder.path):
-                day = day_of_name(f.name, ".parquet")
-                if day is not None and f.name[:10] <= key and layout.transactions(kind, day) == Path(f.path):
-                    st = f.stat()
-                    entries.append(f"{kind}/{folder.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "sha256:" + hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 def outside_retention(layout: Layout, as_of: dt.date, keep_days: int) -> bool:
@@ -625,7 +598,7 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
     with view_connection(layout, threads, memory_limit) as con:
         with exclusive(writer_lock(layout, "subscriptions")):
             check_no_hole(layout, as_of)
-            digest = transaction_digest(layout, as_of)   # under the lock, before reading: what the build reads
+            digest = transaction_digest(layout, as_of, VIEW_KINDS)   # under the lock, before reading: what the build reads
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from:
             # it is built from every transaction file, a quarter at a time as without a state
             rebuild = full or is_invalidated(layout, layout.subscriptions(as_of))
