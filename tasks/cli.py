@@ -24,6 +24,8 @@ def _yesterday() -> dt.date:
     return dt.date.today() - dt.timedelta(days=1)
 
 
+# Commands whose output names the configuration file; the others say it on stderr.
+_PRINTS_CONFIG = {"summary", "demo"}
 # Commands that build or change data log to a run file; the others only to the console.
 _RUN_LOGGED = {"daily", "backfill", "demo", "invalidate", "adopt", "simulate", "verify"}
 
@@ -40,9 +42,10 @@ def _setup_logging(command: str, verbose: bool) -> Path | None:
     import luigi.configuration
 
     from cvas.core.logs import setup_run_logging
-    from tasks.config import log_dir
+    from tasks.config import config_file, log_dir
 
     path = setup_run_logging(log_dir(), command, verbose)
+    logging.getLogger("cvas").info("configuration %s", config_file())
     # else luigi.build adds its own untimestamped stderr handler
     luigi.configuration.get_config().set("core", "no_configure_logging", "true")
     return path
@@ -50,7 +53,10 @@ def _setup_logging(command: str, verbose: bool) -> Path | None:
 
 def cmd_simulate(args) -> int:
     from cvas.simulator.simulate import simulate
+    from tasks.config import config_path, simulated_source
 
+    if args.out is None:   # where [simulated_source] database expects it
+        args.out = config_path(simulated_source().database).parent
     info = simulate(Path(args.out), args.start, args.days, new_per_day=args.new_per_day, seed=args.seed)
     print(f"simulated Nova {info.start}..{info.end} (seed {info.seed}, {info.new_per_day} new/day) in {args.out}")
     if args.postgres:
@@ -184,9 +190,9 @@ def cmd_adopt(args) -> int:
 
 def cmd_summary(args) -> int:
     from cvas.ops.summary import format_summary, summarize
-    from tasks.config import layout, log_dir
+    from tasks.config import config_file, layout, log_dir
 
-    print(format_summary(summarize(layout(), log_dir())))
+    print(format_summary(summarize(layout(), log_dir(), config_file())))
     return 0
 
 
@@ -204,7 +210,7 @@ def cmd_query(args) -> int:
 def cmd_demo(args) -> int:
     from cvas.simulator.simulate import simulate
     from cvas.ops.summary import format_summary, summarize
-    from tasks.config import config_path, cvas, layout, log_dir, simulated_source
+    from tasks.config import config_file, config_path, cvas, layout, log_dir, simulated_source
     from tasks.pipeline import run_backfill
 
     end = _yesterday()
@@ -218,7 +224,7 @@ def cmd_demo(args) -> int:
     t0 = time.monotonic()
     code = _finish(args, run_backfill(start, end), time.monotonic() - t0, "cvas demo")
     print()
-    print(format_summary(summarize(layout(), log_dir())))
+    print(format_summary(summarize(layout(), log_dir(), config_file())))
     return code
 
 
@@ -324,7 +330,8 @@ def _csv_option(p, help_text: str = "also write the table as CSV") -> None:
 def _add_build_commands(sub, common) -> None:
     p = sub.add_parser("simulate", parents=[common],
                        help="write a simulated Nova (DuckDB), Excel master and exclusion list")
-    p.add_argument("--out", default="data/nova", help="output folder (default: data/nova)")
+    p.add_argument("--out", default=None, help="output folder (default: the folder of [simulated_source] "
+                                               "database, data/nova beside luigi.cfg)")
     p.add_argument("--start", type=_date, required=True, help="first simulated day")
     p.add_argument("--days", type=int, default=30, help="number of days (default: 30)")
     p.add_argument("--new-per-day", type=int, default=300, help="new subscriptions per day, the scale knob "
@@ -409,7 +416,8 @@ def _add_analyst_commands(sub, common) -> None:
 
     p = sub.add_parser("revenue", parents=[common],
                        help="revenue per service and month from Counters_Service.csv, with a TOTAL column")
-    p.add_argument("--service", nargs="+", required=True, help="service names (exact, after strip), in display order")
+    p.add_argument("--service", nargs="+", default=None, help="service names (exact, after strip), in display "
+                                                               "order (default: every service, by name)")
     p.add_argument("--month", nargs="+", required=True, help="months YYYY-MM")
     p.add_argument("--file", default=None, help="a Counters_Service.csv (default: the one under the data root)")
     _csv_option(p)
@@ -475,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     except PreflightError as exc:
         print(f"cvas {args.command}: error: {exc}", file=sys.stderr)
         return exc.code
+    if args.command not in _PRINTS_CONFIG:
+        from tasks.config import config_file
+
+        print(f"configuration: {config_file()}", file=sys.stderr)
     args.log_path = _setup_logging(args.command, args.verbose)
     outcome.reset()
     try:
