@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 from cvas.core.catalogue import invalidatable
+from cvas.core.logs import FILE_ONLY
 from cvas.core.schemas import KINDS
 
 
@@ -150,11 +153,12 @@ def cmd_status(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from cvas.ops.status import format_plan
+    from cvas.ops.status import format_plan, format_plan_summary
     from tasks.pipeline import planned_outputs, planned_steps
 
     steps = planned_steps(args.start, args.end, only_missing=args.only_missing)
-    print(format_plan(steps + planned_outputs(args.end, steps)))
+    steps += planned_outputs(args.end, steps)
+    print(format_plan_summary(steps) if args.summary else format_plan(steps))
     return 0
 
 
@@ -165,7 +169,13 @@ def _wait_for_luigid_cooldown(marked) -> None:
     if marked and cvas().scheduler == "central":
         from tasks.ops.luigid import wait_before_rerun
 
-        wait_before_rerun()
+        wait_before_rerun(tell=_say)
+
+
+def _say(text: str) -> None:
+    """A line for the person running the command (stderr) and the run log."""
+    logging.getLogger("cvas").info("%s", text)
+    print(text, file=sys.stderr)
 
 
 def cmd_invalidate(args) -> int:
@@ -173,9 +183,9 @@ def cmd_invalidate(args) -> int:
     from tasks.config import layout
 
     marked = invalidate(layout(), args.start, args.end, dataset=args.dataset, kinds=args.kind)
-    _wait_for_luigid_cooldown(marked)
     print(f"marked {len(marked)} output(s) for rebuild; they stay readable until `cvas backfill "
           f"--start {args.start} --end {args.end}` replaces them")
+    _wait_for_luigid_cooldown(marked)
     return 0
 
 
@@ -198,11 +208,11 @@ def cmd_summary(args) -> int:
 
 def cmd_query(args) -> int:
     from cvas.analyst.query import format_investigation, investigate
-    from tasks.config import layout
+    from tasks.config import cvas, layout
 
     # a manual tool: the report (with msisdn/tmuserid) goes to the terminal, never to a log
     inv = investigate(layout(), subscription_id=args.subscription_id, tmuserid=args.tmuserid, msisdn=args.msisdn,
-                      as_of=args.as_of)
+                      as_of=args.as_of, keep_days=cvas().subscriptions_keep_days)
     print(format_investigation(inv))
     return 0
 
@@ -272,12 +282,15 @@ def cmd_refunds(args) -> int:
 
 
 def cmd_ltv(args) -> int:
-    from cvas.analyst.analysis import lifetime_value
+    from cvas.analyst.analysis import AnalysisInputError, lifetime_value
+    from cvas.analyst.query import missing_view
     from cvas.steps.master import read_master_csv
-    from tasks.config import layout
+    from tasks.config import cvas, layout
 
     lay = layout()
     view = lay.subscriptions(args.as_of) if args.as_of else lay.subscriptions_latest
+    if args.as_of and not view.exists():
+        raise AnalysisInputError(missing_view(lay, args.as_of, cvas().subscriptions_keep_days))
     print(f"subscription view: {view}", file=sys.stderr)
     _print_table(lifetime_value(view, read_master_csv(lay.master_cpc), args.service, args.month), args.csv)
     return 0
@@ -316,11 +329,25 @@ def cmd_verify(args) -> int:
 
 
 _RANGE_HELP = ("first day, inclusive (YYYY-MM-DD)", "last day, inclusive (YYYY-MM-DD)")
+DEFAULT_DAYS = 30   # the range of `status` and `plan` when none is given: the last 30 days
 
 
-def _range(p, *, start_help: str = _RANGE_HELP[0], end_help: str = _RANGE_HELP[1]) -> None:
-    p.add_argument("--start", type=_date, required=True, help=start_help)
-    p.add_argument("--end", type=_date, required=True, help=end_help)
+def _range(p, *, required: bool = True) -> None:
+    if required:
+        p.add_argument("--start", type=_date, required=True, help=_RANGE_HELP[0])
+        p.add_argument("--end", type=_date, required=True, help=_RANGE_HELP[1])
+        return
+    p.add_argument("--start", type=_date, default=None,
+                   help=f"{_RANGE_HELP[0]}; default: {DEFAULT_DAYS - 1} days before --end")
+    p.add_argument("--end", type=_date, default=None, help=f"{_RANGE_HELP[1]}; default: yesterday")
+
+
+def _default_range(args) -> None:
+    """Fill an omitted --start/--end of `status` and `plan`: the 30 days up to yesterday."""
+    if getattr(args, "end", "") is None:
+        args.end = _yesterday()
+    if getattr(args, "start", "") is None:
+        args.start = args.end - dt.timedelta(days=DEFAULT_DAYS - 1)
 
 
 def _csv_option(p, help_text: str = "also write the table as CSV") -> None:
@@ -362,15 +389,17 @@ def _add_build_commands(sub, common) -> None:
 
 def _add_ops_commands(sub, common) -> None:
     p = sub.add_parser("status", parents=[common], help="per-day x dataset coverage grid from storage")
-    _range(p)
+    _range(p, required=False)
     p.add_argument("--json", action="store_true", help="print the grid as JSON (state and reason per cell)")
     p.add_argument("--failed", action="store_true", help="list each day's last failed build and why, "
                                                          "instead of the grid")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("plan", parents=[common], help="explain what a backfill of the range would build and why")
-    _range(p)
+    _range(p, required=False)
     p.add_argument("--only-missing", action="store_true", help="plan missing outputs only, not stale ones")
+    p.add_argument("--summary", action="store_true", help="count the outputs to build per dataset and reason "
+                                                          "instead of listing them (for long ranges)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("invalidate", parents=[common],
@@ -478,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "daily" and args.date is None:
         args.date = _yesterday()
+    _default_range(args)
     try:
         preflight(args.command, args)
     except PreflightError as exc:
@@ -490,11 +520,23 @@ def main(argv: list[str] | None = None) -> int:
     args.log_path = _setup_logging(args.command, args.verbose)
     outcome.reset()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()   # within the try: a reader gone (`| head`) raises here, not at exit
+        return code
+    except BrokenPipeError:   # `cvas query … | head`: the reader has what it wanted
+        return _stdout_closed()
     except (ValueError, OSError, RuntimeError) as exc:  # our named errors derive from these
-        logging.getLogger("cvas").error("cvas %s failed: %s", args.command, exc)
+        if args.log_path:   # the console gets the line below, once
+            logging.getLogger("cvas").error("cvas %s failed: %s", args.command, exc, extra={FILE_ONLY: True})
         print(f"cvas {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _stdout_closed() -> int:
+    """End quietly when stdout's reader has gone: what is left to print goes nowhere (also at
+    exit, when Python flushes stdout), and the exit code is a shell's for SIGPIPE."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

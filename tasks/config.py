@@ -158,23 +158,27 @@ _in_use: list[Path] = []
 
 def use_config() -> Path:
     """Find the configuration (`find_config`) and make it the only file Luigi reads, here and in
-    the processes this one starts; returns it. Done once per process and file: Luigi's parser
-    is reloaded in place (other modules hold it), so values set in this process since stay."""
+    the processes this one starts; returns it. Luigi's parser is reloaded in place (other
+    modules hold it) only when Luigi read other files than this one at import; values set in
+    this process since (tests' overrides) then stay."""
     path = find_config()
     if _in_use and _in_use[0] == path:
         return path
     parser = luigi.configuration.get_config()
-    for section in parser.sections():
-        parser.remove_section(section)
-    for key in list(parser.defaults()):
-        parser.remove_option("DEFAULT", key)
-    type(parser)._config_paths[:] = [str(path)]
-    try:
-        parser.reload()
-    except configparser.Error as exc:   # its message spans lines; the file and line are in it
-        raise ConfigError(" ".join(str(exc).split())) from None
+    paths = type(parser)._config_paths
+    if {Path(p).resolve() for p in paths if os.path.isfile(p)} != {path}:   # else Luigi read this file alone
+        for section in parser.sections():
+            parser.remove_section(section)
+        for key in list(parser.defaults()):
+            parser.remove_option("DEFAULT", key)
+        paths[:] = [str(path)]
+        try:
+            parser.reload()
+        except configparser.Error as exc:   # its message spans lines; the file and line are in it
+            raise ConfigError(" ".join(str(exc).split())) from None
+        Register.clear_instance_cache()
+    paths[:] = [str(path)]
     os.environ["LUIGI_CONFIG_PATH"] = str(path)
-    Register.clear_instance_cache()
     _in_use[:] = [path]
     return path
 
