@@ -114,10 +114,11 @@ def preflight(command: str, args, today: dt.date | None = None) -> None:
     if days is None:  # the demo makes its own Nova, master and exclusions
         return
     check_not_future(*days, today or dt.date.today())
-    from tasks.config import exclusions_path, master_xlsx_path
+    from tasks.config import config_file, exclusions_path, master_xlsx_path
 
-    check_file(master_xlsx_path(), "the CPC master", "[cvas] master_xlsx")
-    check_file(exclusions_path(), "the exclusion list", "[cvas] exclusions")
+    simulated = cvas().source == "simulated"
+    check_file(master_xlsx_path(), "the CPC master", "[cvas] master_xlsx", config_file(), simulated)
+    check_file(exclusions_path(), "the exclusion list", "[cvas] exclusions", config_file(), simulated)
     check_source_range(*days, _source_range(), cvas().source)
 
 

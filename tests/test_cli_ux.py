@@ -100,7 +100,8 @@ def test_preflight_errors(tmp_path, simulated_nova):
     _one_line_error(run_cvas(cfg("ro", data_root=blocker / "data"), "daily", "--date", str(DAY)),
                     pf.NOT_WRITABLE, "[cvas] data_root")
     _one_line_error(run_cvas(cfg("nomaster", nova=replace(simulated_nova, master_xlsx=tmp_path / "none.xlsx")), "daily", "--date", str(DAY)),
-                    pf.MISSING_REFERENCE, "the CPC master", "none.xlsx")
+                    pf.MISSING_REFERENCE, "the CPC master", "none.xlsx",
+                    f"(set [cvas] master_xlsx in {tmp_path / 'nomaster' / 'luigi.cfg'}, or run `cvas simulate --start")
     _one_line_error(run_cvas(cfg("noexcl", nova=replace(simulated_nova, exclusions=tmp_path / "none.csv")), "backfill", "--start", str(DAY),
                              "--end", str(DAY)), pf.MISSING_REFERENCE, "the exclusion list")
     future = dt.date.today()
