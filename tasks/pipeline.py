@@ -11,7 +11,8 @@ import luigi
 from luigi.execution_summary import LuigiStatusCode, _summary_dict
 
 from cvas.core.catalogue import (dataset, downstream, enabled, grid_columns, label as dataset_label, leaves,
-                                 output_path, products, split_label)
+                                 output_path, product_days, products, split_label)
+from cvas.core.layout import as_of_days
 from cvas.core.freshness import Freshness
 from cvas.core.locking import exclusive, oldest_running, registered_run, shared
 from cvas.core.publish import clean_staging
@@ -32,7 +33,7 @@ class DailyPipeline(luigi.WrapperTask):
     date = luigi.DateParameter(description="The day to build")
 
     def requires(self):
-        return [datasets.task_for(name, self.date) for name in products(datasets.switches())]
+        return product_tasks(self.date)
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
@@ -45,6 +46,13 @@ class DailyPipeline(luigi.WrapperTask):
         pending = {day for day, _, _ in planned_steps(min(days), max(days))}
         fresh = Freshness(layout(), datasets.settings())
         return [p for p, d, _ in wanted if d not in pending and fresh.state("report", d).fresh]
+
+
+def product_tasks(day: dt.date) -> list[luigi.Task]:
+    """The product tasks of a run that builds `day`: those of `day` and of the newest as-of day
+    when later (catalogue.product_days), upstream first, each once."""
+    found = [datasets.task_for(name, d) for d in product_days(layout(), day) for name in products(datasets.switches())]
+    return list(dict.fromkeys(found))
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -175,7 +183,7 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     per_day = day_tasks(lay, steps)
     todo = sorted(per_day)
     total = (end - start).days + 1
-    finals = product_tasks(end)
+    finals = final_tasks(lay, start, end)
     if not todo:
         stale = [t for t in finals if not t.complete()]
         progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "
@@ -212,10 +220,14 @@ def day_tasks(lay, steps: list[tuple[dt.date, str, str]]) -> dict[dt.date, set[l
     return per_day
 
 
-def product_tasks(end: dt.date) -> list[luigi.Task]:
-    """The whole-history products as of `end` (the catalogue's `products()`: exports, view, user
-    base, report), which a backfill builds once, after its per-day outputs."""
-    return [datasets.task_for(name, end) for name in products(datasets.switches())]
+def final_tasks(lay, start: dt.date, end: dt.date) -> list[luigi.Task]:
+    """What a backfill of [start, end] builds once, after its per-day outputs: the whole-history
+    products (`product_tasks`: exports, view, user base, report), never per day; with them every
+    kept as-of view of the range that is not fresh (marked or damaged: the repair `cvas verify` names)."""
+    finals = product_tasks(end)
+    finals += [t for t in (datasets.task_for("subscriptions", d) for d in sorted(as_of_days(lay))
+                           if start <= d <= end) if t not in finals and not t.complete()]
+    return finals
 
 
 def _mark_for_rebuild(lay, steps: list[tuple[dt.date, str, str]]) -> list[tuple[dt.date, str, str]]:
@@ -256,7 +268,7 @@ def _day_label(task: luigi.Task) -> str:
 class Backfill(luigi.Task):
     """What `cvas backfill --start --end` builds, for running under `luigi` directly: every missing
     or stale per-day output of the range (stale ones marked for rebuild first), then, once they
-    are all built, the products as of `end` (`product_tasks`: exports, view, user base, report).
+    are all built, the products (`final_tasks`: exports, view, user base, report).
     Complete when the plan of the range is empty and every product is complete.
 
     The order is kept with dynamic dependencies: run() yields the per-day tasks, then the
@@ -270,10 +282,11 @@ class Backfill(luigi.Task):
     end = luigi.DateParameter(description="Last day, inclusive")
 
     def complete(self):
-        return not missing_days(self.start, self.end) and all(t.complete() for t in product_tasks(self.end))
+        return not missing_days(self.start, self.end) and all(t.complete() for t in final_tasks(layout(), self.start,
+                                                                                             self.end))
 
     def run(self):
         # luigi runs run() again from the top once each yielded set is complete: the plan is then empty
         yield sorted({t for tasks in day_tasks(layout(), planned_steps(self.start, self.end)).values()
                       for t in tasks}, key=lambda t: t.task_id)
-        yield product_tasks(self.end)
+        yield final_tasks(layout(), self.start, self.end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from pathlib import Path
 
 import luigi
@@ -107,10 +108,22 @@ def add_duplicated_master_row(path: Path) -> None:
 def simulated_nova(tmp_path_factory):
     """A small simulated Nova (3 days from Monday 2025-10-06, 20 new subscriptions a day, seed 7),
     its master holding the legacy workbook's duplicated CPC row."""
-    import datetime as dt
-
     from cvas.simulator.simulate import simulate
 
     info = simulate(tmp_path_factory.mktemp("nova"), dt.date(2025, 10, 6), 3, new_per_day=20, seed=7)
     add_duplicated_master_row(info.master_xlsx)
     return info
+
+
+MONTH_END = (dt.date(2025, 10, 30), dt.date(2025, 11, 2))
+
+
+@pytest.fixture(scope="session")
+def month_end_root(tmp_path_factory) -> Path:
+    """A data root built by one backfill of four simulated days across a month's end (MONTH_END):
+    two `year_month=` partitions per kind, every output published. Read it, never change it."""
+    from cvas.simulator.simulate import simulate
+
+    start, end = MONTH_END
+    nova = simulate(tmp_path_factory.mktemp("nova-month-end"), start, (end - start).days + 1, new_per_day=20, seed=11)
+    return backfilled_root(tmp_path_factory, nova, start, end)

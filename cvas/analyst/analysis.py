@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from cvas.core.csvlines import records
-from cvas.core.layout import Layout, transaction_files
+from cvas.core.layout import Layout, transaction_files, parts
 from cvas.core.publish import write_text_atomic
 from cvas.sql import connect, load_sql
 
@@ -248,12 +248,13 @@ def lifetime_value(view: Path, master: pa.Table, service: str, months: list[str]
     months = check_months(months)
     cpcs = service_cpcs(master, service)
     view = Path(view)
-    if not view.exists():
+    files = [str(p) for p in parts(view).values()]   # the view's parts only: never a stray file beside them
+    if not files:
         raise AnalysisInputError(f"{view}: no subscription view (build SubscriptionView for the as-of day)")
     con = connect()
     try:
         con.execute("set threads = 2")
-        con.register("subscriptions", con.read_parquet(str(view)))
+        con.register("subscriptions", con.read_parquet(files))
         result = con.execute(load_sql("analysis_ltv"), {"months": months, "cpcs": cpcs}).fetchall()
         found = {r[0]: r[1:] for r in result}
     finally:

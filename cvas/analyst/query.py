@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from cvas.core import provenance
-from cvas.core.layout import Layout
+from cvas.core.layout import Layout, parts
 from cvas.core.schemas import KINDS
 from cvas.sql import connect, load_sql
 from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, register_transactions, sql_path
@@ -118,8 +118,9 @@ def investigate(layout: Layout, *, subscription_id: int | str | None = None, tmu
             ids = [r[0] for r in con.execute(load_sql("query_subscription_ids"),
                                              {"tmuserid": params["tmuserid"], "msisdn": params["msisdn"],
                                               "as_of": as_of}).fetchall()]
-        if view.exists():
-            con.execute(f"create temp view view_rows as select * from read_parquet({sql_path(view)}, "
+        files = list(parts(view).values())   # the view's parts only: never a stray file beside them
+        if files:
+            con.execute(f"create temp view view_rows as select * from read_parquet([{', '.join(map(sql_path, files))}], "
                         f"hive_partitioning = false)")
             subscriptions = con.execute(load_sql("query_view"), dict(params, ids=ids)).fetch_arrow_table()
             meta = provenance.read(layout, view) or {}

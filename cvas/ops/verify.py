@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import datetime as dt
 import logging
 import shutil
@@ -20,14 +21,14 @@ import pyarrow.parquet as pq
 from cvas.core import provenance
 from cvas.core.catalogue import strays
 from cvas.core.freshness import FAILED, MISSING, Freshness
-from cvas.core.layout import Layout
+from cvas.core.layout import Layout, as_of_days, part_stats, parts
 from cvas.core.quality import read_quality
 from cvas.steps.load import REJECT_COLUMNS
 from cvas.steps.master import MasterFormatError, read_master_csv
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS, spec
 from cvas.ops.status import mark_for_rebuild
 from cvas.sql import connect, load_sql
-from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, parts, sql_path, write_full_view
+from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, sql_path, write_full_view
 from cvas.steps.user_base import EXPORT_HEADERS, USER_BASE_DAILY_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -217,9 +218,34 @@ class _Verifier:
         self.parquet(daily, USER_BASE_DAILY_SCHEMA, meta, daily)
 
     def subscriptions(self, day: dt.date) -> None:
-        path = self.layout.subscriptions(day)
-        if path.exists():  # as-of views outside the retention window are pruned on purpose
-            self.parquet(path, SUBSCRIPTION_SCHEMA, provenance.read(self.layout, path), path)
+        """A kept as-of view and its state: each part the file its sidecar recorded (stat, then
+        hash: a part edited in place is shared by every snapshot holding it), readable, in the contract."""
+        lay = self.layout
+        view, state = lay.subscriptions(day), lay.subscription_state(day)
+        if not view.exists():   # as-of views outside the retention window are pruned on purpose
+            return
+        meta = provenance.read(lay, view)
+        if not self.parts(view, meta, view):
+            return
+        rows = self.parquet(view, SUBSCRIPTION_SCHEMA, meta, view)
+        if rows is not None and state.exists():
+            self.report.checked += 1
+            self.parts(state, provenance.read(lay, state), view)
+
+    def parts(self, path: Path, meta: dict[str, Any] | None, rebuild: Path) -> bool:
+        """Whether every part of a folder output is the file its sidecar recorded, by stat and by
+        hash; a finding (rebuilding `rebuild`) otherwise."""
+        if meta is None:
+            self.find(path, f"{provenance.sidecar_problem(self.layout, path)}: its parts cannot be verified", rebuild)
+            return False
+        recorded = meta.get("parts") or {}
+        problem = provenance.parts_damage(recorded, part_stats(path))
+        if not problem:
+            bad = [n for n, f in parts(path).items() if self.hash(f) != (recorded.get(n) or {}).get("hash")]
+            problem = "; ".join(f"{n}.parquet differs from the hash recorded when it was published" for n in bad)
+        if problem:
+            self.find(path, f"damaged: {problem}", rebuild)
+        return not problem
 
     # -- whole history -------------------------------------------------------------------
     def master(self) -> None:
@@ -305,18 +331,23 @@ class _Verifier:
                       source if source.exists() else path)
 
     def subscriptions_latest(self) -> None:
+        """The newest-view copy: its parts as recorded, and exactly the newest as-of view."""
         lay = self.layout
         path = lay.subscriptions_latest
+        self.report.checked += 1
         if not path.exists():
-            self.report.checked += 1
             self.find(path, "missing", None)
             return
         meta = provenance.read(lay, path)
-        as_of = (meta or {}).get("as_of")
-        # the latest copy is republished by rebuilding the as-of view it copies
-        source = lay.subscriptions(dt.date.fromisoformat(as_of)) if as_of else None
-        rebuild = source if source is not None and source.exists() else path
-        self.parquet(path, SUBSCRIPTION_SCHEMA, meta, rebuild)
+        if not self.parts(path, meta, path):
+            return
+        newest = max(as_of_days(lay), default=None)
+        source = provenance.read(lay, lay.subscriptions(newest)) if newest else None
+        if newest is None or source is None:
+            return   # reported with the as-of views
+        if meta.get("as_of") != str(newest) or meta.get("output_hash") != source.get("output_hash"):
+            self.find(path, f"is the view as of {meta.get('as_of')}, not a copy of the newest as-of view "
+                            f"({newest})", path)
 
 
 def _staging(layout: Layout) -> Path:
@@ -393,10 +424,11 @@ def _csv_problem(path: Path, header: tuple[str, ...], delimiter: str, lines: int
 
 def _candidates(layout: Layout, days: list[dt.date]) -> list[Path]:
     """Every file the checks may hash (hashed up front, in parallel)."""
-    paths = [layout.master_cpc, layout.counters_cpc, layout.subscriptions_latest]
+    paths = [layout.master_cpc, layout.counters_cpc, *parts(layout.subscriptions_latest).values()]
+    for day in as_of_days(layout):
+        paths += [*parts(layout.subscriptions(day)).values(), *parts(layout.subscription_state(day)).values()]
     for day in days:
-        paths += [layout.daily_counters(day), layout.user_base_snapshot(day), layout.user_base_daily(day),
-                  layout.subscriptions(day)]
+        paths += [layout.daily_counters(day), layout.user_base_snapshot(day), layout.user_base_daily(day)]
         for kind in KINDS:
             paths += [layout.raw(kind, day), layout.transactions(kind, day)]
     return paths
@@ -422,6 +454,7 @@ def verify_range(layout: Layout, start: dt.date, end: dt.date) -> VerifyReport:
             v.transactions(kind, day)
         v.counters(day)
         v.user_base(day)
+    for day in sorted(as_of_days(layout)):   # every kept snapshot: a damaged part may be shared by several
         v.subscriptions(day)
     v.master()
     v.counter_exports()
@@ -469,9 +502,21 @@ def format_report(layout: Layout, report: VerifyReport, marked: list[Path] | Non
     if report.unverified:
         summary += f"; {len(report.unverified)} without a recorded hash (checked for readability only)"
     lines.append(summary)
+    start, end = repair_range(layout, report, marked or [])
     if marked:
-        lines.append(f"marked {len(marked)} output(s) for rebuild; `cvas backfill --start {report.start} "
-                     f"--end {report.end}` rebuilds them and everything built from them")
+        lines.append(f"marked {len(marked)} output(s) for rebuild; `cvas backfill --start {start} "
+                     f"--end {end}` rebuilds them and everything built from them")
     elif report.findings:
-        lines.append(f"`cvas backfill --start {report.start} --end {report.end}` builds what is missing")
+        lines.append(f"`cvas backfill --start {start} --end {end}` builds what is missing")
     return "\n".join(lines)
+
+
+def repair_range(layout: Layout, report: VerifyReport, marked: list[Path]) -> tuple[dt.date, dt.date]:
+    """The range of the backfill that repairs the findings: the verified range, widened to the day
+    of every marked output (a kept as-of view outside the range may share a damaged part)."""
+    days = [dt.date.fromisoformat(m.group(0)) for p in marked
+            if (m := _DAY.search(_rel(layout, p)))]
+    return min([report.start, *days]), max([report.end, *days])
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
