@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
+import sys
+from pathlib import Path
 
 import luigi.configuration
 
@@ -14,6 +15,49 @@ from cvas.ops.preflight import (BAD_CONFIG, MISSING_REFERENCE, PreflightError, c
 # commands that build: every check; commands that only read a range: the settings and the range
 BUILDS = {"daily", "backfill", "demo"}
 RANGED = {"backfill", "status", "plan", "invalidate", "verify"}
+
+
+def check_config() -> Path:
+    """Find the configuration (tasks.config.find_config) and check its section and key names;
+    returns its path. Every cvas command, and `luigi --module tasks…`, starts with it."""
+    from tasks.config import ConfigError, check_names, use_config
+
+    try:
+        path = use_config()
+        check_names(path)
+    except ConfigError as exc:
+        raise PreflightError(str(exc), BAD_CONFIG) from None
+    return path
+
+
+def luigi_cli_preflight() -> None:
+    """For `luigi --module tasks…`: the checks every cvas command makes first (configuration,
+    settings, luigid when [cvas] scheduler = central), each failure one line on stderr and the
+    cvas exit code; then the scheduler of [cvas] scheduler, as `cvas` uses: with `local`, the
+    luigi command needs no `--local-scheduler` (unless [core] local_scheduler says otherwise)."""
+    try:
+        path = check_config()
+        check_settings()
+        _check_central()
+    except PreflightError as exc:
+        print(f"luigi: error: {exc}", file=sys.stderr)
+        sys.exit(exc.code)
+    print(f"configuration: {path}", file=sys.stderr)
+    from tasks.config import cvas
+
+    parser = luigi.configuration.get_config()
+    if cvas().scheduler == "local" and not parser.has_option("core", "local_scheduler"):
+        if not parser.has_section("core"):
+            parser.add_section("core")
+        parser.set("core", "local_scheduler", "true")
+
+
+def _check_central() -> None:
+    from tasks.config import cvas
+
+    if cvas().scheduler == "central":
+        core = luigi.configuration.get_config()
+        check_scheduler(core.get("core", "scheduler_host", "localhost"), core.getint("core", "scheduler_port", 8082))
 
 
 def check_settings() -> None:
@@ -39,9 +83,9 @@ def check_settings() -> None:
 
 
 def _config_file() -> str:
-    from tasks.config import config_dir
+    from tasks.config import config_file
 
-    return os.environ.get("LUIGI_CONFIG_PATH") or str(config_dir() / "luigi.cfg")
+    return str(config_file())
 
 
 def _days(command: str, args) -> tuple[dt.date, dt.date] | None:
@@ -53,6 +97,7 @@ def _days(command: str, args) -> tuple[dt.date, dt.date] | None:
 
 def preflight(command: str, args, today: dt.date | None = None) -> None:
     """Raise PreflightError (one line, an exit code) when `command` cannot work as configured."""
+    check_config()
     if command in RANGED:
         check_range(args.start, args.end)
     if command not in BUILDS and command not in RANGED:
@@ -64,18 +109,16 @@ def preflight(command: str, args, today: dt.date | None = None) -> None:
 
     check_writable(layout().root, "[cvas] data_root")
     check_writable(log_dir(), "[cvas] log_dir")
-    if cvas().scheduler == "central":
-        core = luigi.configuration.get_config()
-        check_scheduler(core.get("core", "scheduler_host", "localhost"),
-                        core.getint("core", "scheduler_port", 8082))
+    _check_central()
     days = _days(command, args)
     if days is None:  # the demo makes its own Nova, master and exclusions
         return
     check_not_future(*days, today or dt.date.today())
-    from tasks.config import exclusions_path, master_xlsx_path
+    from tasks.config import config_file, exclusions_path, master_xlsx_path
 
-    check_file(master_xlsx_path(), "the CPC master", "[cvas] master_xlsx")
-    check_file(exclusions_path(), "the exclusion list", "[cvas] exclusions")
+    simulated = cvas().source == "simulated"
+    check_file(master_xlsx_path(), "the CPC master", "[cvas] master_xlsx", config_file(), simulated)
+    check_file(exclusions_path(), "the exclusion list", "[cvas] exclusions", config_file(), simulated)
     check_source_range(*days, _source_range(), cvas().source)
 
 

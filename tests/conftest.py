@@ -55,8 +55,9 @@ def luigi_settings(settings: dict[tuple[str, str], object]):
 
 
 def simulated_settings(data_root: Path, nova, workers: int = 1) -> dict[tuple[str, str], object]:
-    """The settings that point cvas at a data root and a simulated Nova."""
-    return {("cvas", "data_root"): data_root, ("cvas", "source"): "simulated",
+    """The settings that point cvas at a data root and a simulated Nova (run logs beside the root)."""
+    return {("cvas", "data_root"): data_root, ("cvas", "log_dir"): Path(data_root).parent / "logs",
+            ("cvas", "source"): "simulated",
             ("simulated_source", "database"): nova.database, ("cvas", "master_xlsx"): nova.master_xlsx,
             ("cvas", "exclusions"): nova.exclusions, ("cvas", "workers"): workers,
             ("core", "autoload_range"): "false"}
@@ -74,9 +75,11 @@ def backfilled_root(tmp_path_factory, nova, start, end) -> Path:
 
 @pytest.fixture
 def luigi_config(tmp_path):
-    """Point the [cvas] settings at a temporary data root; returns a setter for more keys."""
+    """Point the [cvas] settings at a temporary data root and log folder (never the checkout's);
+    returns a setter for more keys."""
     overrides = LuigiOverrides()
     overrides("cvas", "data_root", tmp_path / "data")
+    overrides("cvas", "log_dir", tmp_path / "logs")
     overrides("core", "autoload_range", "false")
     yield overrides
     overrides.undo()

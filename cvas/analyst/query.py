@@ -77,21 +77,37 @@ def _search(subscription_id, tmuserid, msisdn) -> tuple[str, str, dict]:
     return key, params["tmuserid"], params
 
 
+def missing_view(layout: Layout, as_of: dt.date, keep_days: int) -> str:
+    """Why there is no subscription view as of `as_of`, and how to get one (one sentence)."""
+    from cvas.steps.subscriptions import as_of_days, outside_retention
+
+    build = f"`luigi --module tasks SubscriptionView --date {as_of}`"
+    days = as_of_days(layout)
+    where = f"there is no subscription view as of {as_of} ({layout.subscriptions(as_of)})"
+    if not days or as_of > max(days):
+        return f"{where}: build the day first (`cvas daily --date {as_of}`)"
+    if outside_retention(layout, as_of, keep_days):
+        need = (max(days) - as_of).days + 1
+        return (f"{where}: views are kept {keep_days} day(s) back from the newest ({max(days)}); set [cvas] "
+                f"subscriptions_keep_days = {need} in luigi.cfg, then run {build}")
+    return f"{where}: build it with {build}"
+
+
 def _view_path(layout: Layout, as_of: dt.date | None) -> Path:
     return layout.subscriptions(as_of) if as_of else layout.subscriptions_latest
 
 
 def investigate(layout: Layout, *, subscription_id: int | str | None = None, tmuserid: str | None = None,
-                msisdn: str | None = None, as_of: dt.date | None = None) -> Investigation:
+                msisdn: str | None = None, as_of: dt.date | None = None, keep_days: int = 7) -> Investigation:
     """Find the subscriptions of one id or user in the view (as of `as_of`, else the latest),
     then their timeline across ACT, RENO, DCT, CNR and RFND, their totals, and the same
-    users' PPD purchases. With `as_of`, events after that day are left out too."""
+    users' PPD purchases. With `as_of`, events after that day are left out too (`keep_days`:
+    the views' retention, for the explanation when that view is absent)."""
     key, value, params = _search(subscription_id, tmuserid, msisdn)
     view = _view_path(layout, as_of)
     notes: list[str] = []
     if as_of and not view.exists():
-        raise QueryError(f"there is no subscription view as of {as_of} ({view}); build it with "
-                         f"`luigi --module tasks SubscriptionView --date {as_of}` or omit --as-of")
+        raise QueryError(missing_view(layout, as_of, keep_days) + "; or omit --as-of")
     con = connect()
     try:
         register_transactions(con, layout, KINDS)

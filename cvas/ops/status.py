@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 from cvas.core.catalogue import DAY_KIND, Settings, dataset as dataset_of, downstream, grid_columns, output_path
@@ -180,6 +181,23 @@ def format_plan(steps: list[tuple[dt.date, str, str]]) -> str:
         return "nothing to build: every output in the range is present and fresh"
     lines = [f"{day:%Y-%m-%d}  {label:<17} {why}" for day, label, why in steps]
     lines.append(f"{len(steps)} output(s) to build over {len({d for d, _, _ in steps})} day(s)")
+    return "\n".join(lines)
+
+
+def format_plan_summary(steps: list[tuple[dt.date, str, str]]) -> str:
+    """The plan counted per dataset (its kinds together) and reason, for ranges too long to list."""
+    if not steps:
+        return format_plan(steps)
+    counts: dict[str, dict[str, int]] = {}
+    for _, label, why in steps:
+        reason = "upstream rebuilt" if why.startswith("rebuilt because") else re.split(r"[:;(]", why)[0].strip()
+        per = counts.setdefault(split_label(label)[0], {})
+        per[reason] = per.get(reason, 0) + 1
+    lines = [f"{name:<19} {sum(per.values()):>7,}  " + ", ".join(f"{why} {n:,}" for why, n in per.items())
+             for name, per in counts.items()]
+    days = sorted({d for d, _, _ in steps})
+    lines.append(f"{len(steps):,} output(s) to build over {len(days):,} day(s) ({days[0]}..{days[-1]}); "
+                 "without --summary: each output and why")
     return "\n".join(lines)
 
 
