@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import configparser
-import difflib
 import os
-import re
 from pathlib import Path
 
 import luigi
@@ -193,52 +191,6 @@ def config_dir() -> Path:
     return config_file().parent
 
 
-def declared_names() -> dict[str, frozenset[str] | None]:
-    """{section: its keys} of every section cvas reads: its luigi.Config classes and the sections of
-    its tasks' parameters, each declared once, in its class; Luigi's own sections map to None."""
-    import tasks  # noqa: F401 - registers every task class
-
-    names: dict[str, frozenset[str] | None] = {}
-    for family, cls in Register._get_reg().items():
-        if isinstance(cls, type) and cls.__module__.startswith("tasks."):
-            names[family] = frozenset(name for name, _ in cls.get_params())
-        elif isinstance(cls, type) and cls.__module__.startswith("luigi.") and issubclass(cls, luigi.Config):
-            names[family] = None
-    names.update({section: None for section in LUIGI_SECTIONS})
-    return names
-
-
-_SECTION = re.compile(r"\[(?P<name>[^\]]+)\]")
-_KEY = re.compile(r"(?P<key>[^=:\s][^=:]*?)\s*[=:]")
-
-
-def check_names(path: Path) -> None:
-    """Raise ConfigError naming the first section or key of `path` that nothing reads, its line
-    and the closest declared name."""
-    names = declared_names()
-    section = None
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith(("#", ";")) or line[:1].isspace():
-            continue   # blank, comment, or the continuation of a value
-        where = f"{path}, line {number}"
-        if found := _SECTION.match(line):
-            section = found["name"].strip()
-            if section != "DEFAULT" and section not in names:
-                raise ConfigError(f"{where}: unknown section [{section}]"
-                                  + _closest(section, names, "cvas reads [cvas], [simulated_source], "
-                                                             "[directory_source], [ssh_source] and Luigi's own"))
-        elif (found := _KEY.match(line)) and section is not None:
-            keys, key = names.get(section), found["key"].strip()
-            if keys is not None and key.replace("-", "_") not in keys:
-                raise ConfigError(f"{where}: unknown key {key!r} in [{section}]"
-                                  + _closest(key, keys, f"[{section}] has {', '.join(sorted(keys))}"))
-
-
-def _closest(name: str, valid, otherwise: str) -> str:
-    match = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else f" ({otherwise})"
-
-
 def config_path(value: str | os.PathLike) -> Path:
     """A path from the configuration: `~` expanded, a relative one taken from the config file's folder."""
     path = Path(value).expanduser()
@@ -286,6 +238,27 @@ def make_source() -> Source:
 
         # the historical-file index is kept between runs, outside every dataset root
         return DirectorySource(config_path(directory_source().root), cache_dir=layout().root / ".cache" / "directory_source")
-    from tasks.ssh import make_ssh_source  # the ssh source has its own section
-
     return make_ssh_source()
+
+
+def ssh_settings():
+    """The [ssh_source] section as the ssh source's settings (paths from the config file's folder)."""
+    from cvas.sources.ssh import SshSettings
+
+    c = ssh_source()
+    return SshSettings(
+        host=c.host, port=c.port, user=c.user, key_file=config_path(c.key_file), key_passphrase_env=c.key_passphrase_env,
+        known_hosts=config_path(c.known_hosts), accept_new_host_key=c.accept_new_host_key, psql_path=c.psql_path,
+        database=c.database, db_user=c.db_user, db_host=c.db_host, db_port=c.db_port,
+        connect_timeout=c.connect_timeout, command_timeout=c.command_timeout, remote_dir=c.remote_dir,
+        nbs_file=c.nbs_file, snapshot_timezone=c.snapshot_timezone, snapshot_day_offset=c.snapshot_day_offset,
+        attempts=c.attempts, backoff_seconds=c.backoff_seconds, backoff_max_seconds=c.backoff_max_seconds,
+        compress=c.compress,
+    )
+
+
+def make_ssh_source():
+    """The ssh source as configured in [ssh_source]."""
+    from cvas.sources.ssh import SshSource
+
+    return SshSource(ssh_settings())

@@ -21,7 +21,6 @@ from tasks import datasets, outcome
 from tasks.base import batched, task_locks
 from tasks.config import cvas, layout
 from tasks.progress import watch_days
-from tasks.steps.counters import DailyCounters
 
 log = logging.getLogger("cvas.backfill")
 

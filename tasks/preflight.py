@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 import sys
 from pathlib import Path
 
+import luigi
 import luigi.configuration
+from luigi.task_register import Register
 
+from tasks.config import LUIGI_SECTIONS, ConfigError
 from cvas.ops.preflight import (BAD_CONFIG, MISSING_REFERENCE, PreflightError, check_file, check_not_future,
                                 check_range, check_scheduler, check_source_range, check_writable)
 
@@ -17,10 +21,59 @@ BUILDS = {"daily", "backfill", "demo"}
 RANGED = {"backfill", "status", "plan", "invalidate", "verify"}
 
 
+def declared_names() -> dict[str, frozenset[str] | None]:
+    """{section: its keys} of every section cvas reads: its luigi.Config classes and the sections of
+    its tasks' parameters, each declared once, in its class; Luigi's own sections map to None."""
+    # every task class registered (the task modules sit above this one's callers, not below it)
+    import tasks.analyst.report, tasks.pipeline, tasks.steps.counters  # noqa: F401, E401
+    import tasks.steps.subscriptions, tasks.steps.transactions, tasks.steps.user_base  # noqa: F401, E401
+
+    names: dict[str, frozenset[str] | None] = {}
+    for family, cls in Register._get_reg().items():
+        if isinstance(cls, type) and cls.__module__.startswith("tasks."):
+            names[family] = frozenset(name for name, _ in cls.get_params())
+        elif isinstance(cls, type) and cls.__module__.startswith("luigi.") and issubclass(cls, luigi.Config):
+            names[family] = None
+    names.update({section: None for section in LUIGI_SECTIONS})
+    return names
+
+
+_SECTION = re.compile(r"\[(?P<name>[^\]]+)\]")
+_KEY = re.compile(r"(?P<key>[^=:\s][^=:]*?)\s*[=:]")
+
+
+def check_names(path: Path) -> None:
+    """Raise ConfigError naming the first section or key of `path` that nothing reads, its line
+    and the closest declared name."""
+    names = declared_names()
+    section = None
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith(("#", ";")) or line[:1].isspace():
+            continue   # blank, comment, or the continuation of a value
+        where = f"{path}, line {number}"
+        if found := _SECTION.match(line):
+            section = found["name"].strip()
+            if section != "DEFAULT" and section not in names:
+                raise ConfigError(f"{where}: unknown section [{section}]"
+                                  + _closest(section, names, "cvas reads [cvas], [simulated_source], "
+                                                             "[directory_source], [ssh_source] and Luigi's own"))
+        elif (found := _KEY.match(line)) and section is not None:
+            keys, key = names.get(section), found["key"].strip()
+            if keys is not None and key.replace("-", "_") not in keys:
+                raise ConfigError(f"{where}: unknown key {key!r} in [{section}]"
+                                  + _closest(key, keys, f"[{section}] has {', '.join(sorted(keys))}"))
+
+
+def _closest(name: str, valid, otherwise: str) -> str:
+    match = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else f" ({otherwise})"
+
+
+
 def check_config() -> Path:
     """Find the configuration (tasks.config.find_config) and check its section and key names;
     returns its path. Every cvas command, and `luigi --module tasks…`, starts with it."""
-    from tasks.config import ConfigError, check_names, use_config
+    from tasks.config import ConfigError, use_config
 
     try:
         path = use_config()

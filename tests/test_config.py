@@ -69,7 +69,7 @@ def test_an_unknown_section_or_key_is_one_line_and_exit_3_for_every_command(tmp_
 
 
 def test_what_luigi_itself_reads_and_the_task_sections_are_declared(tmp_path):
-    from tasks.config import check_names
+    from tasks.preflight import check_names
 
     cfg = tmp_path / "luigi.cfg"
     cfg.write_text("[core]\nanything_luigi_reads = 1\n[worker]\nkeep_alive = true\n[logging]\nversion = 1\n"

@@ -85,7 +85,7 @@ class StaleSnapshotError(SshSourceError):
 
 @dataclass(frozen=True)
 class SshSettings:
-    """Everything the ssh source needs; built from [ssh_source] by tasks/ssh.py."""
+    """Everything the ssh source needs; built from [ssh_source] by tasks.config.ssh_settings."""
 
     host: str
     user: str
