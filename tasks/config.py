@@ -243,7 +243,7 @@ def make_source() -> Source:
 
 def ssh_settings():
     """The [ssh_source] section as the ssh source's settings (paths from the config file's folder)."""
-    from cvas.sources.ssh import SshSettings
+    from cvas.sources.ssh_settings import SshSettings
 
     c = ssh_source()
     return SshSettings(
