@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 import datetime as dt
 import logging
@@ -23,12 +22,11 @@ from cvas.core.catalogue import strays
 from cvas.core.freshness import FAILED, MISSING, Freshness
 from cvas.core.layout import Layout, as_of_days, part_stats, parts
 from cvas.core.quality import read_quality
-from cvas.steps.load import REJECT_COLUMNS
 from cvas.steps.master import MasterFormatError, read_master_csv
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS, spec
+from cvas.ops.file_checks import csv_problem, rejects_problem, view_difference
 from cvas.ops.status import mark_for_rebuild
-from cvas.sql import connect, load_sql
-from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, sql_path, write_full_view
+from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, write_full_view
 from cvas.steps.user_base import EXPORT_HEADERS, USER_BASE_DAILY_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -190,7 +188,7 @@ class _Verifier:
             self.find(quality, f"says {report['rows_written']} rows written, the partition has {rows}", tx)
 
         self.report.checked += 1
-        problem = _rejects_problem(rejects, report.get("rejected") if report is not None else None)
+        problem = rejects_problem(rejects, report.get("rejected") if report is not None else None)
         if problem:
             self.find(rejects, problem, tx)
 
@@ -280,7 +278,7 @@ class _Verifier:
             self.find(path, "missing", None)
             return
         self.report.unverified.append(path)   # it has no sidecar of its own
-        problem = _csv_problem(path, SERVICE_EXPORT_COLUMNS, ",")
+        problem = csv_problem(path, SERVICE_EXPORT_COLUMNS, ",")
         if problem:
             self.find(path, problem, path)
 
@@ -302,7 +300,7 @@ class _Verifier:
             if size is not None and path.stat().st_size != size:
                 self.find(path, f"{path.stat().st_size} bytes, its sidecar says {size}", path)
                 continue
-            problem = _csv_problem(path, header, "|", (meta.get("lines") or {}).get(by))
+            problem = csv_problem(path, header, "|", (meta.get("lines") or {}).get(by))
             if problem:
                 self.find(path, problem, path)
 
@@ -353,73 +351,6 @@ class _Verifier:
 def _staging(layout: Layout) -> Path:
     layout.staging.mkdir(parents=True, exist_ok=True)
     return layout.staging
-
-
-def view_difference(published: Path, reference: Path) -> str | None:
-    """None when two subscription views are the same file; else what differs first: the
-    columns and types, the first subscription (by id) whose row differs and its first differing
-    column, a subscription held by one only, or, rows and values alike, the row order or bytes."""
-    got, want = (pq.read_schema(next(iter(parts(p).values()), p) if p.is_dir() else p) for p in (published, reference))
-    if not got.equals(want):
-        return f"columns or types differ ({', '.join(f'{f.name} {f.type}' for f in got if f not in want) or 'order'})"
-    if provenance.file_hash(published) == provenance.file_hash(reference):
-        return None
-    con = connect()
-    try:
-        for name, path in (("published", published), ("reference", reference)):
-            con.execute(f"create view {name} as select * from read_parquet({sql_path(path)})")
-        row = con.execute(load_sql("view_difference")).fetchone()
-        if row is None:
-            (unsorted,) = con.execute("select count(*) from (select subscription_id < lag(subscription_id) "
-                                      "over () as down from published) where down").fetchone()
-            return "same rows and values " + ("but not sorted by subscription_id" if unsorted else
-                                              "in the same order, different file bytes (encoding)")
-    finally:
-        con.close()
-    sub_id, only_in, p_row, r_row = row
-    if only_in:
-        return f"subscription {sub_id} is only in the {only_in} view"
-    column = next(name for name in p_row if p_row[name] != r_row[name])
-    return f"subscription {sub_id}: {column} differs"
-
-
-def _rejects_problem(path: Path, expected: int | None) -> str | None:
-    """Why a rejects file is unsound, or None."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh, strict=True)
-            header = next(reader, None)
-            rows = sum(1 for _ in reader)
-    except FileNotFoundError:
-        return "rejects file missing"
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return f"rejects file unreadable ({type(exc).__name__})"
-    if header is None or tuple(header) != REJECT_COLUMNS:
-        return "rejects file has the wrong header"
-    if expected is not None and rows != expected:
-        return f"{rows} rejected rows, the quality report says {expected}"
-    return None
-
-
-def _csv_problem(path: Path, header: tuple[str, ...], delimiter: str, lines: int | None = None) -> str | None:
-    """Why an export CSV is unsound (header, field counts, data line count), or None."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh, delimiter=delimiter, strict=True,
-                                quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
-            found = next(reader, None)
-            if found is None or tuple(found) != tuple(header):
-                return "wrong or missing header"
-            rows = 0
-            for fields in reader:
-                rows += 1
-                if len(fields) != len(header):
-                    return f"record {rows + 1}: {len(fields)} fields, expected {len(header)}"
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return f"unreadable ({type(exc).__name__})"
-    if lines is not None and rows != lines:
-        return f"{rows} data lines, its sidecar says {lines}"
-    return None
 
 
 def _candidates(layout: Layout, days: list[dt.date]) -> list[Path]:
