@@ -51,6 +51,32 @@ def built(nova, tmp_path_factory) -> Path:
     return backfilled_root(tmp_path_factory, nova, START, BUILT)
 
 
+@pytest.fixture(scope="module")
+def drops(nova, tmp_path_factory) -> Path:
+    """Legacy CSV drops (`Daily_Data/<day>/<kind>_atlas_day.csv`) of every simulated day: the
+    landing copies of a root built from the simulated Nova, which are the extracts byte for byte."""
+    from cvas.core.schemas import KINDS
+    from cvas.sources.directory import DirectorySource
+
+    full = Layout(backfilled_root(tmp_path_factory, nova, START, day(DAYS - 1)))
+    out = tmp_path_factory.mktemp("drops")
+    source = DirectorySource(out)
+    for i in range(DAYS):
+        for kind in KINDS:
+            source.daily_file(kind, day(i)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(full.raw(kind, day(i)), source.daily_file(kind, day(i)))
+    return out
+
+
+def directory_cfg(tmp_path: Path, root: Path, drops: Path, nova, without: dt.date) -> Path:
+    """A configuration reading `drops` less the folder of the day `without` (missing at the source)."""
+    here = tmp_path / "drops"
+    shutil.copytree(drops, here)
+    shutil.rmtree(here / "Daily_Data" / f"{without}")
+    return write_cfg(tmp_path / "luigi.cfg", root, source="directory", nova=nova, user_base="false",
+                     extra=f"[directory_source]\nroot = {here}\n")
+
+
 @pytest.fixture
 def root(built, nova, tmp_path):
     copy = tmp_path / "data"
@@ -232,21 +258,24 @@ def test_a_redelivered_day_refreshes_the_newest_view_and_report_in_one_backfill(
     assert provenance.file_hash(lay.subscriptions_latest) == full_build_hash(lay, BUILT, tmp_path)
 
 
-def test_a_late_day_built_alone_refreshes_the_newest_view_and_report(root, tmp_path):
-    """A day missing from the history (delivered late) blocks the later views; built by
-    `cvas daily --date D` it refreshes the newest view and report too."""
-    from cvas.ops.status import invalidate
-
+def test_a_late_day_built_alone_refreshes_the_newest_view_and_report(root, nova, drops, tmp_path):
+    """A day missing at the source blocks the later views; once delivered, built by `cvas daily
+    --date D`, it refreshes the newest view and report too."""
     lay = Layout(root)
     late = day(3)
     for kind_dir in lay.transactions_root().iterdir():               # the day never arrived
         (kind_dir / f"year_month={late:%Y-%m}" / f"{late}.parquet").unlink()
+        lay.raw(kind_dir.name, late).unlink()
+    cfg = directory_cfg(tmp_path, root, drops, nova, without=late)
     assert not cell(lay, "subscriptions", BUILT).fresh, "a view over a hole is not fresh"
-    assert daily(NEXT) != 0, "no view over the missing day"
+    run = run_cvas(cfg, "daily", "--date", str(NEXT))
+    assert run.returncode != 0, "no view over the missing day"
+    assert str(late) in run.stdout + run.stderr
     assert not lay.subscriptions(NEXT).exists() and not lay.report(NEXT).exists()
     assert lay.daily_counters(NEXT).exists(), "the day's own outputs are published"
-    assert invalidate(lay, late, late, "raw") is not None
-    assert daily(late) == 0
+    shutil.copytree(drops / "Daily_Data" / f"{late}", tmp_path / "drops" / "Daily_Data" / f"{late}")   # delivered
+    run = run_cvas(cfg, "daily", "--date", str(late))
+    assert run.returncode == 0, run.stdout + run.stderr
     assert provenance.read(lay, lay.subscriptions_latest)["as_of"] == str(NEXT)
     for name, as_of in (("subscriptions", NEXT), ("subscriptions_latest", None), ("report", NEXT)):
         assert cell(lay, name, as_of).fresh, name
@@ -255,18 +284,35 @@ def test_a_late_day_built_alone_refreshes_the_newest_view_and_report(root, tmp_p
 
 # -- 4. no view over a hole ---------------------------------------------------------------------
 
-def test_a_daily_after_a_day_missing_at_the_source_fails_naming_it(root, nova, tmp_path):
+def test_a_daily_after_a_day_missing_at_the_source_fails_naming_it(root, nova, drops, tmp_path):
     lay = Layout(root)
-    cfg = write_cfg(tmp_path / "luigi.cfg", root, nova=nova)
     skipped, today = NEXT, NEXT + dt.timedelta(days=1)
+    cfg = directory_cfg(tmp_path, root, drops, nova, without=skipped)
     run = run_cvas(cfg, "daily", "--date", str(today))
     assert run.returncode != 0
     text = run.stdout + run.stderr
-    assert f"needs every day up to it: {skipped}" in text, text[-3000:]
+    assert f"needs every day up to it: {skipped} has no act, reno, dct, cnr, rfnd transactions loaded" in text, \
+        text[-3000:]
     assert f"cvas backfill --start {skipped} --end {skipped}" in text
     assert lay.daily_counters(today).exists() and lay.transactions("act", today).exists()
     assert not lay.subscriptions(today).exists() and not lay.report(today).exists()
     assert provenance.read(lay, lay.subscriptions_latest)["as_of"] == str(BUILT)
+    assert cell(lay, "subscriptions_latest").fresh, "the newest copy is still the newest view"
+
+
+def test_a_view_is_never_built_over_a_missing_day(root):
+    """The build itself refuses (the last guard, whoever calls it)."""
+    from cvas.steps.subscriptions import ViewGapError, build_subscription_view
+
+    lay = Layout(root)
+    gap = day(2)
+    for kind_dir in lay.transactions_root().iterdir():
+        (kind_dir / f"year_month={gap:%Y-%m}" / f"{gap}.parquet").unlink()
+    before = provenance.file_hash(lay.subscriptions(BUILT))
+    with pytest.raises(ViewGapError, match=f"needs every day up to it: {gap} has no act, reno, dct, cnr, rfnd "
+                                           f"transactions loaded.*cvas backfill --start {gap} --end {gap}"):
+        build_subscription_view(lay, BUILT, full=True)
+    assert provenance.file_hash(lay.subscriptions(BUILT)) == before, "nothing published"
 
 
 # -- 5. strays in view folders ------------------------------------------------------------------

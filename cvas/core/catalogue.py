@@ -65,9 +65,7 @@ class Dataset:
               files up to the day (days after it, built later in the same run, do not count)
     parted    its outputs are folders of parts whose sidecars record each part's size and mtime:
               a part that differs is damage, found by a stat before anything reads or links it
-    newest_of the per-day dataset whose newest output this whole-history output is a copy of: its
-              task is the one of that newest day when it is later than the day asked for
-    days      the days with a published output (one listing), for `newest_of`
+    days      the days with a published output (one listing)
     sidecar   whether a provenance sidecar is written (a missing one means stale, DESIGN D13)
     quality   a load's quality report can mark a day failed
     health    a feed-health verdict (`health/<kind>/<date>.json`) can mark a day flagged
@@ -89,7 +87,6 @@ class Dataset:
     expect: tuple[tuple[str, Callable[[Layout, "dt.date | None", Settings], Any]], ...] = ()
     listing: tuple[str, str] | None = None
     parted: bool = False
-    newest_of: str | None = None
     days: Callable[[Layout], set[dt.date]] | None = None
     sidecar: bool = True
     quality: bool = False
@@ -232,7 +229,7 @@ _ENTRIES = (
             upstream=(Upstream("subscriptions"),),
             expect=(("as_of", functools.partial(_newest_view, key="as_of")),
                     ("output_hash", functools.partial(_newest_view, key="output_hash"))),
-            parted=True, newest_of="subscriptions", product=True, lock="subscriptions"),
+            parted=True, product=True, lock="subscriptions"),
     Dataset("user_base_snapshot", DAY, lambda lay, d, k: (lay.user_base_snapshot(d),), sidecar=False, source=True,
             switch="user_base"),
     Dataset("user_base_daily", DAY, lambda lay, d, k: (lay.user_base_daily(d),),
