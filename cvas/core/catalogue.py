@@ -68,7 +68,7 @@ class Dataset:
     newest_of the per-day dataset whose newest output this whole-history output is a copy of: its
               task is the one of that newest day when it is later than the day asked for
     days      the days with a published output (one listing), for `newest_of`
-    sidecar   whether a provenance sidecar is written (a missing one means stale, DESIGN D13)
+    sidecar   whether a provenance sidecar is written (a missing one means stale, decision D13)
     quality   a load's quality report can mark a day failed
     health    a feed-health verdict (`health/<kind>/<date>.json`) can mark a day flagged
     source    a landing copy delivered by a source: a missing one is fetched only to build
