@@ -134,13 +134,13 @@ TX_CASES = [
     Tx("cnr_ids_beyond_int64.csv", "sbn_id 2^63, an id padded with a space, cpc `45530.0`; a 25-digit tmuserid "
        "and sbn_id 2^63-1 are valid", written=3,
        rejects=((4, "int_overflow"), (5, "bad_integer"), (6, "bad_integer")),
-       note="tmuserid/msisdn stay text (D12)", check=_long_tmuserid_kept),
+       note="tmuserid/msisdn stay text (decision D12)", check=_long_tmuserid_kept),
     Tx("act_crlf_quoted_newline.csv", "CRLF line ends, a quoted field holding a comma and a CRLF, escaped quotes, "
        "a row dated the next day", written=2, rejects=((4, "not_this_day"),),
        note="reject lines are physical lines: the quoted line break counts", check=_quoted_newline_kept),
     Tx("reno_duplicates.csv", "an exact duplicate, a conflicting copy (same key, another rev) and a second "
        "renewal of the same subscription later that day", written=4, duplicates=1, key_conflicts=1,
-       note="exact copies merge; rows sharing a key but differing in another column are all kept (D16: "
+       note="exact copies merge; rows sharing a key but differing in another column are all kept (decision D16: "
             "1 key conflict reported, no charge dropped); different times are different rows",
        check=_reno_conflicting_copy_kept),
     Tx("cnr_truncated_in_quotes.csv", "file cut inside a quoted field (no final line break)", written=2,
@@ -157,16 +157,16 @@ TX_CASES = [
     Tx("rfnd_out_of_range.csv", "a negative rfnd_cnt (-7), rfnd_cnt 2^63-1, a refund of 10^16 (beyond the "
        "DECIMAL(18,2) the SQL sums in), a negative cpc; a refund just under 10^16 and rfnd_cnt 1,000,000 are valid",
        written=2, rejects=((3, "out_of_range"), (4, "out_of_range"), (5, "out_of_range"), (6, "out_of_range")),
-       note="DESIGN D15: every numeric column has a plausible range; these used to be loaded, then lowered a "
+       note="decision D15: every numeric column has a plausible range; these used to be loaded, then lowered a "
             "published rfnd_count or crashed DailyCounters and every later view"),
     Tx("act_money_beyond_decimal.csv", "rev 1e16 and 12345678901234567.5 (beyond DECIMAL(18,2)), a negative "
        "channel_id and tef_prov", written=1,
        rejects=((3, "out_of_range"), (4, "out_of_range"), (5, "out_of_range"), (6, "out_of_range")),
-       note="DESIGN D15"),
+       note="decision D15"),
     Tx("reno_dst_ambiguous_hour.csv", "two renewals of one subscription at 02:30 on 2025-10-26, once CEST and once "
        "CET (Nova writes local time without an offset): same key, another reno_date", written=3, key_conflicts=1,
        day=dt.date(2025, 10, 26), check=_both_dst_renewals_kept,
-       note="loaded for 2025-10-26. DESIGN D16: both rows are kept (they differ in a non-key column), both charges "
+       note="loaded for 2025-10-26. decision D16: both rows are kept (they differ in a non-key column), both charges "
             "counted; the key conflict is reported and logged. Only rows equal in every column merge"),
     Tx("cnr_utf16.csv", "saved as UTF-16 (a spreadsheet's \"Unicode text\")",
        error="<file>: line 1: NUL byte in the file: it looks like UTF-16 LE (byte order mark); transactions must be "
@@ -176,7 +176,7 @@ TX_CASES = [
              "an extract is that long (an unterminated quote, or a corrupted file?)",
        note="was Arrow's \"straddling object ... try to increase block size\", a setting cvas does not have"),
     Tx("act_all_rows_another_day.csv", "every row dated the previous day (yesterday's extract delivered again, "
-       "legacy D-06)", ratio_failure=True,
+       "legacy rule L-D06)", ratio_failure=True,
        rejects=((2, "not_this_day"), (3, "not_this_day"), (4, "not_this_day"), (5, "not_this_day")),
        note="over `[cvas] max_reject_ratio`: RejectRatioExceeded; rejects and quality report published, "
             "no partition (a previous one stays)"),
@@ -510,7 +510,7 @@ EXCL_CASES = [
     Excl("negative.csv", "a negative msisdn", error="<file>: line 2: msisdn is not a number"),
     Excl("beyond_int64.csv", "ids beyond int64 (22 and 25 digits)", msisdn=frozenset({"34600000001"}),
          tmuserid=frozenset({"9344000000000000000001", "8341000000000000000000002"}),
-         note="values stay strings and compare exactly (D5, legacy D-13/D-23)"),
+         note="values stay strings and compare exactly (decision D5, legacy rules L-D13/L-D23)"),
     Excl("legacy_headerless_blank_lines.csv", "the legacy headerless one-msisdn-per-line form, blank lines",
          msisdn=frozenset({"34600000001", "34600000002"}), tmuserid=frozenset()),
     Excl("header_only.csv", "header only", msisdn=frozenset(), tmuserid=frozenset(), note="excludes nobody"),
@@ -685,7 +685,7 @@ def render_doc() -> str:
         "<!-- Generated from tests/test_corpus.py (CVAS_UPDATE_DOCS=1 rewrites it); the test fails when this "
         "file and the cases disagree. -->",
         "",
-        "What cvas does with malformed input (DESIGN principle 6: bad input is loud, nothing is lost). Each row is a "
+        "What cvas does with malformed input (principle P6: bad input is loud, nothing is lost). Each row is a "
         "file in `tests/corpus/` (or `tests/golden/load/`, or an Excel master built by the test) driven through the "
         "real entry point, with the outcome the test asserts:",
         "",
@@ -842,17 +842,17 @@ INTEGRITY_CASES = [
               "out of the dataset folder)`",
               "test_integrity.py::test_status_and_verify_report_every_file_the_layout_does_not_name"),
     Integrity("a partition replaced outside cvas by a valid file of half the rows",
-              "`damaged` (DESIGN D14: its bytes differ from the hash its sidecar recorded), never a reload: the plan "
+              "`damaged` (decision D14: its bytes differ from the hash its sidecar recorded), never a reload: the plan "
               "rebuilds it from its landing copy, then its counters (`stale: reno damaged (rebuilt first)`); "
               "`cvas verify` reports it",
               "test_integrity.py::test_a_partition_replaced_outside_cvas_is_damage_and_is_rebuilt_from_its_landing_copy"),
     Integrity("a sidecar truncated to invalid JSON",
-              "its output is stale (DESIGN D13) with `unreadable provenance sidecar _meta/<path>.json`, logged with "
+              "its output is stale (decision D13) with `unreadable provenance sidecar _meta/<path>.json`, logged with "
               "the file; verify reports it, the next backfill rebuilds the output and its sidecar",
               "test_integrity.py::test_a_truncated_sidecar_makes_its_output_stale_names_the_file_and_is_rebuilt"),
     Integrity("a 0-byte or wrong-header re-delivery after `cvas invalidate --dataset raw`",
               "DeliveryError naming the landing copy (the loader's header message, or a record count other than the "
-              "source's); the good landing copy is kept (DESIGN D17) and stays marked, so the next backfill fetches "
+              "source's); the good landing copy is kept (decision D17) and stays marked, so the next backfill fetches "
               "again once the drop is fixed",
               "test_integrity.py::test_a_bad_redelivery_keeps_the_landing_copy_and_the_next_backfill_fetches_again"),
     Integrity("an input taken away by another run (or `cvas invalidate`) after this run planned its work",

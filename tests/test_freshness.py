@@ -1,5 +1,5 @@
 """One freshness rule: a deleted sidecar makes its output stale everywhere alike, and a backfill
-rebuilds exactly that output and what is built from it (DESIGN D13)."""
+rebuilds exactly that output and what is built from it (decision D13)."""
 
 from __future__ import annotations
 

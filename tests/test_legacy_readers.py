@@ -1,6 +1,6 @@
-"""The legacy's analyst scripts on a cvas data root (DESIGN D19): every legacy path read the way
+"""The legacy's analyst scripts on a cvas data root (decision D19): every legacy path read the way
 rfnd_analysis.py, check_transactions_parquet_data.py, check_aggregated_parquet_data.py,
-validate_user_base.py and revenue_report.py read it (LEGACY §13), with polars, pandas, pyarrow
+validate_user_base.py and revenue_report.py read it (legacy rule L13), with polars, pandas, pyarrow
 and DuckDB, from the data root as their working directory; and the README's minimum reader
 versions, checked with old readers in throwaway virtual environments."""
 

@@ -1,4 +1,4 @@
-"""The subscription view (LEGACY §8.3 with DESIGN D2, D3, D4, D6, D9) over real Parquet partitions and DuckDB."""
+"""The subscription view (legacy rule L8.3 with decisions D2, D3, D4, D6, D9) over real Parquet and DuckDB."""
 
 from __future__ import annotations
 
@@ -96,24 +96,24 @@ def test_golden_scenario_with_our_decisions(layout):
     s = view[1001]  # ORGANIC free ACT at 10:00, UPGRADE ACT 8.26 at 12:00, UPGRADE DCT of the old CPC
     assert s["cpc_list"] == [45531, 45530] and s["cpc_count"] == 2          # as the legacy
     assert (s["first_cpc"], s["current_cpc"]) == (45531, 45530)
-    assert s["has_upgraded"] is True                                         # a real UPGRADE ACT (D4)
+    assert s["has_upgraded"] is True                                         # a real UPGRADE ACT (decision D4)
     assert (s["upgrade_date"], s["upgraded_to_cpc"]) == (dt.datetime(2026, 2, 10, 12), 45530)
     assert s["activation_channel"] == "ORGANIC" and s["activation_revenue"] == 0.0
     assert s["total_revenue"] == 0.0                                         # as the legacy
     assert s["total_revenue_with_upgrade"] == 8.26                           # as the legacy
     assert s["subscription_status"] == "Active"                              # an UPGRADE DCT does not end it
-    assert s["end_date"] is None and s["lifetime_days"] == 0                 # to the as-of date (D6)
+    assert s["end_date"] is None and s["lifetime_days"] == 0                 # to the as-of date (decision D6)
 
     s = view[1002]  # WEB ACT 1.64, RENO 1.64, CNR at 16:00, two refunds (cnt 2 + 1)
     assert s["has_upgraded"] is False
-    assert s["upgrade_date"] is None and s["upgraded_to_cpc"] is None        # legacy: set (D-17)
+    assert s["upgrade_date"] is None and s["upgraded_to_cpc"] is None        # legacy: set (legacy rule L-D17)
     assert s["total_revenue"] == 3.28                                        # as the legacy
-    assert s["total_revenue_with_upgrade"] == 3.28                           # legacy 4.92: activation twice (D4)
-    assert s["subscription_status"] == "Cancelled"                           # no DCT: the CNR decides (D3)
+    assert s["total_revenue_with_upgrade"] == 3.28                           # legacy 4.92: counted twice (decision D4)
+    assert s["subscription_status"] == "Cancelled"                           # no DCT: the CNR decides (decision D3)
     assert s["cancellation_mode"] == "CCC-CR" and s["end_date"] == dt.datetime(2026, 2, 10, 16)
     assert s["lifetime_days"] == 0                                           # as the legacy
-    assert s["refund_count"] == 3                                            # Σ rfnd_cnt (D9); legacy 1 row
-    assert s["total_refunded"] == 4.92                                       # both refunds (D1); legacy 1.64
+    assert s["refund_count"] == 3                                            # Σ rfnd_cnt (decision D9); legacy 1 row
+    assert s["total_refunded"] == 4.92                                       # both refunds (decision D1); legacy 1.64
     assert s["last_refund_date"] == dt.datetime(2026, 2, 10)
     assert (s["renewal_count"], s["renewal_revenue"]) == (1, 1.64)
     assert s["last_activity_date"] == dt.datetime(2026, 2, 10, 23)           # the renewal
@@ -125,10 +125,10 @@ def test_golden_scenario_with_our_decisions(layout):
     s = view[1004]  # starts with a RENO (act_date 2025-12-01), then a DCT with a null channel
     assert s["missing_act_record"] is True                                   # as the legacy
     assert s["activation_date"] == dt.datetime(2025, 12, 1, 8)
-    assert s["activation_month"] == "2025-12"                                # legacy 2026-02 (D-17)
+    assert s["activation_month"] == "2025-12"                                # legacy 2026-02 (legacy rule L-D17)
     assert s["activation_trans_date"] == dt.datetime(2026, 2, 10, 8)         # the first transaction
     assert s["activation_revenue"] == 0.0 and s["total_revenue"] == 1.64
-    assert s["subscription_status"] == "Deactivated"                         # legacy Active: null channel (D2)
+    assert s["subscription_status"] == "Deactivated"                         # legacy Active: null channel (decision D2)
     assert s["deactivation_mode"] is None and s["end_date"] == dt.datetime(2026, 2, 10, 18)
     assert s["lifetime_days"] == 71                                          # 2025-12-01 → 2026-02-10
 
@@ -250,7 +250,7 @@ def test_a_subscription_cancelled_then_deactivated(layout):
     assert s["subscription_status"] == "Cancelled"                 # a pending request
     assert (s["end_date"], s["lifetime_days"]) == (at(D, 15, offset=2), 2)
     s = read_view(build_and_path(layout, D + dt.timedelta(days=9)))[4001]
-    assert s["subscription_status"] == "Deactivated"               # the DCT wins over the CNR (D3)
+    assert s["subscription_status"] == "Deactivated"               # the DCT wins over the CNR (decision D3)
     assert (s["deactivation_date"], s["deactivation_mode"]) == (at(D, 3, offset=9), "SYSTEM")
     assert s["cancellation_date"] == at(D, 15, offset=2)           # still reported
     assert (s["end_date"], s["lifetime_days"]) == (at(D, 3, offset=9), 9)

@@ -6,12 +6,12 @@ before it, the window's quality reports, and directory listings and provenance s
 for the health panel. Charts are SVG drawn by cvas.analyst.svgchart and inlined in the page
 (no script, no font, no stylesheet and no image is fetched), the same bytes for the same inputs.
 
-Definitions (LEGACY §9.4, DESIGN D7):
+Definitions (legacy rule L9.4, decision D7):
 
 * scope: the service export's. Counter rows whose master service name contains an excluded
   keyword (case-insensitive) are left out of every figure; unmapped CPCs stay in as
   `UNKNOWN`. The health panel says what was left out. The user base has the user-base
-  exports' scope (services excluded by the snapshot's names, LEGACY §5.4);
+  exports' scope (services excluded by the snapshot's names, legacy rule L5.4);
 * activations = act_count (regular ACT, UPGRADE excluded), of which free = act_free and
   paid = act_pay; upgrades = upg_count; renewals = reno_count; deactivations = dct_count
   (UPGRADE DCT excluded); cancellations = cnr_count; charges refunded = rfnd_count (Σ rfnd_cnt:
@@ -24,11 +24,11 @@ Definitions (LEGACY §9.4, DESIGN D7):
   revenue of the 30 days ending D / the mean daily user base of those days;
 * services and categories: every CPC, counters and user base alike, is assigned by the
   master: its service name stripped, its tme_category stripped and mapped as the user base
-  maps it (LEGACY §5.5: Education/Images → Edu_Ima, News/Sports → News_Sport). A CPC
+  maps it (legacy rule L5.5: Education/Images → Edu_Ima, News/Sports → News_Sport). A CPC
   missing from the master (or with a blank name or category there) is `UNKNOWN`, service
   and category, as in Counters_Service.csv; the health panel names the CPCs missing from
   the master that the report's data holds (counters or user base, the day and the window).
-  The user-base exports keep the snapshot's own names (LEGACY §4.7, §5.6).
+  The user-base exports keep the snapshot's own names (legacy rules L4.7, L5.6).
 """
 
 from __future__ import annotations
@@ -664,8 +664,8 @@ def render_html(data: ReportData, generated_at: dt.datetime | None = None) -> st
 
 
 def category_map() -> list[tuple[str, list[str]]]:
-    """[(report category, [the master's categories shown as it])]: the user base's mapping (LEGACY
-    §5.5), which the report applies to the master's categories so counters and user base agree."""
+    """[(report category, [the master's categories shown as it])]: the user base's mapping (legacy
+    rule L5.5), which the report applies to the master's categories so counters and user base agree."""
     merged: dict[str, list[str]] = {}
     for source, target in CATEGORY_MAP.items():
         merged.setdefault(target, []).append(source.title())

@@ -66,7 +66,7 @@ class Dataset:
     parted    its outputs are folders of parts whose sidecars record each part's size and mtime:
               a part that differs is damage, found by a stat before anything reads or links it
     days      the days with a published output (one listing)
-    sidecar   whether a provenance sidecar is written (a missing one means stale, DESIGN D13)
+    sidecar   whether a provenance sidecar is written (a missing one means stale, decision D13)
     quality   a load's quality report can mark a day failed
     health    a feed-health verdict (`health/<kind>/<date>.json`) can mark a day flagged
     source    a landing copy delivered by a source: a missing one is fetched only to build

@@ -7,9 +7,9 @@ rule to every dataset of the catalogue, in this order:
              quality check or its last build failed: `cvas.core.failures`)
 2. failed    a reload failed its quality check after the output was published
 3. invalidated   `cvas invalidate` / `cvas verify` left a tombstone on it
-4. damaged   published bytes that no longer match their own sidecar (DESIGN D14): written
+4. damaged   published bytes that no longer match their own sidecar (decision D14): written
              after it (replaced outside cvas) with another hash; rebuilt, never taken as a reload
-5. stale     no sidecar or an unreadable one (DESIGN D13), a recorded setting, listing or input
+5. stale     no sidecar or an unreadable one (decision D13), a recorded setting, listing or input
              that differs from the current one, or a companion output that is absent
 6. flagged   present and fresh, but the feed-health check flagged the day (`cvas.steps.feed_health`):
              published, complete, and not rebuilt for it
@@ -219,7 +219,7 @@ class Freshness:
                 and all(c is not None and c[1] <= own[1] for c in current.values()):
             return ""  # every input is older than the output: nothing can have changed
         meta = self._sidecar(paths)
-        if meta is None:  # DESIGN D13: an unreadable sidecar is a missing one
+        if meta is None:  # decision D13: an unreadable sidecar is a missing one
             return f"unreadable provenance sidecar {os.path.relpath(paths.sidecar, self.layout.root)}"
         changed = [key for key, now in ds.expect if _dotted(meta, key) != now(self.layout, day, self.settings)]
         if ds.listing is not None:
@@ -233,7 +233,7 @@ class Freshness:
                 changed.append(per_day)
         recorded = meta.get("inputs") or {}
         changed += [n for n, p in paths.inputs.items() if not provenance.same_stat(recorded.get(n), p, current[n])]
-        # a damaged input (D14) is rebuilt from its own inputs first: never a reload
+        # a damaged input (decision D14) is rebuilt from its own inputs first: never a reload
         damaged = [n for n in changed if n in paths.inputs and n not in ds.external
                    and self._damaged(paths.inputs[n], str(sidecar(self.layout, Path(paths.inputs[n]))))]
         changed = [n for n in changed if n not in damaged]
@@ -251,7 +251,7 @@ class Freshness:
         return self._meta[path]
 
     def _damaged(self, output: str, side_path: str) -> str:
-        """DESIGN D14: why a published output is damaged ('' when it is not): its bytes differ from
+        """Decision D14: why a published output is damaged ('' when it is not): its bytes differ from
         the hash its own sidecar recorded. Only an output written after its sidecar (replaced
         outside cvas: cvas writes the sidecar just after the output) is hashed."""
         side, own = self.stat(side_path), self.stat(output)

@@ -74,7 +74,7 @@ class Layout:
         return self.root / "raw" / kind / f"{day:%Y-%m-%d}.csv"
 
     def transactions_root(self, kind: str | None = None) -> Path:
-        """The legacy path (DESIGN D19): the legacy's analyst scripts read
+        """The legacy path (decision D19): the legacy's analyst scripts read
         `Parquet_Data/transactions/<kind>/year_month=YYYY-MM/*.parquet` from the data root."""
         base = self.root / "Parquet_Data" / "transactions"
         return base / spec(kind).kind if kind else base

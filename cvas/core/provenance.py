@@ -115,7 +115,7 @@ def record(layout: Layout, output: Path, *, inputs: dict[str, Path | dict[str, A
 
 
 def read(layout: Layout, output: Path) -> dict[str, Any] | None:
-    """The sidecar of `output`, or None when it has none or it is unreadable (D13: stale either way)."""
+    """The sidecar of `output`, or None when it has none or it is unreadable (decision D13: stale either way)."""
     path = sidecar(layout, output)
     meta = read_json(path)
     if meta is None and path.exists():

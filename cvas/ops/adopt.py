@@ -57,7 +57,7 @@ class MonthCount:
 
 def legacy_parquet_months(root: Path, kind: str) -> dict[str, list[Path]]:
     """`{year_month: [files]}` of the legacy store `Parquet_Data/transactions/<kind>/`: where the
-    layout keeps transactions too (DESIGN D19), with the legacy's `<uuid>-0.parquet` files."""
+    layout keeps transactions too (decision D19), with the legacy's `<uuid>-0.parquet` files."""
     base = Layout(root).transactions_root(kind)
     months: dict[str, list[Path]] = {}
     if base.exists():

@@ -42,7 +42,7 @@ DUPLICATE_RATE = 0.002           # fact rows inserted twice
 BOUNDARY_RATE = 0.001            # RENO rows at exactly 00:00:00 or 23:59:59
 PPD_BASE, PPD_PER_NEW = 0.5, 0.004
 # New subscriptions per weekday (Mon..Sun, mean 1): the Friday peak of acquisitions becomes
-# the Friday peak of weekly renewals (LEGACY §14.2).
+# the Friday peak of weekly renewals (legacy rule L14.2).
 WEEKDAY_FACTOR = np.array([1.10, 1.00, 0.65, 0.60, 1.55, 1.05, 1.05])
 
 CHANNELS: tuple[tuple[int, str], ...] = (
@@ -100,7 +100,7 @@ def _c(cpc, service, category, model, price, provider, **kw) -> CatalogueCpc:
     return CatalogueCpc(cpc, service, category, model, price, provider, **kw)
 
 
-# The simulated catalogue: invented, with the legacy quirks (LEGACY §4.2, §4.5, §14.3).
+# The simulated catalogue: invented, with the legacy quirks (legacy rules L4.2, L4.5, L14.3).
 CATALOGUE: tuple[CatalogueCpc, ...] = (
     # current offer: where the window's activations go (about 26 CPCs acquire)
     _c(41949, "Top Video", "Free Time", "W", 1.64, "Tribuu Media", new=10, old=14),
@@ -136,7 +136,7 @@ CATALOGUE: tuple[CatalogueCpc, ...] = (
     _c(41331, "Fashion TV", "Free Time", "W", 1.15, "FTV Networks", old=2),
     _c(41177, "Club Belleza", "Beauty and Health", "W", 1.91, "Belleza Digital", new=1, old=5),
     _c(41179, "Club Belleza", "Beauty and Health", "W", 0.0, "Belleza Digital", upgrade_to=41177, old=0.3),
-    # the four excluded services (LEGACY §5.4)
+    # the four excluded services (legacy rule L5.4)
     _c(44469, "Nubico eBooks", "Nubico", "M", 9.99, "Nubico", new=1, old=2),
     _c(44471, "Nubico eBooks", "Nubico", "W", 0.0, "Nubico", upgrade_to=44469, new=0.5),
     _c(45069, "Nubico Promos", "Free Time", "M", 4.99, "Nubico", old=1),
@@ -233,7 +233,7 @@ CATALOGUE: tuple[CatalogueCpc, ...] = (
 )
 
 # "CPC to upgrade" holds text on a couple of rows of the real workbook; coerced to NA.
-# (The real workbook also holds one CPC twice, LEGACY §4.4; the simulated one does not, so a
+# (The real workbook also holds one CPC twice, legacy rule L4.4; the simulated one does not, so a
 # demo or benchmark warns of nothing: tests add the duplicate where they need it.)
 _NA_UPGRADE_CELLS = frozenset({43551, 10487})
 
@@ -686,7 +686,7 @@ _INFO_PARTS = """
     case when has_tefcamp then 'TEFcampaign=tc' || cast(tefcamp as varchar) end as p_tefcamp
 """
 
-# generic_act_info in four key orders; order 1 puts TEFcampaign= before campaign= (D-24)
+# generic_act_info in four key orders; order 1 puts TEFcampaign= before campaign= (legacy rule L-D24)
 _INFO = """
     case s.variant
         when 0 then concat_ws(';', s.p_ref, 'cpc=' || k.cpc, s.p_camp, s.p_prov, s.p_medium, s.p_tefcamp)

@@ -55,7 +55,7 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
 
 
 def _check_ranges(day: dt.date, path: Path, table: pa.Table) -> None:
-    """A partition loaded before the plausible ranges existed (DESIGN D15) may hold values that
+    """A partition loaded before the plausible ranges existed (decision D15) may hold values that
     would crash or falsify the counters: refuse it, naming the file, the day and the column."""
     for name in table.column_names:
         if name not in NUMERIC_RANGES:
@@ -84,8 +84,8 @@ def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: 
 
 def export_counters(daily_files: list[Path], master: pa.Table, excluded_services: tuple[str, ...],
                     cpc_out: Path, service_out: Path, staging: Path, append: bool = False) -> dict[str, int]:
-    """Rebuild `Counters_CPC.parquet` (all CPCs, D7) and `Counters_Service.csv` (excluded services
-    dropped, RFC 4180 quoting, D10) from the per-day counter files, each replaced atomically.
+    """Rebuild `Counters_CPC.parquet` (all CPCs, decision D7) and `Counters_Service.csv` (excluded services
+    dropped, RFC 4180 quoting, decision D10) from the per-day counter files, each replaced atomically.
 
     With `append`, `daily_files` are days after every day of the published exports: their rows
     are added after the published ones. Both files are ordered by date first and each CSV line

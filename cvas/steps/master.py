@@ -1,4 +1,4 @@
-"""The CPC master: Excel workbook → MASTERCPC.csv (LEGACY §4), and reading it back."""
+"""The CPC master: Excel workbook → MASTERCPC.csv (legacy rule L4), and reading it back."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_HEADERS = ("CPC", "CPC to upgrade", "TME Category", "Service Name", "Subscription Model", "Price")
 
-# First word of `Subscription Model` → period in days (LEGACY §4.3). PPD is the sentinel 99999.
+# First word of `Subscription Model` → period in days (legacy rule L4.3). PPD is the sentinel 99999.
 PERIOD_BY_MODEL_WORD = {
     "Monthly": 30, "Weekly": 7, "Trimonthly": 90, "Bimontly": 60, "One": 1, "3": 3, "45": 45,
     "0": 0, "Other": 0, "Sesion": 0, "PPD": 99999,

@@ -22,7 +22,7 @@ revenue or lifetime to report (it appears through `cvas query`). PPD rows are on
 pay-per-download purchases: they have no subscription id and no lifecycle (no renewal,
 deactivation or cancellation), so they are not in the view; `cvas query` shows them per user.
 
-Decisions (LEGACY §8, DESIGN D2–D4, D6, D9; the SQL is `cvas/sql/subscription_view.sql`):
+Decisions (legacy rule L8, decisions D2, D3, D4, D6, D9; the SQL is `cvas/sql/subscription_view.sql`):
 
 * as of the end of the date: ACT/RENO/DCT count by `trans_date`, CNR by `cancel_date`, RFND by
   `refnd_date`; events after the date, or without a date, are ignored;
@@ -39,15 +39,15 @@ Decisions (LEGACY §8, DESIGN D2–D4, D6, D9; the SQL is `cvas/sql/subscription
   `missing_act_record` is true when there is none. `activation_date`, `_campaign` and
   `_channel` are the first transaction's act_date (request_ts), camp_name and channel, as
   the legacy; `activation_month` is always the month of `activation_date`;
-* upgrades (D4): `has_upgraded`/`upgrade_date`/`upgraded_to_cpc` come from the latest ACT
+* upgrades (decision D4): `has_upgraded`/`upgrade_date`/`upgraded_to_cpc` come from the latest ACT
   whose channel is UPGRADE and are false/null otherwise; `total_revenue` = activation +
   renewal revenue; `total_revenue_with_upgrade` adds the UPGRADE ACT charges (each ACT is
   counted once);
-* status (D3): Deactivated if a qualifying DCT (channel null or not UPGRADE, D2) exists,
+* status (decision D3): Deactivated if a qualifying DCT (channel null or not UPGRADE, decision D2) exists,
   else Cancelled if a CNR does, else Active; `end_date` follows the same order and
-  `lifetime_days` runs from activation_date to end_date, else to the as-of date (D6);
+  `lifetime_days` runs from activation_date to end_date, else to the as-of date (decision D6);
 * `cpc_list` holds the distinct non-null CPCs in order of first appearance (legacy: a null
-  CPC was an element); `cpc_count` is its length; `refund_count` = Σ rfnd_cnt (D9) and the
+  CPC was an element); `cpc_count` is its length; `refund_count` = Σ rfnd_cnt (decision D9) and the
   refund columns count RFND rows with a subscription id (sbnid) only;
 * rows without a subscription id (ACT/RENO) have no lifecycle and are left out.
 """
@@ -86,7 +86,7 @@ STATUSES: tuple[str, ...] = ("Active", "Cancelled", "Deactivated")
 
 _STR, _INT, _FLT, _TS, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.timestamp("us"), pa.bool_()
 
-# LEGACY §8.3: the 34 columns of subscriptions.parquet, in order, as DuckDB writes them.
+# legacy rule L8.3: the 34 columns of subscriptions.parquet, in order, as DuckDB writes them.
 SUBSCRIPTION_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("subscription_id", _INT), ("tmuserid", _STR), ("msisdn", _STR), ("cpc_list", pa.list_(_INT)),
     ("cpc_count", _INT), ("first_cpc", _INT), ("current_cpc", _INT), ("has_upgraded", _BOOL),
@@ -226,7 +226,7 @@ def _each_part(con: duckdb.DuckDBPyConnection, sources: dict[str, str], write, w
 
 def _write_state_part(con: duckdb.DuckDBPyConnection, name: str, rows_sql: str, state_dir: Path) -> int | None:
     """Write one part's state file from its rows' query (parameter $part), sorted by
-    subscription id (the same inputs give the same bytes, DESIGN 7); returns its rows, or
+    subscription id (the same inputs give the same bytes, principle P7); returns its rows, or
     None for an empty part other than an open one, which is not written."""
     state_file = state_dir / f"{name}.parquet"
     # snappy: the state is read back once a day, where zstd's smaller file costs more CPU
@@ -463,7 +463,7 @@ def check_view_file(path: Path, expected_rows: int, con: duckdb.DuckDBPyConnecti
     schema = pq.read_schema(path)
     got = [(f.name, f.type) for f in schema]
     if [n for n, _ in got] != [n for n, _ in SUBSCRIPTION_COLUMNS]:
-        raise SubscriptionViewError(f"{path}: columns {[n for n, _ in got]} differ from the 34 of LEGACY §8.3")
+        raise SubscriptionViewError(f"{path}: columns {[n for n, _ in got]} differ from the 34 of legacy rule L8.3")
     wrong = [f"{n}: {t} (expected {e})" for (n, t), (_, e) in zip(got, SUBSCRIPTION_COLUMNS) if not t.equals(e)]
     if wrong:
         raise SubscriptionViewError(f"{path}: column types differ: {'; '.join(wrong)}")

@@ -1,6 +1,6 @@
 """The NBS user base: one snapshot → one per-day aggregate; the three legacy exports from the per-day files.
 
-Decisions (LEGACY §5, D-10, D-19):
+Decisions (legacy rules L5, L-D10, L-D19):
 
 * encoding: decided once per file, before any row is counted: UTF-8 (a BOM is allowed) if
   the whole file decodes, else cp1252 if it decodes (Windows exports; it differs from
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("cpc", "service_name", "tme_category", "count")
 
-# LEGACY §5.5, compared in lower case after strip; the notes' larger table was never implemented.
+# legacy rule L5.5, compared in lower case after strip; the notes' larger table was never implemented.
 CATEGORY_MAP: dict[str, str] = {
     "education": "Edu_Ima", "images": "Edu_Ima", "news": "News_Sport", "sports": "News_Sport",
 }
@@ -63,7 +63,7 @@ USER_BASE_DAILY_SCHEMA = pa.schema([
     pa.field("tme_category", pa.string()), pa.field("user_base", pa.int64()),
 ])
 
-# LEGACY §5.6: the header of each export (the value column is `User_Base`).
+# legacy rule L5.6: the header of each export (the value column is `User_Base`).
 EXPORT_HEADERS: dict[str, tuple[str, ...]] = {
     "service": ("date", "service_name", "tme_category", "User_Base"),
     "category": ("date", "tme_category", "User_Base"),
@@ -97,7 +97,7 @@ def decode_snapshot(data: bytes) -> tuple[str, str]:
 
 
 def map_category(category: str) -> str:
-    """LEGACY §5.5 on a stripped category."""
+    """legacy rule L5.5 on a stripped category."""
     return CATEGORY_MAP.get(category.lower(), category)
 
 

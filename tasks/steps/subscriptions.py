@@ -11,7 +11,7 @@ from tasks.config import cvas, layout
 
 class SubscriptionView(CvasTask):
     """`subscriptions/as_of=<date>/subscriptions.parquet/`: every subscription with an ACT or RENO
-    on or before `date`, its lifecycle as of the end of that day (LEGACY §8.3, 34 columns), as a
+    on or before `date`, its lifecycle as of the end of that day (legacy rule L8.3, 34 columns), as a
     folder of parts (`open-0.parquet` .. `open-3.parquet`, `deactivated-YYYY-MM.parquet`) read as
     one table.
 
