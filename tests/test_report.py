@@ -234,7 +234,8 @@ def test_daily_report_task_publishes_one_page_per_day(built):
 
 
 def test_report_renders_in_chromium_with_charts_and_the_days_counters(built, tmp_path):
-    from cvas.analyst.report import _CSS, PALETTE
+    from cvas.analyst.report import _CSS
+    from cvas.analyst.report_charts import PALETTE
 
     page = built.report(END)
     dom = Dom(chromium(page, tmp_path, "--dump-dom").stdout)
@@ -350,7 +351,7 @@ def test_cli_report(built, tmp_path, capsys):
 
 
 def test_numbers_are_formatted_for_people():
-    from cvas.analyst.report import fmt_count, fmt_eur, fmt_pct, fmt_signed, machine_value
+    from cvas.analyst.report_data import fmt_count, fmt_eur, fmt_pct, fmt_signed, machine_value
 
     assert fmt_count(1234567) == "1,234,567"
     assert fmt_eur(1234.5) == "€1,234.50"
@@ -381,7 +382,8 @@ def test_a_day_without_transactions_reports_zeros_not_gaps(layout, tmp_path):
 
 
 def test_the_report_day_must_have_counters(layout):
-    from cvas.analyst.report import ReportInputError, build_report
+    from cvas.analyst.report import build_report
+    from cvas.analyst.report_data import ReportInputError
 
     with pytest.raises(ReportInputError, match="no counters for 2026-01-05"):
         build_report(layout, dt.date(2026, 1, 5), excluded_services=KEYWORDS)
@@ -414,7 +416,7 @@ def _gridline_rows(image: np.ndarray) -> np.ndarray:
 def test_charts_tell_the_truth_in_chromium(built, tmp_path):
     """Screenshots of single charts: no bar above the top gridline, the user base drawn on an
     axis from zero, churn and ARPU in separate panels, one name for the unknown category."""
-    from cvas.analyst.report import PALETTE
+    from cvas.analyst.report_charts import PALETTE
 
     page = built.report(END)
     for name, colour in (("renewals", PALETTE[2]), ("revenue", PALETTE[0])):   # bars, no legend above
