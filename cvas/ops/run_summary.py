@@ -11,6 +11,14 @@ from cvas.core.logs import redact
 _EXCEPTION_LINE = re.compile(r"^(?P<cls>[A-Za-z_][\w.]*)(?::\s?(?P<msg>.*))?$")
 MAX_MESSAGE = 300
 
+# Failures on a copy of the source's data that the rerun reuses as it is: (task, error) -> the
+# dataset of that copy, to name the exact `cvas invalidate` after which the rerun fetches it
+# again. A transaction load failing on its landing copy is not here: the load marks the copy,
+# so the rerun fetches it again by itself (cvas.steps.load.load_into_layout). The NBS snapshot
+# is not marked: the ssh source cannot fetch a past day's snapshot again, and a corrected copy
+# is then the only fix.
+_REUSED_COPY = {("AggregateUserBase", "SnapshotFormatError"): "user_base_snapshot"}
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -62,6 +70,13 @@ def format_failures(command: str, failures: list[Failure], scheduling: list[str]
     if log_path is not None:
         lines.append(f"log (with tracebacks): {log_path}")
     lines.append("next: fix the cause named above, then run the same command again ("
-                 f"{retry}); what was built is kept and only what failed is redone. "
-                 "`cvas status --failed --start D --end D` lists the failures per day; `cvas -v` shows tracebacks.")
+                 f"{retry}); what was built is kept and only what failed is redone, and a landing copy a load "
+                 "failed on is fetched again. `cvas status --failed --start D --end D` lists the failures per day; "
+                 "`cvas -v` shows tracebacks.")
+    for f in sorted(failures, key=lambda f: (f.day or "", f.task)):
+        reused = _REUSED_COPY.get((f.task, f.error))
+        if reused and f.day:
+            lines.append(f"  {f.task} {f.day} reads the copy fetched before, not the source: after fixing the "
+                         f"source, run `cvas invalidate --dataset {reused} --start {f.day} --end {f.day}` first "
+                         "(or correct the copy itself)")
     return "\n".join(lines)
