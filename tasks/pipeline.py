@@ -17,7 +17,7 @@ from cvas.core.locking import exclusive, oldest_running, registered_run, shared
 from cvas.core.publish import clean_staging
 from cvas.ops.status import grid, mark_for_rebuild, outputs_as_of, plan, plan_outputs
 from tasks import datasets, outcome
-from tasks.base import batched, task_locks
+from tasks.base import batched, refuse_days_not_over, task_locks
 from tasks.config import cvas, layout
 from tasks.progress import watch_days
 from tasks.steps.counters import DailyCounters
@@ -27,11 +27,13 @@ log = logging.getLogger("cvas.backfill")
 
 class DailyPipeline(luigi.WrapperTask):
     """Everything one day produces: its partitions, counters and the products that include it
-    (the catalogue's products: exports, view, report)."""
+    (the catalogue's products: exports, view, report). A day that is not over (today or later)
+    is refused, as by `cvas daily` (DayNotOverError: nothing is scheduled)."""
 
     date = luigi.DateParameter(description="The day to build")
 
     def requires(self):
+        refuse_days_not_over(self.date)
         return [datasets.task_for(name, self.date) for name in products(datasets.switches())]
 
     @classmethod
@@ -253,4 +255,5 @@ class Backfill(luigi.WrapperTask):
     end = luigi.DateParameter(description="Last day, inclusive")
 
     def requires(self):
+        refuse_days_not_over(self.start, self.end)
         return [DailyCounters(date=d) for d in missing_days(self.start, self.end)]
