@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import logging
 import re
-import shutil
-from dataclasses import replace
 
-import duckdb
 import luigi
 import pytest
 
@@ -89,17 +88,14 @@ def test_batched_backfill_publishes_what_day_by_day_publishes(nova, day_by_day, 
 def test_a_day_over_the_reject_limit_fails_alone_and_the_others_publish(nova, day_by_day, tmp_path):
     root = tmp_path / "data"
     lay, ref = Layout(root), Layout(day_by_day)
-    # Nova's act extract of one day is bad beyond the reject limit (a landing copy damaged here
-    # would be fetched again by the retry, and repaired): its load fails, every time
-    bad_nova = replace(nova, database=tmp_path / nova.database.name)
-    shutil.copyfile(nova.database, bad_nova.database)
-    con = duckdb.connect(str(bad_nova.database))
-    try:
-        con.execute("update telefonicaes_sub_mgr_fact set generic_act_info = replace(generic_act_info, 'cpc=', 'cpc=x') "
-                    "where trans_type_id = 1 and cast(tlog_ts as date) = $day and subscription_id % 2 = 0", {"day": BAD})
-    finally:
-        con.close()
-    code, lines, batches = backfill(root, bad_nova)
+    # the landing copy of one day is damaged beyond the reject limit: its load fails
+    rows = list(csv.reader(io.StringIO(ref.raw("act", BAD).read_text(), newline="")))
+    for row in rows[1::2]:
+        row[rows[0].index("trans_type_id")] = "x"
+    lay.raw("act", BAD).parent.mkdir(parents=True)
+    with open(lay.raw("act", BAD), "w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    code, lines, batches = backfill(root, nova)
     assert code != 0 and "LoadTransactions" in batches
     failed = next(line for line in lines if line.strip().startswith("failed:"))
     assert failed.strip() == f"failed: LoadTransactions(act) {BAD}"

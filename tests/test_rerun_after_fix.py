@@ -28,12 +28,12 @@ def test_a_load_over_its_reject_limit_is_refetched_by_the_same_command_after_the
     assert failed.returncode == 30, failed.stdout + failed.stderr
     assert "RejectRatioExceeded" in failed.stderr and "4 of 4 rows rejected" in failed.stderr
     assert f"run the same command again (cvas daily --date {DAY})" in failed.stderr
-    assert "a landing copy a load failed on is fetched again" in failed.stderr
+    assert "the landing copy of a failed load is fetched again" in failed.stderr
     assert lay.raw("act", DAY).exists() and not lay.transactions("act", DAY).exists()
     status = run_cvas(cfg, "status", "--start", f"{DAY}", "--end", f"{DAY}", "--json")
     assert '"invalidated"' in status.stdout, status.stdout   # the landing copy is marked, and shows it
 
-    again = run_cvas(cfg, "daily", "--date", f"{DAY}")      # unchanged drop: the same failure, nothing lost
+    again = run_cvas(cfg, "daily", "--date", f"{DAY}")      # unchanged drop: fetched again, the same failure
     assert again.returncode == 30 and "4 of 4 rows rejected" in again.stderr, again.stdout + again.stderr
 
     drop.write_text(fixed)                                    # the source is fixed

@@ -902,25 +902,12 @@ def write_partition(staging: Path, target: Path, table: pa.Table, schema: pa.Sch
 
 def load_into_layout(layout, kind: str, day: dt.date, max_reject_ratio: float = 0.01) -> dict[str, Any]:
     """Load the landing copy of (kind, day) into its partition under `layout` and record the
-    partition's provenance (the raw file it came from). Returns the quality report.
-
-    A load that fails on the landing copy's data (`ExtractFormatError`, `RejectRatioExceeded`)
-    marks that copy for rebuild, so the next run fetches the source's extract again: the rerun
-    after a fix at the source loads the fixed data. The copy itself stays until an extract that
-    passes its checks replaces it (DESIGN D17)."""
+    partition's provenance (the raw file it came from). Returns the quality report."""
     from cvas.core import provenance
-    from cvas.ops.status import mark_for_rebuild
 
-    raw = layout.raw(kind, day)
-    read = provenance.fingerprints({"raw": raw})
-    try:
-        report = load_day(kind, day, raw, layout.transactions(kind, day), layout.rejects(kind, day),
-                          layout.quality(kind, day), layout.staging, max_reject_ratio=max_reject_ratio)
-    except (ExtractFormatError, RejectRatioExceeded):
-        if raw.exists():
-            mark_for_rebuild(layout, raw)
-            log.warning("%s: marked for rebuild: the next run fetches the %s extract of %s again", raw, kind, day)
-        raise
+    read = provenance.fingerprints({"raw": layout.raw(kind, day)})
+    report = load_day(kind, day, layout.raw(kind, day), layout.transactions(kind, day), layout.rejects(kind, day),
+                      layout.quality(kind, day), layout.staging, max_reject_ratio=max_reject_ratio)
     provenance.record(layout, layout.transactions(kind, day), inputs=read,
                       params={"date": str(day), "kind": kind}, rows=report["rows_written"],
                       extra={"quality": {k: report[k] for k in ("rows_read", "rejected", "duplicates_removed")}})
