@@ -15,7 +15,7 @@ import pytest
 
 from cvas.core.layout import Layout
 from cvas.ops import preflight as pf
-from tests.cli_runs import REPO, cvas_cmd, env_for, run_cvas, write_cfg
+from tests.cli_runs import REPO, copy_nova, cvas_cmd, env_for, run_cvas, write_cfg
 
 DAY = dt.date(2025, 10, 7)   # inside the session's simulated Nova (2025-10-06..08)
 
@@ -122,11 +122,7 @@ def test_preflight_errors(tmp_path, simulated_nova):
 
 def test_paths_are_relative_to_the_configuration_file(tmp_path, simulated_nova):
     home = tmp_path / "project"
-    home.mkdir()
-    nova = home / "nova"
-    nova.mkdir()
-    for src in (simulated_nova.database, simulated_nova.master_xlsx, simulated_nova.exclusions):
-        (nova / Path(src).name).write_bytes(Path(src).read_bytes())
+    copy_nova(simulated_nova, home / "nova")
     cfg = home / "luigi.cfg"
     cfg.write_text(f"[core]\nautoload_range = false\n[cvas]\ndata_root = data\nlog_dir = var/log\nworkers = 1\n"
                    f"user_base = false\nmaster_xlsx = nova/{Path(simulated_nova.master_xlsx).name}\n"

@@ -3,23 +3,17 @@ bound or escaped (a formatted path used to end in a DuckDB ParserException)."""
 
 from __future__ import annotations
 
-import shutil
-
 import pyarrow.parquet as pq
 
 from cvas.core.layout import Layout
 from cvas.core.schemas import KINDS
 from cvas.simulator.legacy import write_legacy_tree
-from tests.cli_runs import run_cvas, write_cfg
+from tests.cli_runs import copy_nova, run_cvas, write_cfg
 
 
 def test_a_data_root_with_a_quote_and_a_space_in_its_path_works_end_to_end(simulated_nova, tmp_path):
     home = tmp_path / "o'brien data"
-    home.mkdir()
-    nova = home / "nova's copy"
-    nova.mkdir()
-    for src in (simulated_nova.database, simulated_nova.master_xlsx, simulated_nova.exclusions):
-        shutil.copy(src, nova / src.name)
+    nova = copy_nova(simulated_nova, home / "nova's copy")
     first, second, third = simulated_nova.days
     root = home / "data"
     cfg = home / "luigi.cfg"
