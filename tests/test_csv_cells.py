@@ -113,6 +113,8 @@ def test_formula_like_names_are_written_as_text_and_read_back_intact(built):
     run = run_cvas(cfg, "revenue", "--service", HYPERLINK, "--month", "2025-10", "--csv", str(out))
     assert run.returncode == 0 and "no service named" not in run.stderr, run.stdout + run.stderr
     assert _cells(out)[1][0] == "'" + HYPERLINK
+    checked = run_cvas(cfg, "verify", "--start", str(START), "--end", str(END))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_a_rejected_record_starting_with_a_formula_is_neutralised(tmp_path):
