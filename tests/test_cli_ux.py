@@ -104,7 +104,8 @@ def test_preflight_errors(tmp_path, simulated_nova):
     _one_line_error(run_cvas(cfg("ro", data_root=blocker / "data"), "daily", "--date", str(DAY)),
                     pf.NOT_WRITABLE, "[cvas] data_root")
     _one_line_error(run_cvas(cfg("nomaster", nova=replace(simulated_nova, master_xlsx=tmp_path / "none.xlsx")), "daily", "--date", str(DAY)),
-                    pf.MISSING_REFERENCE, "the CPC master", "none.xlsx")
+                    pf.MISSING_REFERENCE, "the CPC master", "none.xlsx",
+                    f"(set [cvas] master_xlsx in {tmp_path / 'nomaster' / 'luigi.cfg'}, or run `cvas simulate --start")
     _one_line_error(run_cvas(cfg("noexcl", nova=replace(simulated_nova, exclusions=tmp_path / "none.csv")), "backfill", "--start", str(DAY),
                              "--end", str(DAY)), pf.MISSING_REFERENCE, "the exclusion list")
     future = dt.date.today()
@@ -264,3 +265,40 @@ def test_the_demo_master_warns_of_no_duplicate_cpc(tmp_path):
     assert sim.returncode == 0, sim.stdout + sim.stderr
     cpcs = _master_cpcs(out / "Master_CPCs.xlsx")
     assert len(cpcs) == len(set(cpcs)) == in_master
+
+
+def test_the_readme_luigi_backfill_line_builds_what_cvas_backfill_builds(tmp_path, simulated_nova):
+    """`luigi --module tasks.pipeline Backfill --start A --end B`, pasted as the README has it (no
+    --local-scheduler: [cvas] scheduler = local), from another folder: per-day outputs and then
+    every product of the catalogue, all fresh afterwards."""
+    import sys
+
+    from cvas.core.catalogue import Settings, products
+    from cvas.ops.status import outputs_as_of
+    from tasks.config import excluded_services
+
+    start, end = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)
+    root = tmp_path / "data"
+    cfg = write_cfg(tmp_path / "luigi.cfg", root, nova=simulated_nova)
+    line = next(line for line in (REPO / "README.md").read_text().splitlines()
+                if "luigi --module tasks.pipeline Backfill" in line)
+    pasted = re.search(r"`(luigi --module tasks\.pipeline Backfill[^`]*)`", line)[1]
+    args = pasted.replace("--start A", f"--start {start}").replace("--end B", f"--end {end}").split()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run([str(Path(sys.executable).parent / args[0]), *args[1:]], cwd=elsewhere, env=env_for(cfg),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert list(elsewhere.iterdir()) == []
+    lay = Layout(root)
+    for path in (lay.counters_cpc, lay.counters_service, lay.subscriptions(end), lay.subscriptions_latest,
+                 lay.report(end), *(lay.user_base_export(by) for by in ("service", "category", "cpc"))):
+        assert path.exists(), path
+    plan = run_cvas(cfg, "plan", "--start", str(start), "--end", str(end))
+    assert plan.returncode == 0 and plan.stdout == "nothing to build: every output in the range is present and fresh\n"
+    status = run_cvas(cfg, "status", "--start", str(start), "--end", str(end), "--json")
+    assert status.returncode == 0 and '"missing"' not in status.stdout and '"stale"' not in status.stdout
+    cells = outputs_as_of(lay, end, Settings(exclusions=Path(simulated_nova.exclusions),
+                                             master_xlsx=Path(simulated_nova.master_xlsx),
+                                             excluded_services=excluded_services()))
+    assert set(products()) <= set(cells) and all(c.fresh for c in cells.values()), cells

@@ -564,7 +564,7 @@ CLI_CASES = [
 ]
 
 NAMED_ERRORS = {"ExtractFormatError", "RejectRatioExceeded", "SnapshotFormatError", "SourceError", "DeliveryError",
-                "ExclusionListError", "MasterFormatError", "DaysFailed"}
+                "ExclusionListError", "MasterFormatError", "DaysFailed", "ViewGapError"}
 LUIGI_CFG = """[core]
 autoload_range = false
 [retcode]
@@ -794,6 +794,22 @@ def render_doc() -> str:
         out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
     out += [
         "",
+        "## What you may touch under the data root",
+        "",
+        "Read anything, with any reader. Do not edit files under the data root in place: copy an output out "
+        "first. A file edited in place is *damage*: cvas finds it by a stat (size and mtime) against the file's "
+        "sidecar before any run reads or links it, `cvas status` shows it as `damaged`, and the next run rebuilds "
+        "it from its inputs. Files of your own in a dataset folder are never read by cvas; in a view folder they "
+        "are moved to `_set_aside/<folder>/<time>/` (with a warning) when cvas replaces or prunes the folder. "
+        "What happens when somebody does anyway:",
+        "",
+        "| accident | outcome | test |",
+        "|---|---|---|",
+    ]
+    for c in TRUST_CASES:
+        out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
+    out += [
+        "",
         "## Spreadsheet formulas in text cells (DESIGN D18)",
         "",
         "Every CSV cvas writes (`Counters/Counters_Service.csv`, `reference/MASTERCPC.csv`, the three "
@@ -839,7 +855,7 @@ INTEGRITY_CASES = [
               "(rebuilt by the next run), never recorded as read",
               "test_integrity.py::test_concurrent_counter_exports_count_every_day_once_and_record_exactly_what_they_read"),
     Integrity("`2025-11-03 - Copy.parquet`, `junk.parquet`, `2025-11-3.parquet` in `daily_counters/`, a "
-              "`transactions/<kind>/year_month=…/` folder or `user_base/daily/`",
+              "`Parquet_Data/transactions/<kind>/year_month=…/` folder or `user_base/daily/`",
               "never read (readers read exactly the files the layout names); `cvas status` lists them under "
               "\"stray files\", `cvas verify` reports each: `not a file the layout names: cvas never reads it (move it "
               "out of the dataset folder)`",
@@ -871,6 +887,56 @@ INTEGRITY_CASES = [
 ]
 
 
+# what a user may touch under the data root: the incremental view under real accidents (issue 19)
+TRUST_CASES = [
+    Integrity("a part of `Parquet_Data/aggregated/subscriptions.parquet/` rewritten in place (`pandas.to_parquet`, "
+              "`pyarrow.parquet.write_table` to the same path) or truncated",
+              "the folder is a copy of the newest as-of view and shares no file with cvas's snapshots or state, so "
+              "nothing else changes; `cvas status` shows `subscriptions_latest` `damaged`; the next run (or the "
+              "rerun of the same day) copies the view again",
+              "test_view_trust.py::test_an_analyst_rewriting_the_newest_view_in_place_damages_no_snapshot_and_the_"
+              "next_daily_repairs_it"),
+    Integrity("a part of an as-of view (`subscriptions/as_of=D/…`) truncated in place",
+              "the snapshots share unchanged parts by hard link, so every snapshot holding the file is `damaged` by "
+              "a stat against its own sidecar; the next daily writes that part again from the state, never links "
+              "it forward; `cvas verify` reports every damaged snapshot, marks it and names one backfill whose "
+              "range covers them all; after it verify is clean",
+              "test_view_trust.py::test_a_shared_snapshot_part_truncated_in_place_is_never_linked_forward_and_one_"
+              "backfill_repairs_every_snapshot"),
+    Integrity("a part of a state (`subscription_state/D.parquet/…`) edited in place with the same row count",
+              "`damaged`; never folded from: the next view is folded from an older good state or built from every "
+              "transaction file, and equals the full build",
+              "test_view_trust.py::test_a_state_part_edited_in_place_with_the_same_rows_is_never_folded_from"),
+    Integrity("a run killed after the as-of view is published and before the newest copy is replaced, or before "
+              "the state's sidecar",
+              "the newest copy is `stale` (it is not exactly the newest as-of view) or the view is (its state has "
+              "no sidecar): `cvas plan` lists it, the rerun rebuilds it, verify compares the copy with the newest "
+              "as-of view",
+              "test_view_trust.py::test_a_daily_killed_between_the_view_and_the_newest_copy_is_repaired_by_the_"
+              "rerun"),
+    Integrity("a day re-delivered (`cvas invalidate --dataset raw`, then `cvas backfill --start D --end D`)",
+              "every as-of view on or after D is stale; the backfill refreshes the view and report of D and of the "
+              "newest day, the exports and the newest copy",
+              "test_view_trust.py::test_a_redelivered_day_refreshes_the_newest_view_and_report_in_one_backfill"),
+    Integrity("a late day built alone by `cvas daily --date D`",
+              "the later views were refused while it was missing; its run refreshes the newest view and report",
+              "test_view_trust.py::test_a_late_day_built_alone_refreshes_the_newest_view_and_report"),
+    Integrity("a day missing at the source (never loaded, or its load failed) before the day being built",
+              "the day's own partitions, counters and user base are published; its view and report are not: the "
+              "run fails with `the subscription view as of D needs every day up to it: <day> has no act, … "
+              "transactions loaded …` and the backfill that builds the missing day",
+              "test_view_trust.py::test_a_daily_after_a_day_missing_at_the_source_fails_naming_it"),
+    Integrity("a file of your own in a view folder (a copy of a part in `Parquet_Data/aggregated/"
+              "subscriptions.parquet/`, a file in an as-of folder)",
+              "never read by cvas (`cvas ltv`, `cvas query` and every build read the parts the layout names); "
+              "`cvas status` and `cvas verify` list it; when cvas replaces or prunes the folder it is moved to "
+              "`_set_aside/` and a warning names it. Other readers of the folder read it until then: keep your "
+              "files elsewhere",
+              "test_view_trust.py::test_strays_in_view_folders_are_listed_never_read_and_set_aside_when_the_folder_"
+              "is_replaced"),
+]
+
+
 _CELLS_TEST = "test_csv_cells.py::test_formula_like_names_are_written_as_text_and_read_back_intact"
 CELL_CASES = [
     Integrity("master service name `=HYPERLINK(\"http://x\",\"y\")`",
@@ -889,7 +955,7 @@ CELL_CASES = [
 def test_every_integrity_case_names_a_test_that_exists():
     import importlib
 
-    for case in INTEGRITY_CASES + CELL_CASES:
+    for case in INTEGRITY_CASES + TRUST_CASES + CELL_CASES:
         module, _, name = case.test.partition("::")
         assert callable(getattr(importlib.import_module(f"tests.{module[:-3]}"), name, None)), case.test
 

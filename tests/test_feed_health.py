@@ -95,6 +95,9 @@ def test_each_defect_is_flagged_with_its_reason_and_the_day_stays_published(feed
     assert f"feed health: {D34} cnr flagged: identical_extract: the landing copy is byte-identical to " \
            f"{D34 - dt.timedelta(days=1)}'s" in run.stderr
     assert f"LoadTransactions   {D34} cnr" in run.stderr          # and the failure summary names the load
+    # the operator has the cnr extract re-delivered: the view as of a later day needs every day
+    fetch_transactions(SimulatedSource(nova.database), "cnr", D34, lay.raw("cnr", D34), lay.staging)
+    load_into_layout(lay, "cnr", D34)
 
     # fail: day 35's flagged loads are published, printed, and the run exits 8
     fail = write_cfg(tmp_path / "fail.cfg", lay.root, nova=nova, log_dir=tmp_path / "logs", user_base="false",

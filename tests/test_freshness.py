@@ -74,7 +74,7 @@ def _allowed(lay: Layout, name: str, day: dt.date, kind: str | None) -> set[Path
     for other in _built_from(name):
         ds = DATASETS[other]
         if ds.product or ds.key == NONE:
-            allowed |= set(ds.outputs(lay, END, None)) | set(ds.newest(lay) if ds.newest else ())
+            allowed |= set(ds.outputs(lay, END, None))
         elif ds.key == DAY_KIND:
             allowed |= set(ds.outputs(lay, day, kind))
             if ds.quality:   # a load also publishes its quality report and rejects

@@ -382,6 +382,9 @@ def test_status_and_verify_report_every_file_the_layout_does_not_name(root):
     (lay.counters_export_dir / "Counters_CPC (1).parquet").write_bytes(b"x")
     (lay.raw("act", START).parent / "notes.txt").write_text("x")
     planted += [lay.counters_export_dir / "Counters_CPC (1).parquet", lay.raw("act", START).parent / "notes.txt"]
+    # the data root holds MASTERCPC.csv but is no dataset folder: the legacy's analyst scripts run
+    # from it and write their results there
+    (root / "rfnd_analysis.csv").write_text("x")
     assert strays(lay) == sorted(planted)
     text = format_strays(lay, strays(lay))
     assert text.startswith(f"stray files: {len(planted)} in dataset folders, not named by the layout")

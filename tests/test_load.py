@@ -210,7 +210,7 @@ def test_reject_lines_with_many_quoted_newlines(tmp_path):
 
 def _paths(tmp_path: Path) -> dict[str, Path]:
     data = tmp_path / "data"
-    return {"out": data / "transactions" / "reno" / "year_month=2026-02" / "2026-02-10.parquet",
+    return {"out": data / "Parquet_Data" / "transactions" / "reno" / "year_month=2026-02" / "2026-02-10.parquet",
             "rejects_path": data / "rejects" / "reno" / "2026-02-10.csv",
             "quality_path": data / "quality" / "reno" / "2026-02-10.json",
             "staging": data / ".staging"}

@@ -272,7 +272,7 @@ def test_two_cvas_backfills_through_luigid_build_each_output_once_and_invalidate
 
         lay = Layout(root)
         for day in DAYS:
-            for path in root.glob(f"transactions/*/year_month=*/{day}.parquet"):
+            for path in root.glob(f"Parquet_Data/transactions/*/year_month=*/{day}.parquet"):
                 pq.read_table(path)
             assert pq.read_table(lay.daily_counters(day)).num_rows > 0
 

@@ -254,6 +254,12 @@ def test_report_renders_in_chromium_with_charts_and_the_days_counters(built, tmp
     assert dom.kpis["renewals"]["text"] == f"{expected['renewals']:,}"
     assert dom.kpis["churn"]["text"] == f"{expected['churn'] * 100:.2f}%"
     assert re.fullmatch(r"[+\u2212]?[\d,]+", dom.kpis["net_adds"]["text"])
+    # the words of docs/data.md: rfnd_count sums rfnd_cnt (charges, not refund records); the
+    # report's categories are the user base's names for the master's
+    html = page.read_text(encoding="utf-8")
+    assert re.search(r'data-kpi="refunds"[^>]*><div class="label">Charges refunded</div>', html)
+    assert ("Education and Images as Edu_Ima; News and Sports as News_Sport (Counters_Service.csv keeps the "
+            "master's own names)") in html
 
     # categories: every kept counter row of the day lands in exactly one category row
     rows = kept_counter_rows(built, END)
@@ -362,7 +368,7 @@ def test_a_day_without_transactions_reports_zeros_not_gaps(layout, tmp_path):
     day = dt.date(2026, 1, 5)
     layout.daily_counters(day).parent.mkdir(parents=True)
     pq.write_table(COUNTER_SCHEMA.empty_table(), layout.daily_counters(day))
-    layout.master_cpc.parent.mkdir(parents=True)
+    layout.master_cpc.parent.mkdir(parents=True, exist_ok=True)
     layout.master_cpc.write_text("cpc,service_name,tme_category,cpc_period,cpc_price\n1,Alpha,Games,7,1.0\n",
                                  encoding="utf-8")
     out = tmp_path / "empty.html"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import defaultdict
 
 import luigi
@@ -48,13 +47,17 @@ def cnr_row(sub_id: int, when: dt.datetime, cpc: int, mode: str = "CCC-CR") -> d
     return {"cancel_date": when, "sbn_id": sub_id, "tmuserid": "834100000000000000", "cpc": cpc, "mode": mode}
 
 
-def write_events(layout, rows: dict[str, list[dict]]) -> None:
-    """One partition per kind for every day that has an event of any kind (empty ones included),
-    as the loader publishes them."""
+def write_events(layout, rows: dict[str, list[dict]], through: dt.date | None = None) -> None:
+    """One partition per kind for every day from the first event to the last (or `through`),
+    empty ones included, as the loader publishes them: the view needs every day up to its as-of."""
     by_day: dict[dt.date, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for kind, kind_rows in rows.items():
         for row in kind_rows:
             by_day[row[spec(kind).date_column].date()][kind].append(row)
+    first, last = min(by_day), max([*by_day, *([through] if through else [])])
+    for i in range((last - first).days + 1):
+        if first + dt.timedelta(days=i) not in by_day and not layout.transactions("act", first + dt.timedelta(days=i)).exists():
+            by_day[first + dt.timedelta(days=i)] = {}
     for day, kinds in by_day.items():
         for kind in KINDS:
             path = layout.transactions(kind, day)
@@ -192,7 +195,7 @@ def test_a_subscription_that_upgrades(layout):
         "reno": [sub_row("reno", 2001, at(D, 9, offset=7), a, channel="WEB", rev=1.0),
                  sub_row("reno", 2001, at(D, 9, offset=16), b, channel="WEB", rev=3.0)],
         "dct": [sub_row("dct", 2001, at(D, 9, offset=9), a, channel="UPGRADE")],
-    })
+    }, through=D + dt.timedelta(days=20))
     before = read_view(build_and_path(layout, D + dt.timedelta(days=8)))[2001]
     assert (before["has_upgraded"], before["upgrade_date"], before["upgraded_to_cpc"]) == (False, None, None)
     assert before["cpc_list"] == [a] and before["current_cpc"] == a
@@ -222,7 +225,7 @@ def test_a_subscription_that_starts_with_a_renewal(layout):
     started = dt.datetime(2025, 11, 20, 7, 30)            # the activation happened before the history
     write_events(layout, {"reno": [sub_row("reno", 3001, at(D, 6), 45589, channel="SMS", rev=1.64, act_date=started),
                                    sub_row("reno", 3001, at(D, 6, offset=7), 45589, channel="SMS", rev=1.64,
-                                           act_date=started)]})
+                                           act_date=started)]}, through=D + dt.timedelta(days=10))
     s = read_view(build_and_path(layout, D + dt.timedelta(days=10)))[3001]
     assert s["missing_act_record"] is True
     assert s["activation_date"] == started and s["activation_month"] == "2025-11"
@@ -240,7 +243,7 @@ def test_a_subscription_cancelled_then_deactivated(layout):
         "act": [sub_row("act", 4001, at(D, 8), 44009, channel="WEB", rev=1.64)],
         "cnr": [cnr_row(4001, at(D, 15, offset=2), 44009, mode="CCC-CR")],
         "dct": [sub_row("dct", 4001, at(D, 3, offset=9), 44009, channel="SYSTEM")],
-    })
+    }, through=D + dt.timedelta(days=9))
     s = read_view(build_and_path(layout, D + dt.timedelta(days=1)))[4001]
     assert (s["subscription_status"], s["end_date"], s["lifetime_days"]) == ("Active", None, 1)
     s = read_view(build_and_path(layout, D + dt.timedelta(days=5)))[4001]
@@ -254,7 +257,8 @@ def test_a_subscription_cancelled_then_deactivated(layout):
 
 
 def test_retention_keeps_the_newest_days_and_the_latest(layout):
-    write_events(layout, {"act": [sub_row("act", 5000 + i, at(D, 9, offset=i), 44009, rev=1.0) for i in range(6)]})
+    write_events(layout, {"act": [sub_row("act", 5000 + i, at(D, 9, offset=i), 44009, rev=1.0) for i in range(6)]},
+                 through=D + dt.timedelta(days=5))
     for i in (0, 1, 2, 5, 4):
         stats = build_subscription_view(layout, D + dt.timedelta(days=i), keep_days=3)
     assert stats["latest"] is False

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from cvas.core.csvcells import plain_cell, safe_cell
 from cvas.core.csvlines import records
-from cvas.core.layout import Layout, transaction_files
+from cvas.core.layout import Layout, transaction_files, parts
 from cvas.core.publish import write_text_atomic
 from cvas.sql import connect, load_sql
 
@@ -134,15 +134,15 @@ def _suggest(name: str, known: set[str]) -> str:
 
 # -- revenue_report ----------------------------------------------------------------------
 
-def revenue_by_service_month(service_csv: Path, services: list[str], months: list[str]) -> Table:
-    """Revenue of each service (rows, in the order given) in each month (columns, sorted) and a
-    TOTAL column, from Counters_Service.csv.
+def revenue_by_service_month(service_csv: Path, services: list[str] | None, months: list[str]) -> Table:
+    """Revenue of each service (rows, in the order given; None: every service with a row in the
+    months, by name) in each month (columns, sorted) and a TOTAL column, from Counters_Service.csv.
 
     Read with the csv module, so quoted service names with commas stay one field (the legacy
     D-11 misread them); names compare exactly after stripping both sides; amounts are summed
     as decimals, so the totals carry no binary rounding.
     """
-    wanted = _ordered_names(services)
+    wanted = None if services is None else _ordered_names(services)
     months = check_months(months)
     sums: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     seen: set[str] = set()
@@ -161,7 +161,7 @@ def revenue_by_service_month(service_csv: Path, services: list[str], months: lis
         for row in reader:
             name = plain_cell((row["service_name"] or "").strip())
             known.add(name)
-            if name not in wanted:
+            if wanted is not None and name not in wanted:
                 continue
             try:
                 month = f"{dt.date.fromisoformat((row['date'] or '').strip()):%Y-%m}"
@@ -177,11 +177,11 @@ def revenue_by_service_month(service_csv: Path, services: list[str], months: lis
                     f"{path}: line {reader.line_num}: rev {row['rev']!r} is not a number") from None
             seen.add(name)
     rows = []
-    for name in wanted:
+    for name in sorted(seen) if wanted is None else wanted:
         values = [sums.get((name, m), Decimal(0)) for m in months]
         rows.append(tuple([name] + values + [sum(values, Decimal(0))]))
     table = Table(tuple(["service"] + months + ["TOTAL"]), tuple(["text"] + ["eur"] * (len(months) + 1)), rows)
-    for name in wanted:
+    for name in wanted or ():
         if name not in known:
             table.notes.append(f"no service named {name!r} in {path.name}{_suggest(name, known)}")
         elif name not in seen:
@@ -249,12 +249,13 @@ def lifetime_value(view: Path, master: pa.Table, service: str, months: list[str]
     months = check_months(months)
     cpcs = service_cpcs(master, service)
     view = Path(view)
-    if not view.exists():
+    files = [str(p) for p in parts(view).values()]   # the view's parts only: never a stray file beside them
+    if not files:
         raise AnalysisInputError(f"{view}: no subscription view (build SubscriptionView for the as-of day)")
     con = connect()
     try:
         con.execute("set threads = 2")
-        con.register("subscriptions", con.read_parquet(str(view)))
+        con.register("subscriptions", con.read_parquet(files))
         result = con.execute(load_sql("analysis_ltv"), {"months": months, "cpcs": cpcs}).fetchall()
         found = {r[0]: r[1:] for r in result}
     finally:

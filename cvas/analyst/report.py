@@ -14,8 +14,8 @@ Definitions (LEGACY §9.4, DESIGN D7):
   exports' scope (services excluded by the snapshot's names, LEGACY §5.4);
 * activations = act_count (regular ACT, UPGRADE excluded), of which free = act_free and
   paid = act_pay; upgrades = upg_count; renewals = reno_count; deactivations = dct_count
-  (UPGRADE DCT excluded); cancellations = cnr_count; refunds = rfnd_count (Σ rfnd_cnt) and
-  rfnd_amount; revenue = rev;
+  (UPGRADE DCT excluded); cancellations = cnr_count; charges refunded = rfnd_count (Σ rfnd_cnt:
+  one refund record may refund several charges) and rfnd_amount; revenue = rev;
 * net adds = activations − deactivations (the legacy notes' net_activations);
 * user base (D) = Σ User_Base of the day's snapshot;
 * churn (D) = deactivations(D) / (user base(D−1) + activations(D)): the legacy notes' formula
@@ -48,6 +48,7 @@ from markupsafe import Markup
 from cvas import __version__
 from cvas.analyst.svgchart import Panel, Series, hbar_chart, time_chart
 from cvas.core import provenance
+from cvas.core.catalogue import WINDOW_DAYS, report_inputs, report_window
 from cvas.core.layout import Layout, days_in_dir
 from cvas.steps.master import read_master_csv
 from cvas.core.publish import write_text_atomic
@@ -55,11 +56,10 @@ from cvas.core.quality import read_quality
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS
 from cvas.core.freshness import counter_days
 from cvas.templates import load_template, render
-from cvas.steps.user_base import map_category
+from cvas.steps.user_base import CATEGORY_MAP, map_category
 
 log = logging.getLogger(__name__)
 
-WINDOW_DAYS = 90
 ARPU_DAYS = 30
 TOP_SERVICES = 10
 TOP_CATEGORIES = 8  # stacked charts: the largest categories, the rest summed as REST_CATEGORIES
@@ -79,7 +79,7 @@ KPI_DEFS: tuple[tuple[str, str, str], ...] = (
     ("deactivations", "Deactivations", "count"),
     ("cancellations", "Cancellations", "count"),
     ("net_adds", "Net adds", "signed"),
-    ("refunds", "Refunds", "count"),
+    ("refunds", "Charges refunded", "count"),
     ("refund_amount", "Refunded", "eur"),
     ("user_base", "User base", "count"),
     ("churn", "Churn", "pct"),
@@ -200,23 +200,6 @@ class ReportData:
     categories: pd.DataFrame      # the day, per category
     services: pd.DataFrame        # the day, top services by revenue
     health: Health
-
-
-def report_window(day: dt.date, window_days: int = WINDOW_DAYS) -> list[dt.date]:
-    """The days a report covers: the `window_days` days ending with `day`."""
-    return [day - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
-
-
-def report_inputs(layout: Layout, day: dt.date, window_days: int = WINDOW_DAYS) -> dict[str, Path]:
-    """The files a report is rendered from (its provenance inputs): the window's counter files,
-    the user-base files of the window and of the day before it, and the master."""
-    window = report_window(day, window_days)
-    inputs: dict[str, Path] = {"master": layout.master_cpc}
-    for d in window:
-        inputs[f"counters:{d}"] = layout.daily_counters(d)
-    for d in [window[0] - dt.timedelta(days=1)] + window:
-        inputs[f"user_base:{d}"] = layout.user_base_daily(d)
-    return inputs
 
 
 def _excluded(name: str, keywords: tuple[str, ...]) -> bool:
@@ -370,7 +353,7 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
     from cvas.core.catalogue import Settings
     from cvas.core.freshness import Freshness
     from cvas.ops.status import MISSING, PRESENT, dataset_label, grid
-    from cvas.steps.subscriptions import as_of_days
+    from cvas.core.layout import as_of_days
     from cvas.steps.user_base import daily_days
 
     health = Health(excluded_keywords=excluded_keywords)
@@ -554,7 +537,7 @@ def charts(data: ReportData) -> dict[str, tuple[str, str]]:
     out["net_adds"] = ("Net adds (activations − deactivations)", _trend(
         data, "net_adds", "Net adds", [("net_adds", "Net adds", "bar", PALETTE[9])], kind="signed"))
     out["refunds"] = ("Refunds", _panels(data, "refunds", "Refunds", [
-        ("rfnd_count", "Refunds", "bar", "count", PALETTE[5]),
+        ("rfnd_count", "Charges refunded", "bar", "count", PALETTE[5]),
         ("rfnd_amount", "Refunded (€)", "line", "eur", PALETTE[3])], missing))
     if data.health.user_base_days:
         ub_missing = data.health.missing_user_base_days
@@ -616,7 +599,7 @@ def _category_table(data: ReportData) -> dict[str, Any]:
         attrs.append({"data-category": r.category, "data-revenue": f"{r.rev:.2f}",
                       "data-activations": str(int(r.act_count)), "data-user-base": str(int(r.user_base))})
     return _table(["Category", "Activations", "Upgrades", "Renewals", "Deactivations", "Cancellations",
-                   "Refunds", "Refunded", "Revenue", "Share", "User base"], rows, attrs)
+                   "Charges refunded", "Refunded", "Revenue", "Share", "User base"], rows, attrs)
 
 
 def _service_table(data: ReportData) -> dict[str, Any]:
@@ -626,8 +609,8 @@ def _service_table(data: ReportData) -> dict[str, Any]:
                      fmt_count(r.cnr_count), fmt_count(r.rfnd_count), fmt_eur(r.rev), fmt_pct(r.share, 1),
                      fmt_count(r.user_base)])
         attrs.append({"data-service": r.service, "data-revenue": f"{r.rev:.2f}"})
-    return _table(["Service", "Category", "Activations", "Renewals", "Deactivations", "Cancellations", "Refunds",
-                   "Revenue", "Share", "User base"], rows, attrs)
+    return _table(["Service", "Category", "Activations", "Renewals", "Deactivations", "Cancellations",
+                   "Charges refunded", "Revenue", "Share", "User base"], rows, attrs)
 
 
 def _user_base_table(data: ReportData) -> dict[str, Any] | None:
@@ -676,7 +659,17 @@ def render_html(data: ReportData, generated_at: dt.datetime | None = None) -> st
         health=h, rejected=sum(r["rejected"] for r in h.rejects),
         failed=sorted({d for r in h.rejects for d in r["failed"]}), rejects=_reject_table(h),
         problems=_problem_table(h), days_text=_days_text, count=fmt_count, eur=fmt_eur,
-        unknown_service=UNKNOWN_SERVICE, no_category=NO_CATEGORY, version=__version__, generated_at=generated_at)
+        unknown_service=UNKNOWN_SERVICE, no_category=NO_CATEGORY, category_map=category_map(),
+        version=__version__, generated_at=generated_at)
+
+
+def category_map() -> list[tuple[str, list[str]]]:
+    """[(report category, [the master's categories shown as it])]: the user base's mapping (LEGACY
+    §5.5), which the report applies to the master's categories so counters and user base agree."""
+    merged: dict[str, list[str]] = {}
+    for source, target in CATEGORY_MAP.items():
+        merged.setdefault(target, []).append(source.title())
+    return sorted(merged.items())
 
 
 # -- publish -----------------------------------------------------------------------------

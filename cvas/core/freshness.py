@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from cvas.core import provenance
-from cvas.core.catalogue import DAY_KIND, Dataset, Settings, counter_inputs, dataset, day_listing
+from cvas.core.catalogue import Dataset, Settings, counter_inputs, dataset, day_listing
 from cvas.core.failures import failures
-from cvas.core.layout import Layout, days_in_dir, sidecar, tombstone, through, transaction_days
+from cvas.core.layout import Layout, days_in_dir, part_stats, sidecar, tombstone, through, transaction_days
 from cvas.core.quality import read_quality
 
 PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
@@ -78,7 +78,6 @@ class Freshness:
         self._scanned: dict[str, dict[str, os.DirEntry]] = {}
         self._marked: set[Path] | None = None
         self._failures: dict[Path, dict] | None = None
-        self._days: dict[str, set[dt.date]] = {}
         self._memo: dict[tuple, _Paths] = {}
         self._meta: dict[str, dict[str, Any] | None] = {}
         self._listings: dict[str, dict[str, list[int]]] = {}
@@ -154,9 +153,13 @@ class Freshness:
             return Cell(INVALID, "invalidated")
         if not ds.sidecar:
             return Cell(PRESENT)
+        if ds.parted:   # folders of parts: a stat per part against its sidecar, on every path
+            found = self._parts_cell(paths)
+            if found is not None:
+                return found
         # per-day outputs only: each has one writer, which holds its task lock from publishing it to
         # recording its sidecar; a whole-history output is rewritten by several (checked by verify)
-        damage = self._damaged(paths.outputs[0], paths.sidecar) if ds.per_day else ""
+        damage = self._damaged(paths.outputs[0], paths.sidecar) if ds.per_day and not ds.parted else ""
         if damage:
             return Cell(DAMAGED, damage)
         changed = self._stale(ds, day, paths)
@@ -165,6 +168,23 @@ class Freshness:
         if paths.health is not None and self.stat(paths.health) is not None:
             return Cell(FLAGGED, _health_reason(paths.health))
         return Cell(PRESENT)
+
+    def _parts_cell(self, paths: _Paths) -> Cell | None:
+        """Stale when an output folder has no readable sidecar (a build killed before recording it),
+        damaged when a part is not the file its sidecar recorded (edited in place, truncated,
+        replaced, removed or added: `provenance.parts_damage`); None when every part is as recorded."""
+        for i, output in enumerate(paths.outputs):
+            side = str(sidecar(self.layout, Path(output)))
+            meta = self._read(side)
+            name = os.path.relpath(output, self.layout.root)
+            if meta is None:
+                what = (f"unreadable provenance sidecar {os.path.relpath(side, self.layout.root)}" if self.stat(side)
+                        else "no provenance sidecar")
+                return Cell(STALE, what if i == 0 else f"{name}: {what}")
+            problem = provenance.parts_damage(meta.get("parts"), part_stats(Path(output)))
+            if problem:
+                return Cell(DAMAGED, f"{name}: {problem}")
+        return None
 
     def _build_failed(self, paths: _Paths) -> str | None:
         """The error of the output's last failed build, when it has one (one listing of `_failed/`)."""
@@ -191,14 +211,6 @@ class Freshness:
 
     def _stale(self, ds: Dataset, day: dt.date | None, paths: _Paths) -> str:
         """Why a published output is stale ('' when it is not)."""
-        if ds.newest is not None and self._is_newest(ds, day):
-            absent = [p.name for p in ds.newest(self.layout) if self.stat(p) is None]
-            if absent:
-                return f"{', '.join(absent)} absent"
-            # published before its sidecar: a run killed in between left it unrecorded
-            unrecorded = [p.name for p in ds.newest(self.layout) if self.stat(sidecar(self.layout, p)) is None]
-            if unrecorded:
-                return f"{', '.join(unrecorded)} has no provenance sidecar"
         if self.stat(paths.sidecar) is None:
             return "no provenance sidecar"
         current = {n: self.stat(p) for n, p in paths.inputs.items()}
@@ -283,12 +295,6 @@ class Freshness:
             return Extension(now, None, f"{cell.state} as of {last}" + (f": {cell.reason}" if cell.reason else ""))
         return Extension(now, sorted(d for d in now if d > last))
 
-    def _is_newest(self, ds: Dataset, day: dt.date) -> bool:
-        if ds.name not in self._days:
-            self._days[ds.name] = ds.days(self.layout)
-        days = self._days[ds.name]
-        return bool(days) and day >= max(days)
-
 
 @dataclass(frozen=True)
 class Extension:
@@ -329,12 +335,6 @@ def _dotted(meta: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
-
-
-def keys_of(name: str, days: Iterable[dt.date], kinds: Iterable[str]) -> list[tuple[dt.date, str | None]]:
-    """The (day, kind) keys of a per-day dataset over `days` (every kind for a per-kind one)."""
-    per_kind = dataset(name).key == DAY_KIND
-    return [(d, k) for d in days for k in (kinds if per_kind else (None,))]
 
 
 # -- listings and invalidation marks ---------------------------------------------------------

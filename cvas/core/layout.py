@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -55,6 +57,12 @@ class Layout:
         """The registry of running builds (see cvas.core.locking.registered_run)."""
         return self.root / ".locks" / "runs"
 
+    @property
+    def set_aside(self) -> Path:
+        """Where files found in a dataset folder that the layout does not name (an analyst's
+        copy, a download) are moved before cvas replaces or removes that folder: never deleted."""
+        return self.root / "_set_aside"
+
     def lock(self, name: str) -> Path:
         """A lock file serialising one read-decide-publish step (not a dataset)."""
         return self.root / ".locks" / f"{name}.lock"
@@ -66,11 +74,14 @@ class Layout:
         return self.root / "raw" / kind / f"{day:%Y-%m-%d}.csv"
 
     def transactions_root(self, kind: str | None = None) -> Path:
-        base = self.root / "transactions"
+        """The legacy path (DESIGN D19): the legacy's analyst scripts read
+        `Parquet_Data/transactions/<kind>/year_month=YYYY-MM/*.parquet` from the data root."""
+        base = self.root / "Parquet_Data" / "transactions"
         return base / spec(kind).kind if kind else base
 
     def transactions(self, kind: str, day: dt.date) -> Path:
-        """One Parquet file per kind and day inside its Hive month partition."""
+        """One Parquet file per kind and day inside its Hive month partition (`year_month` lives only
+        in the folder name, as in the legacy store)."""
         return self.transactions_root(kind) / f"year_month={month_of(day)}" / f"{day:%Y-%m-%d}.parquet"
 
     def quality(self, kind: str, day: dt.date) -> Path:
@@ -110,7 +121,8 @@ class Layout:
     # -- reference data ----------------------------------------------------------
     @property
     def master_cpc(self) -> Path:
-        return self.root / "reference" / "MASTERCPC.csv"
+        """The legacy path: the legacy's analyst scripts read `MASTERCPC.csv` from the data root."""
+        return self.root / "MASTERCPC.csv"
 
     # -- subscriptions -----------------------------------------------------------
     @property
@@ -212,9 +224,48 @@ def day_of_name(name: str, suffix: str, fmt: str = "%Y-%m-%d") -> dt.date | None
 _DIGITS = {"%Y-%m-%d": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"), "%Y%m%d": re.compile(r"[0-9]{8}\Z")}
 
 
-# the part files of an output that is a folder (the subscription view and its state); `open`
-# is the single open part of earlier versions (its views stay readable until pruned)
-PART_FILE = re.compile(r"^(open|open-\d|deactivated-\d{4}-\d{2})\.parquet$")
+# the part files of an output that is a folder (the subscription view and its state)
+PART_FILE = re.compile(r"^(open-\d|deactivated-\d{4}-\d{2})\.parquet$")
+_AS_OF_DIR = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
+
+
+def parts(directory: Path) -> dict[str, Path]:
+    """{part name: file} of an output that is a folder of parts (a subscription view or state):
+    exactly the files the layout names (`open-0.parquet` .. `open-3.parquet`,
+    `deactivated-YYYY-MM.parquet`), never a stray file beside them."""
+    try:
+        names = [e.name for e in os.scandir(directory) if e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    return {m.group(1): Path(directory) / n for n in sorted(names) if (m := PART_FILE.match(n))}
+
+
+def part_stats(directory: Path) -> dict[str, list[int]]:
+    """{part name: [size, mtime_ns]} of the parts of a folder output: what its sidecar records just
+    after publishing and the cheap damage check compares (a part rewritten in place, truncated or
+    replaced changes its size or mtime)."""
+    found = {}
+    for name, path in parts(directory).items():
+        with contextlib.suppress(FileNotFoundError):
+            st = path.stat()
+            found[name] = [st.st_size, st.st_mtime_ns]
+    return found
+
+
+def as_of_days(layout: Layout) -> set[dt.date]:
+    """The as-of dates with a published subscription view (one listing of the subscriptions root)."""
+    found: set[dt.date] = set()
+    try:
+        entries = list(os.scandir(layout.subscriptions_root))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        m = _AS_OF_DIR.match(entry.name)
+        if m and entry.is_dir():
+            day = dt.date.fromisoformat(m.group(1))
+            if layout.subscriptions(day).exists():
+                found.add(day)
+    return found
 
 
 def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:
@@ -254,6 +305,48 @@ def transaction_days(layout: Layout, kind: str) -> set[dt.date]:
     for month_dir in months:
         found |= days_in_dir(month_dir, ".parquet")
     return found
+
+
+def newest_transaction_day(layout: Layout, kinds) -> dt.date | None:
+    """The newest day with a published partition of any of `kinds` (the newest month folder of each)."""
+    found = []
+    for kind in kinds:
+        try:
+            months = sorted(p for p in layout.transactions_root(kind).iterdir() if p.name.startswith("year_month="))
+        except FileNotFoundError:
+            continue
+        for month_dir in reversed(months):
+            days = days_in_dir(month_dir, ".parquet")
+            if days:
+                found.append(max(days))
+                break
+    return max(found, default=None)
+
+
+def transaction_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...]) -> str:
+    """What an as-of view was built from, in a number of stats that does not grow with the days:
+    the modification time of each month folder before `through`'s month (a file published,
+    reloaded or removed there changes it) and (name, size, mtime) of the layout-named files of
+    `through`'s month dated on or before it (a day loaded after `through` does not count). A
+    reloaded or backfilled day therefore changes the digest of every view as of that day or later."""
+    month, key = f"year_month={through:%Y-%m}", f"{through:%Y-%m-%d}"
+    entries = []
+    for kind in kinds:
+        try:
+            folders = [e for e in os.scandir(layout.transactions_root(kind))
+                       if e.name.startswith("year_month=") and e.name <= month and e.is_dir()]
+        except FileNotFoundError:
+            continue
+        for folder in folders:
+            if folder.name < month:
+                entries.append(f"{kind}/{folder.name}:{folder.stat().st_mtime_ns}")
+                continue
+            for f in os.scandir(folder.path):
+                day = day_of_name(f.name, ".parquet")
+                if day is not None and f.name[:10] <= key and layout.transactions(kind, day) == Path(f.path):
+                    st = f.stat()
+                    entries.append(f"{kind}/{folder.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "sha256:" + hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 def transaction_files(layout: Layout, kind: str, through: dt.date | None = None) -> list[Path]:

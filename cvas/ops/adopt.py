@@ -56,8 +56,9 @@ class MonthCount:
 
 
 def legacy_parquet_months(root: Path, kind: str) -> dict[str, list[Path]]:
-    """`{year_month: [files]}` of the legacy store `Parquet_Data/transactions/<kind>/`."""
-    base = root / "Parquet_Data" / "transactions" / kind
+    """`{year_month: [files]}` of the legacy store `Parquet_Data/transactions/<kind>/`: where the
+    layout keeps transactions too (DESIGN D19), with the legacy's `<uuid>-0.parquet` files."""
+    base = Layout(root).transactions_root(kind)
     months: dict[str, list[Path]] = {}
     if base.exists():
         for month_dir in sorted(base.glob("year_month=*")):
@@ -85,6 +86,16 @@ def _read_month(kind: str, files: list[Path]) -> pa.Table:
     return pa.concat_tables(tables) if tables else ks.schema.empty_table()
 
 
+def _elsewhere(legacy_root: Path, layout: Layout) -> Path:
+    """`legacy_root`, unless it is the data root: cvas keeps its transactions where the legacy kept
+    them, so adopting in place would read cvas's own partitions as legacy ones."""
+    if legacy_root.resolve() == layout.root.resolve():
+        raise AdoptError(f"{legacy_root}: the legacy installation is the data root itself; cvas writes its "
+                         "transactions where the legacy kept them (Parquet_Data/transactions): move the legacy "
+                         "tree to another folder and adopt it from there")
+    return legacy_root
+
+
 def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
           progress=lambda msg: None) -> dict[tuple[str, str], MonthCount]:
     """Take a legacy tree into `layout`; returns the reconciliation per (kind, month).
@@ -92,7 +103,7 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
     Days already present in `layout` are left as they are (counted, not re-read).
     Raises AdoptError when a file is unreadable or a month's counts do not reconcile.
     """
-    legacy_root = Path(legacy_root)
+    legacy_root = _elsewhere(Path(legacy_root), layout)
     directory = DirectorySource(legacy_root, cache_dir=layout.root / ".cache" / "adopt")
     counts: dict[tuple[str, str], MonthCount] = defaultdict(MonthCount)
     scratch = layout.staging / "adopt"

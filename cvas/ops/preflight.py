@@ -68,10 +68,12 @@ def check_writable(folder: Path, what: str) -> None:
         raise PreflightError(f"{what} {folder} is not writable (checked {probe})", NOT_WRITABLE)
 
 
-def check_file(path: Path, what: str, key: str) -> None:
+def check_file(path: Path, what: str, key: str, config: Path, simulated: bool) -> None:
+    """`path`, named by `key` of the configuration file `config`, exists; the simulated source
+    can make it (`cvas simulate`), other sources cannot."""
     if not Path(path).is_file():
-        raise PreflightError(f"{what} {path} does not exist (set {key} in luigi.cfg, or run `cvas simulate`)",
-                             MISSING_REFERENCE)
+        make = ", or run `cvas simulate --start YYYY-MM-DD` to make a simulated one" if simulated else ""
+        raise PreflightError(f"{what} {path} does not exist (set {key} in {config}{make})", MISSING_REFERENCE)
 
 
 def check_scheduler(host: str, port: int, timeout: float = 2.0) -> None:

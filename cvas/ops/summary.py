@@ -12,9 +12,9 @@ from cvas.core.freshness import counter_days, loaded_days
 from cvas.sql import connect
 
 
-def summarize(layout: Layout, log_dir: Path) -> dict:
-    """Figures over every published output (no PII: counts, CPCs, dates only) and where the
-    outputs and the run logs (`log_dir`) are."""
+def summarize(layout: Layout, log_dir: Path, config: Path) -> dict:
+    """Figures over every published output (no PII: counts, CPCs, dates only), the configuration
+    file they were found by, and where the outputs and the run logs (`log_dir`) are."""
     con = connect()
     rows = {}
     for kind in KINDS:
@@ -32,6 +32,7 @@ def summarize(layout: Layout, log_dir: Path) -> dict:
             {"p": str(layout.counters_service)}).fetchall()
     days = sorted(counter_days(layout))
     return {
+        "configuration": str(config),
         "days_built": len(days),
         "first_day": str(days[0]) if days else None,
         "last_day": str(days[-1]) if days else None,
@@ -57,7 +58,8 @@ def summarize(layout: Layout, log_dir: Path) -> dict:
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"days built: {s['days_built']} ({s['first_day']} .. {s['last_day']})"]
+    lines = [f"configuration: {s['configuration']}",
+             f"days built: {s['days_built']} ({s['first_day']} .. {s['last_day']})"]
     if s["partial_days"]:
         lines.append(f"days loaded but without counters: {s['partial_days']}")
     lines.append("rows per kind: " + ", ".join(f"{k} {v:,}" for k, v in s["rows"].items()))

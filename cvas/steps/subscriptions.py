@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import re
@@ -73,9 +72,9 @@ import pyarrow.parquet as pq
 from cvas import sql
 from cvas.core import provenance
 from cvas.core.catalogue import writer_lock
-from cvas.core.freshness import Freshness, is_invalidated
-from cvas.core.layout import (PART_FILE, Layout, day_of_name, days_in_dir, sidecar, transaction_days,
-                              transaction_files)
+from cvas.core.freshness import invalidated, is_invalidated
+from cvas.core.layout import (Layout, as_of_days, days_in_dir, part_stats, parts, sidecar, transaction_days,
+                              transaction_digest, transaction_files)
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged_dir
 from cvas.core.schemas import VIEW_KINDS, spec
@@ -106,8 +105,6 @@ DEFAULT_KEEP_DAYS = 7
 # a view built without a usable state over more days than this is built a quarter at a time
 # (chunked_state): the one-pass build of years of history takes GBs of memory
 CHUNK_DAYS = 92
-
-_AS_OF_DIR = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
 
 
 class SubscriptionViewError(PublishError):
@@ -191,21 +188,8 @@ def make_state(con: duckdb.DuckDBPyConnection, as_of: dt.date, name: str = "stat
 
 # -- parts -------------------------------------------------------------------------------------
 
-# The parts of the Active and Cancelled subscriptions, rewritten every day (subscription_part.sql's
-# buckets), and the single one of earlier versions, whose states are not folded from.
+# The parts of the Active and Cancelled subscriptions, rewritten every day (subscription_part.sql's buckets).
 OPEN_PARTS = ("open-0", "open-1", "open-2", "open-3")
-LEGACY_OPEN = "open"
-
-
-def parts(directory: Path) -> dict[str, Path]:
-    """{part name: file} of a view or state directory: exactly the files the layout names
-    (`open-0.parquet` .. `open-3.parquet`, `deactivated-YYYY-MM.parquet`, and the `open.parquet`
-    of earlier versions), never a stray file."""
-    try:
-        names = [e.name for e in os.scandir(directory) if e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    return {m.group(1): directory / n for n in sorted(names) if (m := PART_FILE.match(n))}
 
 
 # Parts written at once, each on a cursor of its own: a part smaller than one of DuckDB's row
@@ -354,13 +338,14 @@ def full_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, s
 
 
 def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after: dt.date,
-               as_of: dt.date) -> dict[str, str]:
+               as_of: dt.date, rewrite: set[str] = frozenset()) -> dict[str, str]:
     """`folded_state`: the state in the folder `base` (as of `after`) folded with the transaction
     files of the days after it, up to `as_of`, in one DuckDB pass (subscription_state_merge.sql),
     for the parts those days change: the open parts, the deactivated months holding a
     subscription they touch, and the months of the deactivations they bring. Returns {part: the query of its
     rows} for those parts (`folded_state` holds the subscriptions the days touch; the others are
-    streamed from the base's file of the part). The base's other parts are unchanged."""
+    streamed from the base's file of the part), and the parts named in `rewrite` (whose view
+    part cannot be carried forward). The base's other parts are unchanged."""
     for kind in VIEW_KINDS:
         files = [layout.transactions(kind, after + dt.timedelta(days=i))
                  for i in range(1, (as_of - after).days + 1)]
@@ -376,7 +361,7 @@ def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after
             f"filename = true) as p semi join new_state as n using (subscription_id)").fetchall()}
     landing = {r[0] for r in con.execute("select distinct subscription_part(latest_dct, subscription_id) "
                                          "from new_state where latest_dct is not null").fetchall()}
-    changed = touched | landing | set(OPEN_PARTS)
+    changed = touched | landing | set(OPEN_PARTS) | (set(rewrite) & set(before))
     files = [before[name] for name in sorted(changed) if name in before]
     con.execute(f"create or replace temp view prev_state as select * from "
                 f"read_parquet([{', '.join(sql_path(p) for p in files)}])")
@@ -424,41 +409,44 @@ def chunked_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
     return sources, len(ends) - (base is not None)
 
 
-def state_is_usable(layout: Layout, day: dt.date, fresh: Freshness) -> bool:
-    """Whether the published state as of `day` may be folded from: its view is fresh by the
-    catalogue's one rule (view and state present, not invalidated, the transaction files up to
-    `day` unchanged since they were built), no transaction file dated on or before `day` is
-    marked for rebuild, and the state's own sidecar, written after it was published, records
-    the same files and each part's row count (a state killed before its sidecar is redone,
-    never used; one in the single-file form of earlier versions is not used either, nor one
-    with their single `open` part: the first build after the upgrade is a full one)."""
-    if not fresh.state("subscriptions", day).fresh:
-        return False
-    root, key = layout.transactions_root(), f"{day:%Y-%m-%d}"
-    if any(p.is_relative_to(root) and p.name[:10] <= key for p in fresh.marked):
-        return False
+def state_is_usable(layout: Layout, day: dt.date, marked: set[Path]) -> bool:
+    """Whether the published state as of `day` may be folded from: its sidecar (written last, so a
+    state killed before it is redone, never used) records the transaction files now present up
+    to `day` (a change to any day up to it makes it unusable), every part is the file it recorded
+    (size and mtime: a part edited in place is never folded from), and neither its view nor a
+    transaction file dated on or before `day` is marked for rebuild."""
     path = layout.subscription_state(day)
+    root, key = layout.transactions_root(), f"{day:%Y-%m-%d}"
+    if layout.subscriptions(day) in marked or path in marked \
+            or any(p.is_relative_to(root) and p.name[:10] <= key for p in marked):
+        return False
     meta = provenance.read(layout, path)
-    view = provenance.read(layout, layout.subscriptions(day)) or {}
-    if meta is None or meta.get("transactions") != view.get("transactions") or not path.is_dir():
+    if meta is None or meta.get("transactions") != transaction_digest(layout, day, VIEW_KINDS):
         return False
-    recorded, found = meta.get("parts") or {}, parts(path)
-    if set(recorded) != set(found) or set(found) != set(view.get("parts") or {}) or LEGACY_OPEN in found:
-        return False
-    try:
-        return all(pq.read_metadata(found[n]).num_rows == recorded[n]["rows"] for n in found)
-    except (OSError, pa.ArrowException, KeyError, TypeError):
-        return False
+    return not provenance.parts_damage(meta.get("parts"), part_stats(path))
 
 
 def newest_usable_state(layout: Layout, as_of: dt.date) -> dt.date | None:
     """The newest state as of a day on or before `as_of` that is usable (state_is_usable)."""
-    fresh = Freshness(layout)
+    marked = invalidated(layout)
     for day in sorted((d for d in days_in_dir(layout.subscription_state_root, ".parquet") if d <= as_of),
                       reverse=True):
-        if state_is_usable(layout, day, fresh):
+        if state_is_usable(layout, day, marked):
             return day
     return None
+
+
+def unusable_view_parts(layout: Layout, base: dt.date) -> set[str]:
+    """The parts of the view as of `base` that may not be carried into a later view: those that
+    are not the files its sidecar recorded (edited in place, truncated, replaced, missing), or
+    every part when the view or its sidecar is gone. They are written again from the state."""
+    view = layout.subscriptions(base)
+    meta = provenance.read(layout, view)
+    names = set(parts(layout.subscription_state(base)))
+    if meta is None:
+        return names
+    recorded, now = meta.get("parts") or {}, part_stats(view)
+    return {n for n in names if n not in now or provenance.parts_damage({n: recorded.get(n)}, {n: now[n]})}
 
 
 def check_view_file(path: Path, expected_rows: int, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, int]:
@@ -496,48 +484,6 @@ def check_view_file(path: Path, expected_rows: int, con: duckdb.DuckDBPyConnecti
     return {k: int(v) for k, v in sorted((by_status or {}).items())}
 
 
-def as_of_days(layout: Layout) -> set[dt.date]:
-    """The as-of dates with a published view (one listing of the subscriptions root)."""
-    found: set[dt.date] = set()
-    try:
-        entries = list(os.scandir(layout.subscriptions_root))
-    except FileNotFoundError:
-        return found
-    for entry in entries:
-        m = _AS_OF_DIR.match(entry.name)
-        if m and entry.is_dir():
-            day = dt.date.fromisoformat(m.group(1))
-            if layout.subscriptions(day).exists():
-                found.add(day)
-    return found
-
-
-def transaction_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...] = VIEW_KINDS) -> str:
-    """What an as-of view was built from, in a number of stats that does not grow with the days:
-    the modification time of each month folder before `through`'s month (a file published,
-    reloaded or removed there changes it) and (name, size, mtime) of the layout-named files of
-    `through`'s month dated on or before it (a day loaded after `through` does not count). A
-    reloaded or backfilled day therefore changes the digest of every view as of that day or later."""
-    month, key = f"year_month={through:%Y-%m}", f"{through:%Y-%m-%d}"
-    entries = []
-    for kind in kinds:
-        try:
-            folders = [e for e in os.scandir(layout.transactions_root(kind))
-                       if e.name.startswith("year_month=") and e.name <= month and e.is_dir()]
-        except FileNotFoundError:
-            continue
-        for folder in folders:
-            if folder.name < month:
-                entries.append(f"{kind}/{folder.name}:{folder.stat().st_mtime_ns}")
-                continue
-            for f in os.scandir(folder.path):
-                day = day_of_name(f.name, ".parquet")
-                if day is not None and f.name[:10] <= key and layout.transactions(kind, day) == Path(f.path):
-                    st = f.stat()
-                    entries.append(f"{kind}/{folder.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "sha256:" + hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
-
-
 def outside_retention(layout: Layout, as_of: dt.date, keep_days: int) -> bool:
     """Whether a view as of `as_of` would be pruned at once (older than the retention window
     that ends at the newest published as-of)."""
@@ -545,38 +491,46 @@ def outside_retention(layout: Layout, as_of: dt.date, keep_days: int) -> bool:
     return bool(days) and as_of <= max(days) - dt.timedelta(days=keep_days)
 
 
-def _link_parts(source: Path, dest: Path) -> None:
-    """Hard-link every part of `source` into the staged directory `dest` (published files are
-    never modified in place, so sharing inodes is safe); a copy where links are not supported."""
-    for name, path in parts(source).items():
-        try:
-            os.link(path, dest / path.name)
-        except OSError:
-            shutil.copyfile(path, dest / path.name)
+def publish_latest(layout: Layout) -> dict:
+    """Replace the legacy `Parquet_Data/aggregated/subscriptions.parquet` with a copy of the
+    newest as-of view, atomically (readers see the old view or the new one; DuckDB, pandas,
+    pyarrow and Spark read the folder as one table). A copy, not links: an analyst who edits
+    this folder in place changes no snapshot or state of cvas's. Its sidecar records the as-of
+    and the parts' hashes, which are the view's (`expect` of `subscriptions_latest` in the
+    catalogue: it is fresh only while it is exactly the newest as-of view). Files in the old
+    folder that cvas did not write are set aside first (`set_strays_aside`)."""
+    with exclusive(writer_lock(layout, "subscriptions")):
+        return _copy_latest(layout)
 
 
-def publish_latest(layout: Layout, as_of: dt.date) -> None:
-    """Replace the legacy `Parquet_Data/aggregated/subscriptions.parquet` with the as-of view,
-    atomically: a folder of hard links to its parts (readers see the old view or the new one).
-    DuckDB (`read_parquet('…/subscriptions.parquet')`), pandas, pyarrow and Spark read the folder
-    as one table."""
-    source = layout.subscriptions(as_of)
-    with staged_dir(layout.staging, layout.subscriptions_latest) as tmp:
-        _link_parts(source, tmp)
-    meta = provenance.read(layout, source) or {}
-    provenance.record(layout, layout.subscriptions_latest, inputs={}, params={"as_of": str(as_of)},
-                      rows=meta.get("rows"), output_hash=meta.get("output_hash"),
-                      extra={"as_of": str(as_of), "transactions": meta.get("transactions"),
-                             "parts": meta.get("parts")})
+def _copy_latest(layout: Layout) -> dict:
+    """`publish_latest` for a caller holding the subscriptions lock."""
+    days = as_of_days(layout)
+    if not days:
+        raise SubscriptionViewError("no subscription view is published yet: nothing to copy")
+    as_of = max(days)
+    source, target = layout.subscriptions(as_of), layout.subscriptions_latest
+    meta = provenance.read(layout, source)
+    problem = "no provenance sidecar" if meta is None else provenance.parts_damage(meta.get("parts"),
+                                                                                  part_stats(source))
+    if problem:
+        raise SubscriptionViewError(f"{source.relative_to(layout.root)}: {problem}; it is rebuilt first "
+                                    f"(`cvas backfill --start {as_of} --end {as_of}`)")
+    sidecar(layout, target).unlink(missing_ok=True)
+    set_strays_aside(layout, target)
+    with staged_dir(layout.staging, target) as tmp:
+        for path in parts(source).values():
+            shutil.copyfile(path, tmp / path.name)
+    return record_parts(layout, target, meta["parts"], rows=meta.get("rows"),
+                        extra={"as_of": str(as_of), "transactions": meta.get("transactions")})
 
 
 def _remove_output(layout: Layout, path: Path) -> None:
-    """Remove a published view or state (a folder of parts, or a file of earlier versions), sidecar first."""
+    """Remove a published view or state (a folder of parts), sidecar first; files in it that
+    cvas did not write are set aside, never deleted."""
     sidecar(layout, path).unlink(missing_ok=True)
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+    set_strays_aside(layout, path)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def prune_views(layout: Layout, keep_days: int) -> list[dt.date]:
@@ -638,7 +592,8 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
     t0 = time.monotonic()
     with view_connection(layout, threads, memory_limit) as con:
         with exclusive(writer_lock(layout, "subscriptions")):
-            digest = transaction_digest(layout, as_of)   # under the lock, before reading: what the build reads
+            check_no_hole(layout, as_of)
+            digest = transaction_digest(layout, as_of, VIEW_KINDS)   # under the lock, before reading: what the build reads
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from:
             # it is built from every transaction file, a quarter at a time as without a state
             rebuild = full or is_invalidated(layout, layout.subscriptions(as_of))
@@ -648,7 +603,10 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
             try:
                 carry, writers, passes = None, FOLD_WRITERS, 1
                 if base is not None and (as_of - base).days <= chunk_days:
-                    carry, sources = base, fold_state(con, layout, layout.subscription_state(base), base, as_of)
+                    # a view part that is not what its sidecar recorded is written again from the
+                    # state, never linked forward
+                    carry, sources = base, fold_state(con, layout, layout.subscription_state(base), base, as_of,
+                                                      rewrite=unusable_view_parts(layout, base))
                 elif base is None and (full or _span(layout, as_of) <= chunk_days):
                     writers, sources = BUILD_WRITERS, full_state(con, layout, as_of, work / "full")
                 else:   # a long history without a state, or a fold over a long gap (a backfill after it)
@@ -659,7 +617,7 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
                 shutil.rmtree(work, ignore_errors=True)
             is_latest = as_of >= max(as_of_days(layout))
             if is_latest:
-                publish_latest(layout, as_of)
+                _copy_latest(layout)
             pruned = prune_views(layout, keep_days)
     elapsed = time.monotonic() - t0
     log.info("subscription view as of %s: %d subscriptions (%s) in %.2fs, %s%s (%d part(s) written)%s", as_of,
@@ -670,6 +628,37 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
     return {"as_of": str(as_of), "rows": rows, "status": status, "latest": is_latest,
             "folded_from": str(base) if base else None, "passes": passes, "parts_written": written,
             "pruned": [str(d) for d in pruned], "seconds": round(elapsed, 3)}
+
+
+class ViewGapError(SubscriptionViewError):
+    """Raised when a view would be built over a day whose transactions are not loaded: the view as
+    of a day needs every day of history up to it."""
+
+
+def missing_days(layout: Layout, as_of: dt.date) -> dict[dt.date, list[str]]:
+    """{day: kinds without a published partition} of the days from the first loaded day up to
+    `as_of` that lack the partition of a kind the view reads (an empty extract is a partition; a
+    kind with no partition at all, on a young data root, reads as empty)."""
+    loaded = {kind: days for kind in VIEW_KINDS
+              if (days := {d for d in transaction_days(layout, kind) if d <= as_of})}
+    every = set().union(*loaded.values())
+    if not every:
+        return {}
+    days = [min(every) + dt.timedelta(days=i) for i in range((as_of - min(every)).days + 1)]
+    holes = {day: [k for k in loaded if day not in loaded[k]] for day in days}
+    return {day: kinds for day, kinds in holes.items() if kinds}
+
+
+def check_no_hole(layout: Layout, as_of: dt.date) -> None:
+    """Refuse to build the view as of `as_of` over a missing day (ViewGapError, naming it)."""
+    holes = missing_days(layout, as_of)
+    if holes:
+        first, last = min(holes), max(holes)
+        more = f" and {len(holes) - 1} more day(s) up to {last}" if len(holes) > 1 else ""
+        raise ViewGapError(
+            f"the subscription view as of {as_of} needs every day up to it: {first} has no "
+            f"{', '.join(holes[first])} transactions loaded{more}. Nothing was published for the view; build "
+            f"the missing days first (`cvas backfill --start {first} --end {last}`), then run again")
 
 
 def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, sources: dict[str, str],
@@ -690,6 +679,8 @@ def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
         before_view = provenance.read(layout, layout.subscriptions(carry))["parts"]
         before_state = provenance.read(layout, layout.subscription_state(carry))["parts"]
     sidecar(layout, state).unlink(missing_ok=True)
+    set_strays_aside(layout, target)
+    set_strays_aside(layout, state)
     with staged_dir(layout.staging, state) as state_tmp:
         with staged_dir(layout.staging, target) as view_tmp:
             written = _write_parts(con, as_of, sources, state_tmp, view_tmp, writers)
@@ -706,15 +697,44 @@ def publish_parts(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
         for p in view_meta.values():
             for k, v in p["status"].items():
                 status[k] = status.get(k, 0) + v
-        provenance.record(layout, target, inputs={}, params={"as_of": str(as_of)}, rows=rows,
-                          output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in view_meta.items()}),
-                          extra={"as_of": str(as_of), "transactions": digest, "parts": view_meta,
-                                 "folded_from": str(folded_from) if folded_from else None})
-    provenance.record(layout, state, inputs={}, params={"as_of": str(as_of)},
-                      rows=sum(p["rows"] for p in state_meta.values()),
-                      output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in state_meta.items()}),
-                      extra={"as_of": str(as_of), "transactions": digest, "parts": state_meta})
+        record_parts(layout, target, view_meta, rows=rows, extra={
+            "as_of": str(as_of), "transactions": digest, "folded_from": str(folded_from) if folded_from else None})
+    record_parts(layout, state, state_meta, rows=sum(p["rows"] for p in state_meta.values()),
+                 extra={"as_of": str(as_of), "transactions": digest})
     return rows, dict(sorted(status.items())), len(written)
+
+
+def record_parts(layout: Layout, output: Path, meta: dict[str, dict], *, rows: int, extra: dict) -> dict:
+    """Write the sidecar of a published folder output: each part's facts (rows, hash) with its
+    [size, mtime_ns] as published (the cheap damage check, `provenance.parts_damage`), and the
+    hash of the whole (`parts_hash`). Called just after the folder is published."""
+    stats = part_stats(output)
+    recorded = {n: p | dict(zip(("size", "mtime_ns"), stats.get(n) or (None, None))) for n, p in meta.items()}
+    return provenance.record(layout, output, inputs={}, params={"as_of": extra.get("as_of")}, rows=rows,
+                             output_hash=provenance.parts_hash({f"{n}.parquet": p["hash"] for n, p in meta.items()}),
+                             extra=extra | {"parts": recorded})
+
+
+def set_strays_aside(layout: Layout, folder: Path) -> list[Path]:
+    """Move every file of the folder output `folder` that is not one of its parts (an analyst's
+    file, a copy) to `<data root>/_set_aside/<its path>/<time>/`, with a warning, before cvas
+    replaces or removes the folder: readers of the folder never meet it again, and it is kept."""
+    try:
+        entries = [Path(e.path) for e in os.scandir(folder)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    named = set(parts(folder).values())
+    strays = sorted(p for p in entries if p not in named)
+    if not strays:
+        return []
+    dest = layout.set_aside / folder.relative_to(layout.root) / dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in strays:
+        os.replace(path, dest / path.name)
+    log.warning("%s: %d file(s) cvas did not write (%s) moved to %s before replacing the folder",
+                folder.relative_to(layout.root), len(strays), ", ".join(p.name for p in strays),
+                dest.relative_to(layout.root))
+    return [dest / p.name for p in strays]
 
 
 def _carried_parts(layout: Layout, base: dt.date | None, changed: set[str]) -> dict[str, tuple[Path, Path]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import luigi
 
-from cvas.steps.subscriptions import build_subscription_view, outside_retention
+from cvas.steps.subscriptions import build_subscription_view, outside_retention, publish_latest
 from tasks.base import CvasTask
 from tasks.config import cvas, layout
 
@@ -44,3 +44,27 @@ class SubscriptionView(CvasTask):
             stats = build_subscription_view(layout(), self.date, keep_days=cvas().subscriptions_keep_days,
                                             memory_limit=cvas().duckdb_memory_limit or None)
             self.progress(100, f"{stats['rows']} subscriptions{' (latest)' if stats['latest'] else ''}")
+
+
+class LatestSubscriptions(CvasTask):
+    """`Parquet_Data/aggregated/subscriptions.parquet/`, the legacy path: a copy of the newest
+    as-of view (its parts), replaced atomically. SubscriptionView refreshes it when it builds the
+    newest view; this task repairs it when it is not exactly that view (a run killed between the
+    two, a part edited in place, a newer view rebuilt).
+
+    Its `date` is the newest as-of day when that is later than the day asked for (the catalogue's
+    `newest_of`), so a late day's run refreshes the newest view, not its own. Complete when the
+    folder's parts are the files its sidecar recorded and it is the newest as-of view's copy.
+    """
+
+    dataset = "subscriptions_latest"
+    date = luigi.DateParameter(description="The newest as-of day it copies")
+
+    def output(self):
+        return luigi.LocalTarget(str(layout().subscriptions_latest))
+
+    def run(self):
+        with self.once() as built:
+            if not built:
+                meta = publish_latest(layout())
+                self.progress(100, f"{meta['rows']} subscriptions as of {meta['as_of']}")
