@@ -88,12 +88,14 @@ def cmd_backfill(args) -> int:
 
 def _finish(args, code: int, seconds: float, retry: str) -> int:
     """End a build: the failure summary (stderr and the run log), or the daily one-line success."""
-    from cvas.ops.run_summary import format_failures
+    from cvas.ops.run_summary import format_failures, mark_failed_landing_copies
     from tasks import outcome
+    from tasks.config import layout
 
     done = outcome.current
     code = _feed_health(done.loaded, code)
     if code != 0 and (done.failures or done.scheduling):
+        mark_failed_landing_copies(layout(), done.failures)
         text = format_failures(args.command, done.failures, done.scheduling, getattr(args, "log_path", None), retry)
         print(text, file=sys.stderr)
     elif code == 0 and args.command == "daily":

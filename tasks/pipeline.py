@@ -18,7 +18,7 @@ from cvas.core.locking import exclusive, oldest_running, registered_run, shared
 from cvas.core.publish import clean_staging
 from cvas.ops.status import grid, mark_for_rebuild, outputs_as_of, plan, plan_outputs
 from tasks import datasets, outcome
-from tasks.base import batched, task_locks
+from tasks.base import batched, refuse_days_not_over, task_locks
 from tasks.config import cvas, layout
 from tasks.progress import watch_days
 
@@ -27,11 +27,13 @@ log = logging.getLogger("cvas.backfill")
 
 class DailyPipeline(luigi.WrapperTask):
     """Everything one day produces: its partitions, counters and the products that include it
-    (the catalogue's products: exports, view, report)."""
+    (the catalogue's products: exports, view, report). A day that is not over (today or later)
+    is refused, as by `cvas daily` (DayNotOverError: nothing is scheduled)."""
 
     date = luigi.DateParameter(description="The day to build")
 
     def requires(self):
+        refuse_days_not_over(self.date)
         return product_tasks(self.date)
 
     @classmethod
@@ -287,6 +289,7 @@ class Backfill(luigi.Task):
     end = luigi.DateParameter(description="Last day, inclusive")
 
     def complete(self):
+        refuse_days_not_over(self.start, self.end)   # luigi builds nothing of a task whose complete() raised
         return not missing_days(self.start, self.end) and all(t.complete() for t in final_tasks(layout(), self.start,
                                                                                              self.end))
 

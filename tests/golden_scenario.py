@@ -98,3 +98,30 @@ def write_golden_drops(root, day=DAY) -> None:
     nbs = root / "User_Base" / "NBS_BASE" / f"{day:%Y%m%d}_NBS_Base.csv"
     nbs.parent.mkdir(parents=True, exist_ok=True)
     nbs.write_text(NBS_SNAPSHOT)
+
+
+def write_golden_master(path) -> None:
+    """The scenario's Excel master (the columns cvas reads) at `path`."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.title = "Hoja2"
+    wb.active.append(["CPC", "CPC to upgrade", "Service Name", "TME Category", "Subscription Model", "Price"])
+    for cpc, name, cat, model, price in MASTER:
+        wb.active.append([cpc, None, name, cat, model, price])
+    wb.save(path)
+
+
+def write_golden_directory_cfg(folder):
+    """The golden day as directory drops under `folder`, with its Excel master and an empty
+    exclusion list; returns (drops folder, a luigi.cfg for the `cvas` command with the data
+    root `folder/data`)."""
+    from tests.cli_runs import write_cfg
+
+    drops = folder / "drops"
+    write_golden_drops(drops)
+    write_golden_master(folder / "master.xlsx")
+    (folder / "excl.csv").write_text("msisdn,tmuserid\n")
+    cfg = write_cfg(folder / "luigi.cfg", folder / "data", source="directory", master_xlsx=folder / "master.xlsx",
+                    exclusions=folder / "excl.csv", extra=f"[directory_source]\nroot = {drops}\n")
+    return drops, cfg

@@ -15,7 +15,7 @@ import pytest
 
 from cvas.core.layout import Layout
 from cvas.ops import preflight as pf
-from tests.cli_runs import REPO, cvas_cmd, env_for, run_cvas, write_cfg
+from tests.cli_runs import REPO, copy_nova, cvas_cmd, env_for, run_cvas, write_cfg
 
 DAY = dt.date(2025, 10, 7)   # inside the session's simulated Nova (2025-10-06..08)
 
@@ -42,30 +42,34 @@ def test_daily_prints_one_line_then_already_built(cfg):
     assert again.stdout.startswith(f"{DAY}: already built")
 
 
-def test_a_failed_build_ends_with_one_line_per_failed_task_and_no_traceback(cfg, tmp_path):
-    raw = tmp_path / "data" / "raw" / "act" / f"{DAY}.csv"
-    raw.parent.mkdir(parents=True)
-    raw.write_text("not,the,header\n1,2,3\n")   # the landing copy exists: the load fails on it
-    run = run_cvas(cfg, "daily", "--date", str(DAY))
+def test_a_failed_build_ends_with_one_line_per_failed_task_and_no_traceback(tmp_path):
+    from tests.golden_scenario import DAY as GOLDEN_DAY, write_golden_directory_cfg
+
+    drops, cfg = write_golden_directory_cfg(tmp_path)
+    drop = drops / "Daily_Data" / f"{GOLDEN_DAY}" / "act_atlas_day.csv"
+    good = drop.read_text()
+    drop.write_text(good.replace(f"{GOLDEN_DAY}", "2026-02-09"))   # the previous day's extract: the load fails on it
+    run = run_cvas(cfg, "daily", "--date", str(GOLDEN_DAY))
     assert run.returncode == 30, run.stdout + run.stderr
     err = run.stderr
     assert "Traceback" not in err and "luigi-interface" not in err
     summary = err[err.index(f"cvas daily failed: 1 task(s) failed"):].splitlines()
-    assert re.match(rf"  LoadTransactions +{DAY} act +ExtractFormatError: .*wrong header", summary[1])
+    assert re.match(rf"  LoadTransactions +{GOLDEN_DAY} act +RejectRatioExceeded: .*4 of 4 rows rejected", summary[1])
     log_file = Path(summary[2].removeprefix("log (with tracebacks): "))
     assert log_file.is_file() and "Traceback (most recent call last)" in log_file.read_text()
-    assert summary[3].startswith("next: ") and f"cvas daily --date {DAY}" in summary[3]
+    assert summary[3].startswith("next: ") and f"cvas daily --date {GOLDEN_DAY}" in summary[3]
     assert len(err.splitlines()) < 12, err
     # the failure is remembered per output until a build of it succeeds
-    failed = run_cvas(cfg, "status", "--start", str(DAY), "--end", str(DAY), "--failed")
+    failed = run_cvas(cfg, "status", "--start", str(GOLDEN_DAY), "--end", str(GOLDEN_DAY), "--failed")
     assert failed.returncode == 0, failed.stderr
-    assert re.fullmatch(rf"{DAY}  LoadTransactions act +\S+  ExtractFormatError: .*wrong header.*\n", failed.stdout)
+    assert re.fullmatch(rf"{GOLDEN_DAY}  LoadTransactions act +\S+  RejectRatioExceeded: .*4 of 4 rows rejected.*\n",
+                        failed.stdout)
     # -v (after the command) shows the tracebacks as before
-    verbose = run_cvas(cfg, "daily", "--date", str(DAY), "-v")
+    verbose = run_cvas(cfg, "daily", "--date", str(GOLDEN_DAY), "-v")
     assert verbose.returncode == 30 and "Traceback (most recent call last)" in verbose.stderr
-    raw.unlink()  # the next build fetches a good copy: the record goes
-    assert run_cvas(cfg, "daily", "--date", str(DAY)).returncode == 0
-    cleared = run_cvas(cfg, "status", "--start", str(DAY), "--end", str(DAY), "--failed")
+    drop.write_text(good)  # the source fixed: the next build fetches a good copy, and the record goes
+    assert run_cvas(cfg, "daily", "--date", str(GOLDEN_DAY)).returncode == 0
+    cleared = run_cvas(cfg, "status", "--start", str(GOLDEN_DAY), "--end", str(GOLDEN_DAY), "--failed")
     assert cleared.stdout == "no failed build in the range\n"
 
 
@@ -119,11 +123,7 @@ def test_preflight_errors(tmp_path, simulated_nova):
 
 def test_paths_are_relative_to_the_configuration_file(tmp_path, simulated_nova):
     home = tmp_path / "project"
-    home.mkdir()
-    nova = home / "nova"
-    nova.mkdir()
-    for src in (simulated_nova.database, simulated_nova.master_xlsx, simulated_nova.exclusions):
-        (nova / Path(src).name).write_bytes(Path(src).read_bytes())
+    copy_nova(simulated_nova, home / "nova")
     cfg = home / "luigi.cfg"
     cfg.write_text(f"[core]\nautoload_range = false\n[cvas]\ndata_root = data\nlog_dir = var/log\nworkers = 1\n"
                    f"user_base = false\nmaster_xlsx = nova/{Path(simulated_nova.master_xlsx).name}\n"

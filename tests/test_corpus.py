@@ -808,6 +808,25 @@ def render_doc() -> str:
     ]
     for c in TRUST_CASES:
         out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
+    out += [
+        "",
+        "## Spreadsheet formulas in text cells (DESIGN D18)",
+        "",
+        "Every CSV cvas writes (`Counters/Counters_Service.csv`, `reference/MASTERCPC.csv`, the three "
+        "`User_Base/user_base_by_*.csv`, `rejects/<kind>/<date>.csv`, the analyst commands' `--csv` files) writes a "
+        "text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return with a single quote in front, as "
+        "OWASP's CSV-injection guidance says: Excel and LibreOffice show it as text instead of evaluating it. RFC "
+        "4180 quoting stays (D10). Numbers are never text cells: a negative amount is written as it is. A text that "
+        "already starts with quotes before such a character gets one more, so cvas reads its own files back to the "
+        "exact names (MASTERCPC.csv for the exports, the report and the analyst commands; the exports for `cvas "
+        "revenue` and `cvas check-userbase`). One function decides it: `cvas.core.csvcells.safe_cell`. The landing "
+        "copies (`raw/`, `user_base/snapshots/`) keep the sources' bytes as delivered (the replayable record).",
+        "",
+        "| input | written as | test |",
+        "|---|---|---|",
+    ]
+    for c in CELL_CASES:
+        out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
     out.append("")
     return "\n".join(out)
 
@@ -918,10 +937,25 @@ TRUST_CASES = [
 ]
 
 
+_CELLS_TEST = "test_csv_cells.py::test_formula_like_names_are_written_as_text_and_read_back_intact"
+CELL_CASES = [
+    Integrity("master service name `=HYPERLINK(\"http://x\",\"y\")`",
+              "`\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"` in MASTERCPC.csv and Counters_Service.csv; `cvas "
+              "revenue --service '=HYPERLINK(…)'` finds it", _CELLS_TEST),
+    Integrity("master service name `+cmd|' /C calc'!A0`", "`'+cmd|' /C calc'!A0`", _CELLS_TEST),
+    Integrity("master TME category `@SUM(1+1)*cmd`", "`'@SUM(1+1)*cmd`", _CELLS_TEST),
+    Integrity("NBS service name `=1+2`, category `-2+3 news`",
+              "`'=1+2|'-2+3 news` in user_base_by_service.csv (and the category in user_base_by_category.csv)",
+              _CELLS_TEST),
+    Integrity("a rejected transaction line starting `=1+1`", "its record `'=1+1,…` in the rejects file",
+              "test_csv_cells.py::test_a_rejected_record_starting_with_a_formula_is_neutralised"),
+]
+
+
 def test_every_integrity_case_names_a_test_that_exists():
     import importlib
 
-    for case in INTEGRITY_CASES + TRUST_CASES:
+    for case in INTEGRITY_CASES + TRUST_CASES + CELL_CASES:
         module, _, name = case.test.partition("::")
         assert callable(getattr(importlib.import_module(f"tests.{module[:-3]}"), name, None)), case.test
 

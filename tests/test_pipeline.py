@@ -18,7 +18,7 @@ from luigi.execution_summary import LuigiStatusCode
 
 from cvas.core.layout import Layout
 from cvas.core.schemas import KINDS, spec
-from tests.golden_scenario import DAY, MASTER, write_golden_drops
+from tests.golden_scenario import DAY, write_golden_drops, write_golden_master
 
 START = dt.date(2026, 3, 1)
 DAYS = 3
@@ -104,19 +104,11 @@ def test_backfill_is_idempotent_and_rebuilds_only_what_is_missing(simulated, cap
 
 
 def test_directory_source_backfill_matches_hand_computed_counters(luigi_config, tmp_path):
-    from openpyxl import Workbook
-
     from tasks.pipeline import run_backfill
 
     drops = tmp_path / "drops"
     write_golden_drops(drops)
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Hoja2"
-    ws.append(["CPC", "CPC to upgrade", "Service Name", "TME Category", "Subscription Model", "Price"])
-    for cpc, name, cat, model, price in MASTER:
-        ws.append([cpc, None, name, cat, model, price])
-    wb.save(tmp_path / "master.xlsx")
+    write_golden_master(tmp_path / "master.xlsx")
     (tmp_path / "excl.csv").write_text("msisdn,tmuserid\n34699999999,\n")
     luigi_config("cvas", "source", "directory")
     luigi_config("directory_source", "root", drops)

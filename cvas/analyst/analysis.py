@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from cvas.core.csvcells import plain_cell, safe_cell
 from cvas.core.csvlines import records
 from cvas.core.layout import Layout, transaction_files, parts
 from cvas.core.publish import write_text_atomic
@@ -69,7 +70,7 @@ def _csv_cell(value: Any, kind: str) -> str:
         return str(int(value))
     if kind in ("eur", "float"):
         return f"{float(value):.2f}"
-    return str(value)
+    return safe_cell(str(value))
 
 
 def format_table(table: Table) -> str:
@@ -158,7 +159,7 @@ def revenue_by_service_month(service_csv: Path, services: list[str] | None, mont
         if missing:
             raise AnalysisInputError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
         for row in reader:
-            name = (row["service_name"] or "").strip()
+            name = plain_cell((row["service_name"] or "").strip())
             known.add(name)
             if wanted is not None and name not in wanted:
                 continue
@@ -296,7 +297,7 @@ def _read_pipe(path: Path, header: tuple[str, ...], day: dt.date) -> list[list[s
                 raise AnalysisInputError(
                     f"{path}: line {rec.end}: {len(fields)} fields, expected {len(header)}")
             if fields[0] == wanted:
-                rows.append(fields[1:])
+                rows.append([plain_cell(f) for f in fields[1:]])
     return rows
 
 

@@ -18,8 +18,8 @@ import pyarrow as pa
 from cvas.core import provenance
 from cvas.core.layout import Layout, parts
 from cvas.core.schemas import KINDS
-from cvas.sql import connect, load_sql
-from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, register_transactions, sql_path
+from cvas.sql import connect, load_sql, sql_path
+from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, register_transactions
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from cvas.core.publish import publish_parquet, staged
 from cvas.core.schemas import KINDS, spec
 from cvas.sources import SourceError
 from cvas.sources.directory import DirectorySource
-from cvas.sql import connect
+from cvas.sql import connect, sql_path
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
                     body = scratch / f"{kind}-{day}.parquet.csv"
                     # COPY's own row count: the file is not re-read to count its records
                     (parquet_counts[day],) = con.execute(
-                        f"copy (select * exclude (_day) from month_rows where _day = date '{day:%Y-%m-%d}') "
-                        f"to '{body}' (header false)").fetchone()
+                        f"copy (select * exclude (_day) from month_rows where _day = $day) "
+                        f"to {sql_path(body)} (header false)", {"day": day}).fetchone()
                     parquet_rows[day] = body
                 con.unregister("month_rows")
             for day in sorted(csv_days | set(parquet_rows)):

@@ -10,8 +10,7 @@ import pyarrow.parquet as pq
 
 from cvas.core import provenance
 from cvas.core.layout import parts
-from cvas.sql import connect, load_sql
-from cvas.steps.subscriptions import sql_path
+from cvas.sql import connect, load_sql, sql_path
 from cvas.steps.load import REJECT_COLUMNS
 
 

@@ -25,17 +25,23 @@ class PreflightError(Exception):
         self.code = code
 
 
+class DayNotOverError(PreflightError):
+    """Raised when a day that is not over (today or later) is to be built: by the preflight of
+    `cvas daily`/`backfill`, and by every task keyed by a day (the luigi CLI has no preflight)."""
+
+
 def check_range(start: dt.date, end: dt.date) -> None:
     if start > end:
         raise PreflightError(f"--start {start} is after --end {end}: give the earlier day first", REVERSED_RANGE)
 
 
 def check_not_future(start: dt.date, end: dt.date, today: dt.date) -> None:
-    """Nova's extract of a day is complete only once the day is over: yesterday is the newest."""
+    """Nova's extract of a day is complete only once the day is over: yesterday is the newest
+    (DayNotOverError otherwise)."""
     yesterday = today - dt.timedelta(days=1)
     if end > yesterday:
-        raise PreflightError(f"{_days(start, end)} reaches past yesterday ({yesterday}): a day can be built once it is over",
-                             DAY_UNAVAILABLE)
+        raise DayNotOverError(f"{_days(start, end)} reaches past yesterday ({yesterday}): a day can be built once it "
+                              "is over", DAY_UNAVAILABLE)
 
 
 def check_source_range(start: dt.date, end: dt.date, available: tuple[dt.date, dt.date] | None,

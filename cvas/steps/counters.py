@@ -11,10 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cvas.core.csvcells import safe_text_columns
 from cvas.steps.exclusions import Exclusions
 from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged, write_parquet
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, NUMERIC_RANGES, SERVICE_EXPORT_COLUMNS
-from cvas.sql import connect, load_sql
+from cvas.sql import connect, load_sql, sql_path
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +128,14 @@ def _published_counters(path: Path) -> pa.Table:
 
 def _write_service_csv(con: duckdb.DuckDBPyConnection, service: pa.Table, tmp: Path, target: Path,
                        append: bool) -> None:
-    """Fill the staged `tmp` for `target` with `service` as RFC 4180 CSV with a header; with
+    """Fill the staged `tmp` for `target` with `service` as RFC 4180 CSV with a header, its text
+    cells safe for spreadsheets (D18); with
     `append`, the published file's bytes followed by the new rows' lines."""
     rows = tmp.with_name("rows.csv") if append else tmp
-    con.register("service_rows", service)
-    con.execute(f"copy service_rows to '{rows}' (header, delimiter ',')")
-    written = con.execute(f"select count(*) from read_csv('{rows}', header=true, all_varchar=true)").fetchone()[0]
+    con.register("service_rows", safe_text_columns(service))
+    con.execute(f"copy service_rows to {sql_path(rows)} (header, delimiter ',')")
+    written = con.execute("select count(*) from read_csv($rows, header=true, all_varchar=true)",
+                          {"rows": str(rows)}).fetchone()[0]
     if written != service.num_rows:
         raise PublishError(f"{target}: staged CSV has {written} rows, expected {service.num_rows}")
     if append:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from cvas.core.csvcells import safe_cell
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.publish import publish_parquet, staged
 from cvas.core.quality import write_quality
@@ -883,12 +884,14 @@ def load_day(kind: str, day: dt.date, raw: Path, out: Path, rejects_path: Path, 
 
 
 def write_rejects(staging: Path, target: Path, rejects: list[Reject]) -> None:
-    """Publish the rejects CSV (`source_file,line,reason,record`, RFC 4180 quoting)."""
+    """Publish the rejects CSV (`source_file,line,reason,record`, RFC 4180 quoting, text cells safe
+    for spreadsheets: D18)."""
     with staged(staging, target) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(REJECT_COLUMNS)
-            writer.writerows((r.source_file, r.line, r.reason, r.record) for r in rejects)
+            writer.writerows((safe_cell(r.source_file), r.line, safe_cell(r.reason), safe_cell(r.record))
+                             for r in rejects)
 
 
 def write_partition(staging: Path, target: Path, table: pa.Table, schema: pa.Schema) -> None:

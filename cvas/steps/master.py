@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from cvas.core.csvcells import plain_cell, safe_cell
 from cvas.core.csvlines import records
 from cvas.core.schemas import MASTER_COLUMNS
 
@@ -153,12 +154,14 @@ def _price_text(price: float | None) -> str:
 
 
 def master_csv_text(rows: list[MasterRow]) -> str:
-    """MASTERCPC.csv text: header, sorted by cpc, RFC 4180 minimal quoting, floats as repr."""
+    """MASTERCPC.csv text: header, sorted by cpc, RFC 4180 minimal quoting, floats as repr, text cells
+    safe for spreadsheets (D18; `read_master_csv` gives back the names as in the workbook)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(MASTER_COLUMNS)
     for r in rows:
-        writer.writerow([r.cpc, r.service_name, r.tme_category, r.cpc_period, _price_text(r.cpc_price)])
+        writer.writerow([r.cpc, safe_cell(r.service_name), safe_cell(r.tme_category), r.cpc_period,
+                         _price_text(r.cpc_price)])
     return buf.getvalue()
 
 
@@ -193,8 +196,8 @@ def read_master_csv(path: Path) -> pa.Table:
                 raise MasterFormatError(f"{path}: line {line}: duplicate cpc {cpc}")
             seen.add(cpc)
             cpcs.append(cpc)
-            names.append(fields[1])
-            cats.append(fields[2])
+            names.append(plain_cell(fields[1]))
+            cats.append(plain_cell(fields[2]))
             periods.append(period)
             prices.append(price)
     return pa.table({

@@ -78,7 +78,7 @@ from cvas.core.layout import (Layout, as_of_days, days_in_dir, part_stats, parts
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, staged_dir
 from cvas.core.schemas import VIEW_KINDS, spec
-from cvas.sql import load_sql
+from cvas.sql import load_sql, sql_path
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +147,6 @@ def checked_memory_limit(value: str) -> str:
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip(), flags=re.I):
         raise ValueError(f"duckdb_memory_limit {value!r} is not a size such as 1GB or 800MB")
     return value.strip()
-
-
-def sql_path(path: Path | str) -> str:
-    """A layout-made path as a SQL string literal (the only text ever formatted into SQL)."""
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def register_transactions(con: duckdb.DuckDBPyConnection, layout: Layout,

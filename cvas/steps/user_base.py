@@ -42,6 +42,7 @@ import pyarrow as pa
 
 from cvas.core import provenance
 from cvas.core.catalogue import published_outputs, writer_lock
+from cvas.core.csvcells import safe_cell
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.freshness import Freshness, Settings
 from cvas.core.layout import Layout, days_in_dir
@@ -201,7 +202,8 @@ def _export_lines(con: duckdb.DuckDBPyConnection, files: list[str], excluded: tu
     lines: dict[str, list[str]] = {}
     for by in EXPORT_HEADERS:
         rows = con.execute(load_sql(f"user_base_by_{by}")).fetchall()
-        lines[by] = ["|".join(f"{v:%Y-%m-%d}" if isinstance(v, dt.date) else str(v) for v in row) for row in rows]
+        lines[by] = ["|".join(f"{v:%Y-%m-%d}" if isinstance(v, dt.date) else str(safe_cell(v)) for v in row)
+                     for row in rows]
     return lines
 
 
