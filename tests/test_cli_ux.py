@@ -163,6 +163,7 @@ def test_every_option_has_help_and_the_readme_lists_every_command_and_option():
     from tasks.cli import build_parser
 
     readme = (REPO / "README.md").read_text()
+    readme += (REPO / "docs" / "analysis.md").read_text()   # the analysis tools' options, linked from the README
     parser = build_parser()
     for name, sub in _subparsers(parser).items():
         assert f"cvas {name}" in readme, f"README lacks `cvas {name}`"

@@ -810,7 +810,7 @@ def render_doc() -> str:
         out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
     out += [
         "",
-        "## Spreadsheet formulas in text cells (DESIGN D18)",
+        "## Spreadsheet formulas in text cells (decision D18)",
         "",
         "Every CSV cvas writes (`Counters/Counters_Service.csv`, `reference/MASTERCPC.csv`, the three "
         "`User_Base/user_base_by_*.csv`, `rejects/<kind>/<date>.csv`, the analyst commands' `--csv` files) writes a "

@@ -1,4 +1,4 @@
-"""Spreadsheet formulas never reach an exported CSV cell (DESIGN D18): a master and an NBS
+"""Spreadsheet formulas never reach an exported CSV cell (decision D18): a master and an NBS
 snapshot holding formula-like names, through a real `cvas backfill`, and every CSV it writes."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ SCANNED = ("cvas", "tasks", "tests", "bench", "docs", "scripts", "Makefile", "lu
            "README.md")
 SUFFIXES = {".py", ".sql", ".md", ".html", ".css", ".cfg", ".toml", ".sh", ""}
 # README.md still cites the old names until its rewrite (issue 20); it is then checked like the rest.
-NOT_YET = {REPO / "README.md"}
+NOT_YET: set = set()
 
 _ID = {"decision": r"D\d{1,2}", "principle": r"P\d{1,2}", "legacy rule": r"L-D\d{2}|L\d+(?:\.\d+)?"}
 _ANY_ID = "|".join(f"(?:{p})" for p in _ID.values())
