@@ -126,7 +126,7 @@ def check_settings() -> None:
             key = re.search(r"'(\w+)'", str(exc))
             raise PreflightError(f"invalid setting in {_config_file()}: [{name}] {key[1] if key else ''}: {cause}",
                                  BAD_CONFIG) from None
-    from cvas.steps.subscriptions import checked_memory_limit
+    from cvas.steps.subscription_duckdb import checked_memory_limit
 
     try:
         checked_memory_limit(cvas().duckdb_memory_limit or "1GB")

@@ -19,7 +19,8 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, sidecar
 from cvas.core.schemas import KINDS, spec
 from cvas.ops.status import mark_for_rebuild
-from cvas.steps.subscriptions import OPEN_PARTS, build_subscription_view, newest_usable_state, parts, write_full_view
+from cvas.core.layout import parts
+from cvas.steps.subscriptions import OPEN_PARTS, build_subscription_view, newest_usable_state, write_full_view
 from tests.test_subscriptions import at, cnr_row, digest, read_view, sub_row, write_events
 
 D0 = dt.date(2026, 5, 4)

@@ -15,12 +15,11 @@ from cvas.core.schemas import KINDS, spec
 from cvas.steps.subscriptions import (
     SUBSCRIPTION_SCHEMA,
     SubscriptionViewError,
-    as_of_days,
     build_subscription_view,
     check_view_file,
-    parts,
     read_view_table,
 )
+from cvas.core.layout import as_of_days, parts
 from cvas.core.freshness import state
 from tests.golden_scenario import DAY, ROWS
 

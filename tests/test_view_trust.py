@@ -209,14 +209,15 @@ _KILLED_DAILY = textwrap.dedent("""
 
     where = sys.argv[1]
     if where == "latest":      # after the as-of view and its state, before the newest copy
-        subs._copy_latest = lambda layout: os._exit(9)
+        subs.copy_latest = lambda layout: os._exit(9)
     else:                      # after the view, before the state's sidecar
-        record = subs.record_parts
+        import cvas.steps.subscription_publish as publishing
+        record = publishing.record_parts
         def killed(layout, output, *args, **kwargs):
             if Path(output).is_relative_to(layout.subscription_state_root):
                 os._exit(9)
             return record(layout, output, *args, **kwargs)
-        subs.record_parts = killed
+        publishing.record_parts = killed
     sys.exit(main(["daily", "--date", sys.argv[2]]))
 """)
 
