@@ -23,7 +23,7 @@ from luigi.task import flatten
 
 from tasks.ops.luigid import done_since, wait_out_done_cooldown
 from tests.cli_runs import run_cvas
-from tests.luigid_tasks import RUN_LOG, Leaf, Total, expected_total
+from tests.luigid_tasks import RUN_LOG, Leaf, expected_total
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "luigid.sh"

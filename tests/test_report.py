@@ -215,12 +215,12 @@ def read_png(path: Path) -> np.ndarray:
 # -- tests ---------------------------------------------------------------------------------------
 
 def test_daily_report_task_publishes_one_page_per_day(built):
-    from cvas.analyst.report import report_days
+    from cvas.core.catalogue import days_of
     from cvas.core.freshness import Settings, state
 
     page = built.report(END)
     assert page == built.root / "reports" / "2025-10-10.html"
-    assert report_days(built) == {END}
+    assert days_of(built, "report") == {END}
     assert state(built, "report", END, settings=Settings(excluded_services=KEYWORDS)).fresh
     assert not any(p.name.startswith(".") or "tmp" in p.name for p in page.parent.iterdir())
 

@@ -20,7 +20,7 @@ from markupsafe import Markup
 from cvas import __version__
 from cvas.core import provenance
 from cvas.core.catalogue import WINDOW_DAYS, report_inputs
-from cvas.core.layout import Layout, days_in_dir
+from cvas.core.layout import Layout
 from cvas.core.publish import write_text_atomic
 from cvas.templates import load_template, render
 from cvas.steps.user_base import CATEGORY_MAP
@@ -157,8 +157,3 @@ def build_report(layout: Layout, day: dt.date, *, excluded_services: tuple[str, 
             "counter_days": int(data.daily["rev"].notna().sum()), "user_base_days": data.health.user_base_days}
     log.info("report %s: %s (%d bytes, %d charts)", day, target, info["bytes"], info["charts"])
     return info
-
-
-def report_days(layout: Layout) -> set[dt.date]:
-    """Days with a published report (one listing)."""
-    return days_in_dir(layout.reports_root, ".html")

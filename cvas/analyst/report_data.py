@@ -44,12 +44,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cvas.core.catalogue import WINDOW_DAYS, report_window
-from cvas.core.layout import Layout, days_in_dir
+from cvas.core.catalogue import WINDOW_DAYS, days_of, report_window
+from cvas.core.layout import Layout
 from cvas.steps.master import read_master_csv
 from cvas.core.quality import read_quality
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS
-from cvas.core.freshness import counter_days
 from cvas.steps.user_base import map_category
 
 
@@ -207,7 +206,7 @@ def _category(raw: Any) -> str:
 def read_counter_window(layout: Layout, days: list[dt.date]) -> tuple[pd.DataFrame, set[dt.date]]:
     """The counter rows of the days of `days` that have a counter file (one listing, one read
     each), and those days (a file without rows is a day without transactions, not a gap)."""
-    built = counter_days(layout) & set(days)
+    built = days_of(layout, "daily_counters") & set(days)
     # ParquetFile: one file as it is, without read_table's dataset discovery (half the cost)
     tables = [pq.ParquetFile(layout.daily_counters(d)).read().cast(COUNTER_SCHEMA) for d in sorted(built)]
     table = pa.concat_tables(tables) if tables else COUNTER_SCHEMA.empty_table()
@@ -238,7 +237,7 @@ def scope_counters(counters: pd.DataFrame, master: pa.Table,
 
 def read_user_base_window(layout: Layout, days: list[dt.date], excluded_keywords: tuple[str, ...]) -> pd.DataFrame:
     """The per-day user-base rows of `days` (those with a file), without the excluded services."""
-    have = days_in_dir(layout.user_base_daily_root, ".parquet")
+    have = days_of(layout, "user_base_daily")
     tables = [pq.ParquetFile(layout.user_base_daily(d)).read() for d in days if d in have]
     columns = ["date", "cpc", "service_name", "tme_category", "user_base"]
     if not tables:
@@ -346,12 +345,11 @@ def collect_health(layout: Layout, day: dt.date, window: list[dt.date], exclusio
     from cvas.core.freshness import Freshness
     from cvas.ops.status import MISSING, PRESENT, dataset_label, grid
     from cvas.core.layout import as_of_days
-    from cvas.steps.user_base import daily_days
 
     health = Health(excluded_keywords=excluded_keywords)
-    built = counter_days(layout)
+    built = days_of(layout, "daily_counters")
     health.history_start = _first(built)
-    ub_days = daily_days(layout)
+    ub_days = days_of(layout, "user_base_daily")
     health.user_base_start = _first(ub_days)
     in_window = set(window)
     if health.history_start is not None:

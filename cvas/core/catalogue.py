@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from cvas.core import provenance
-from cvas.core.layout import (PART_FILE, Layout, as_of_days, day_of_name, newest_transaction_day, stat_listing,
-                              transaction_digest)
+from cvas.core.layout import (PART_FILE, Layout, as_of_days, day_of_name, days_in_dir, newest_transaction_day,
+                              stat_listing, transaction_days, transaction_digest)
 from cvas.core.schemas import KINDS, VIEW_KINDS
 
 # keys: what one output of a dataset is identified by
@@ -154,9 +154,24 @@ def _view_digest(layout: Layout, day: dt.date | None, settings: Settings) -> str
     return transaction_digest(layout, day, VIEW_KINDS)
 
 
+def days_of(layout: Layout, name: str, kind: str | None = None) -> set[dt.date]:
+    """The days dataset `name` (of `kind`) holds: those whose file, as the layout names it, exists,
+    from one listing per folder (per month folder for the transactions). The one answer to
+    "which days does dataset X hold"; a file the layout does not name is never a day."""
+    ds = dataset(name)
+    if ds.days is not None:
+        return ds.days(layout)
+    sample = ds.outputs(layout, _SAMPLE, kind)[0]
+    literal, fmt = next((lit, f) for lit, _, f in _DAY_TEXTS if lit in sample.name)
+    suffix = sample.name.replace(literal, "", 1)
+    if sample.parent.name == f"year_month={_SAMPLE:%Y-%m}":   # Hive month partitions
+        return transaction_days(layout, kind)
+    return days_in_dir(sample.parent, suffix, fmt)
+
+
 def newest_day(layout: Layout, name: str) -> dt.date | None:
-    """The newest day with a published output of the per-day dataset `name` (its `days`)."""
-    days = DATASETS[name].days(layout)
+    """The newest day with a published output of the per-day dataset `name`."""
+    days = days_of(layout, name)
     return max(days) if days else None
 
 

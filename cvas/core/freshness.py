@@ -36,7 +36,7 @@ from typing import Any
 from cvas.core import provenance
 from cvas.core.catalogue import Dataset, Settings, counter_inputs, dataset, day_listing
 from cvas.core.failures import failures
-from cvas.core.layout import Layout, days_in_dir, part_stats, sidecar, tombstone, through, transaction_days
+from cvas.core.layout import Layout, part_stats, sidecar, tombstone, through
 from cvas.core.quality import read_quality
 
 PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
@@ -46,8 +46,7 @@ DAMAGED = "damaged"
 STATES = (PRESENT, MISSING, STALE, FAILED, INVALID, FLAGGED, DAMAGED)
 
 __all__ = ["DAMAGED", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Extension",
-           "Freshness", "Settings", "clear_invalidation", "counter_days", "counter_inputs", "invalidated",
-           "is_invalidated", "loaded_days", "raw_days", "state"]
+           "Freshness", "Settings", "clear_invalidation", "counter_inputs", "invalidated", "is_invalidated", "state"]
 
 
 @dataclass(frozen=True)
@@ -339,21 +338,9 @@ def _dotted(meta: dict[str, Any], key: str) -> Any:
 
 # -- listings and invalidation marks ---------------------------------------------------------
 
-def raw_days(layout: Layout, kind: str) -> set[dt.date]:
-    return days_in_dir(layout.raw(kind, dt.date(2000, 1, 1)).parent, ".csv")
-
-
-def loaded_days(layout: Layout, kind: str) -> set[dt.date]:
-    return transaction_days(layout, kind)
-
-
-def counter_days(layout: Layout) -> set[dt.date]:
-    return days_in_dir(layout.daily_counters_root, ".parquet")
-
-
 def invalidated(layout: Layout) -> set[Path]:
     """Every output currently marked for rebuild (usually none: one empty listing)."""
-    root = layout.root / "_invalid"
+    root = layout.invalid_root
     if not root.exists():
         return set()
     return {layout.root / p.relative_to(root) for p in root.rglob("*") if p.is_file()}

@@ -14,7 +14,8 @@ from typing import Any
 import duckdb
 
 from cvas.core import provenance
-from cvas.core.layout import (Layout, parts, transaction_days)
+from cvas.core.catalogue import days_of
+from cvas.core.layout import Layout, parts
 from cvas.core.schemas import VIEW_KINDS
 from cvas.sql import load_sql, sql_path
 from cvas.steps.subscription_contract import OPEN_PARTS, check_view_file
@@ -173,7 +174,7 @@ def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after
 
 def history_span(layout: Layout, as_of: dt.date) -> int:
     """Days from the first transaction file to `as_of`, both included (0 without any)."""
-    days = [d for kind in VIEW_KINDS for d in transaction_days(layout, kind) if d <= as_of]
+    days = [d for kind in VIEW_KINDS for d in days_of(layout, "transactions", kind) if d <= as_of]
     return (as_of - min(days)).days + 1 if days else 0
 
 
@@ -187,7 +188,7 @@ def chunked_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
     and full build agree byte for byte, so either equals full_state. Returns ({part: the query of
     its rows} over the last state's files, the passes over transaction files it made)."""
     if base is None:
-        days = sorted({d for kind in VIEW_KINDS for d in transaction_days(layout, kind) if d <= as_of})
+        days = sorted({d for kind in VIEW_KINDS for d in days_of(layout, "transactions", kind) if d <= as_of})
         start = min((days[0] if days else as_of) + dt.timedelta(days=chunk_days - 1), as_of)
         folder = work / "chunk-0"
         folder.mkdir(parents=True)

@@ -63,8 +63,8 @@ import time
 
 from cvas.core.catalogue import writer_lock
 from cvas.core.freshness import is_invalidated
-from cvas.core.layout import (Layout, as_of_days, transaction_days,
-                              transaction_digest)
+from cvas.core.catalogue import days_of
+from cvas.core.layout import Layout, as_of_days, transaction_digest
 from cvas.core.locking import exclusive
 from cvas.core.schemas import VIEW_KINDS
 from cvas.steps.subscription_contract import (CHUNK_DAYS, DEFAULT_KEEP_DAYS, OPEN_PARTS, STATUSES,
@@ -147,7 +147,7 @@ def missing_days(layout: Layout, as_of: dt.date) -> dict[dt.date, list[str]]:
     `as_of` that lack the partition of a kind the view reads (an empty extract is a partition; a
     kind with no partition at all, on a young data root, reads as empty)."""
     loaded = {kind: days for kind in VIEW_KINDS
-              if (days := {d for d in transaction_days(layout, kind) if d <= as_of})}
+              if (days := {d for d in days_of(layout, "transactions", kind) if d <= as_of})}
     every = set().union(*loaded.values())
     if not every:
         return {}

@@ -45,7 +45,7 @@ from cvas.core.catalogue import published_outputs, writer_lock
 from cvas.core.csvcells import safe_cell
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.freshness import Freshness, Settings
-from cvas.core.layout import Layout, days_in_dir
+from cvas.core.layout import Layout
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged
 from cvas.sql import connect, load_sql
@@ -271,13 +271,3 @@ def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dic
     log.info("user base exports: %s with %d day(s) read, %d days in total; lines %s", mode, len(days),
              len(plan.listing), ", ".join(f"{k} {v}" for k, v in counts.items()))
     return {"mode": mode, "days_read": len(days), "days": len(plan.listing), "lines": counts}
-
-
-def snapshot_days(layout: Layout) -> set[dt.date]:
-    """Days with a fetched snapshot (one listing)."""
-    return days_in_dir(layout.user_base_snapshot_root, "_NBS_Base.csv", "%Y%m%d")
-
-
-def daily_days(layout: Layout) -> set[dt.date]:
-    """Days with a per-day aggregate (one listing)."""
-    return days_in_dir(layout.user_base_daily_root, ".parquet")
