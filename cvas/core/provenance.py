@@ -140,15 +140,3 @@ def sidecar_problem(layout: Layout, output: Path) -> str | None:
     if not path.exists():
         return "no provenance sidecar"
     return None if read_json(path) is not None else f"unreadable provenance sidecar {path.relative_to(layout.root)}"
-
-
-def changed_inputs(layout: Layout, output: Path, inputs: dict[str, Path]) -> list[str]:
-    """Names of the inputs whose current fingerprint differs from the recorded one.
-
-    An output without a sidecar reports `["<no provenance>"]`.
-    """
-    meta = read(layout, output)
-    if meta is None:
-        return ["<no provenance>"]
-    recorded = meta.get("inputs", {})
-    return [name for name, path in sorted(inputs.items()) if not same_file(recorded.get(name), path)]
