@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import difflib
 import re
@@ -68,6 +69,14 @@ def _closest(name: str, valid, otherwise: str) -> str:
     match = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.6)
     return f"; did you mean {match[0]!r}?" if match else f" ({otherwise})"
 
+
+
+def day_argument(text: str) -> dt.date:
+    """A day given on the command line (`YYYY-MM-DD`), as argparse's `type`."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def check_config() -> Path:
