@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CVAS := $(VENV)/bin/cvas
 export LUIGI_CONFIG_PATH ?= $(CURDIR)/luigi.cfg
 
-.PHONY: help install demo daily backfill test bench clean luigid luigid-stop
+.PHONY: help install demo daily backfill test bench bench-backfill clean luigid luigid-stop
 
 # List the targets and what each does (this text).
 help:
@@ -43,6 +43,10 @@ test: install
 # Print the benchmark figures.
 bench: install
 	$(PY) -m bench
+
+# Only the backfill figures: a year (and BENCH_BATCH_YEARS years) from drops vs one bare DuckDB pass, with the profile.
+bench-backfill: install
+	$(PY) -m bench backfill
 
 # Start the central scheduler and visualiser (http://127.0.0.1:8082/) in the background, state in var/luigid.
 luigid: install

@@ -6,11 +6,14 @@ import contextlib
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from cvas.core.timing import phase
 
 
 class PublishError(RuntimeError):
@@ -18,7 +21,7 @@ class PublishError(RuntimeError):
 
 
 def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
+    with phase("fsync"), contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -33,10 +36,15 @@ def staged(staging_root: Path, target: Path) -> Iterator[Path]:
     The temporary file lives under `staging_root` (same filesystem, outside every dataset
     root), so no reader that globs a dataset ever sees it. On error it is removed and the
     previous `target`, if any, is untouched. A forced rerun therefore replaces a file in
-    one rename: readers see the old file or the new one, never neither.
+    one rename: readers see the old file or the new one, never neither. Inside
+    `published_together`, the checked file is queued and renamed with the others on its exit.
     """
-    staging_root.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{target.stem}.", dir=staging_root))
+    batch = _together[-1] if _together else None
+    if batch is not None:
+        tmp_dir = batch.make_dir()
+    else:
+        staging_root.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f"{target.stem}.", dir=staging_root))
     tmp = tmp_dir / target.name
     try:
         try:
@@ -46,13 +54,106 @@ def staged(staging_root: Path, target: Path) -> Iterator[Path]:
                                "the previous version, if any, is untouched") from exc
         if not tmp.exists():
             raise PublishError(f"nothing was written for {target}")
-        with open(tmp, "rb+") as fh:
+        if batch is not None:
+            batch.queue(tmp, target)
+            return
+        with phase("fsync"), open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if batch is None or tmp not in batch.queued:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+_SYNC_THREADS = 16
+
+
+class _Together:
+    """The files staged inside one `published_together`, in the order they were staged."""
+
+    def __init__(self, staging_root: Path):
+        staging_root.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="together.", dir=staging_root))
+        self.queued: dict[Path, Path] = {}          # staged file -> target, in staging order
+        self.latest: dict[Path, Path] = {}          # target -> its newest staged file
+        self.made = 0
+
+    def make_dir(self) -> Path:
+        """A new folder for one staged file (it keeps its target's name: writers go by the suffix)."""
+        self.made += 1
+        path = self.dir / str(self.made)
+        path.mkdir()
+        return path
+
+    def queue(self, tmp: Path, target: Path) -> None:
+        self.queued[tmp] = Path(target)
+        self.latest[Path(target)] = tmp
+
+    def commit(self) -> None:
+        """Make every staged file durable, then rename them into place folder by folder, in the
+        order each folder was first staged into (in staging order within a folder), syncing each
+        folder before the next one's renames."""
+        with phase("fsync"), ThreadPoolExecutor(_SYNC_THREADS) as pool:
+            list(pool.map(_fsync_file, self.queued))   # concurrent fsyncs share the journal's commits
+        folders: dict[Path, list[tuple[Path, Path]]] = {}
+        for tmp, target in self.queued.items():
+            folders.setdefault(target.parent, []).append((tmp, target))
+        for folder, files in folders.items():
+            folder.mkdir(parents=True, exist_ok=True)
+            for tmp, target in files:
+                os.replace(tmp, target)
+            _fsync_dir(folder)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_together: list[_Together] = []
+
+
+@contextlib.contextmanager
+def published_together(staging_root: Path) -> Iterator[None]:
+    """Inside, every file published through `staged` (`publish_parquet`, `write_text_atomic`, ...)
+    is written and checked as usual, then queued; on exit, an error included, the queued files
+    are published together: all made durable (fsync, concurrently), then renamed into place
+    folder by folder, each folder synced once after its renames (`_Together.commit`). Costs one
+    round of concurrent fsyncs and one fsync per folder, instead of two fsyncs and a temporary
+    folder per file.
+
+    The guarantees kept: a file is renamed only once its bytes are on disk, so a crash never
+    shows a half-written file at a dataset path; a folder's renames are durable before the
+    next folder's begin, so a day's report is on disk before its partition appears and its
+    partition before its sidecar (folders are taken in the order a day stages into them);
+    a crash before a folder's sync may lose its renames, leaving the previous version (or
+    nothing) there, as a crash before the rename would, and the day is rebuilt. What callers
+    must know: nothing is at its target before the block ends, so a step that reads a file
+    staged in the same block reads `staged_file(target)` or runs after the block. Not nested."""
+    if _together:
+        raise RuntimeError("published_together is not nested")
+    batch = _Together(staging_root)
+    _together.append(batch)
+    try:
+        yield
+    finally:
+        _together.pop()
+        try:
+            batch.commit()
+        finally:
+            shutil.rmtree(batch.dir, ignore_errors=True)
+
+
+def staged_file(target: Path) -> Path:
+    """The file whose bytes `target` will have: its queued staged file inside `published_together`,
+    else `target` itself."""
+    batch = _together[-1] if _together else None
+    return batch.latest.get(Path(target), Path(target)) if batch is not None else Path(target)
 
 
 @contextlib.contextmanager
@@ -71,7 +172,7 @@ def staged_dir(staging_root: Path, target: Path) -> Iterator[Path]:
             raise PublishError(f"{target}: could not be written ({exc.strerror or exc}); "
                                "the previous version, if any, is untouched") from exc
         for entry in tmp.iterdir():
-            with open(entry, "rb") as fh:
+            with phase("fsync"), open(entry, "rb") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)
         swap_into_place(tmp, target)

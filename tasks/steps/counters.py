@@ -11,7 +11,7 @@ from cvas.steps.counters import build_daily_counters
 from cvas.steps.exclusions import load_exclusions
 from cvas.steps.exports import publish_counter_exports
 from cvas.steps.master import master_csv_text, read_master_xlsx
-from cvas.core.publish import write_text_atomic
+from cvas.core.publish import published_together, write_text_atomic
 from cvas.core.schemas import KINDS
 from tasks import datasets
 from tasks.base import CvasTask, DayParameter
@@ -48,7 +48,8 @@ class DailyCounters(CvasTask):
                 provenance.record(lay, lay.daily_counters(day), inputs=read, params={"date": str(day)}, rows=rows)
                 return rows
 
-            rows = each_day("counters", sorted(days), one_day)
+            with published_together(lay.staging):
+                rows = each_day("counters", sorted(days), one_day)
             self.progress(100, f"{sum(rows.values())} CPC rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)

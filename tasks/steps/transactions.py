@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import luigi
 
-from cvas.core.batch import each_day
 from cvas.steps.fetch import fetch_transactions_days
-from cvas.steps.feed_health import check_feed
-from cvas.steps.load import RejectRatioExceeded, load_into_layout
+from cvas.steps.load import load_days_into_layout
 from cvas.core.schemas import KINDS
 from tasks import datasets
 from tasks.base import CvasTask, DayParameter
@@ -62,18 +60,10 @@ class LoadTransactions(CvasTask):
         with self.once() as built:
             if built:
                 return
-            lay, limit = layout(), cvas().max_reject_ratio
             self.progress(0, f"loading {self.kind}")
-
-            def one_day(day):
-                try:
-                    report = load_into_layout(lay, self.kind, day, max_reject_ratio=limit)
-                except RejectRatioExceeded:
-                    check_feed(lay, self.kind, day)  # a re-delivered old extract fails here: say so too
-                    raise
-                return report, check_feed(lay, self.kind, day)  # a flagged day stays published
-
-            done = each_day(f"load {self.kind}", self.pending(), one_day)
+            # a flagged day stays published; a day over the reject limit is checked too (a
+            # re-delivered old extract fails there: the verdict says so)
+            done = load_days_into_layout(layout(), self.kind, self.pending(), max_reject_ratio=cvas().max_reject_ratio)
             flagged = [f"{h.date}: {h.describe()}" for _, h in done.values() if h.flagged]
             self.progress(100, f"{sum(r['rows_written'] for r, _ in done.values())} rows written, "
                                f"{sum(r['rejected'] for r, _ in done.values())} rejected"
