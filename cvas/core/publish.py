@@ -41,11 +41,11 @@ def staged(staging_root: Path, target: Path) -> Iterator[Path]:
     """
     batch = _together[-1] if _together else None
     if batch is not None:
-        tmp_dir = batch.make_dir()
+        tmp_dir, tmp = None, batch.new_file(target)
     else:
         staging_root.mkdir(parents=True, exist_ok=True)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f"{target.stem}.", dir=staging_root))
-    tmp = tmp_dir / target.name
+        tmp = tmp_dir / target.name
     try:
         try:
             yield tmp
@@ -63,48 +63,52 @@ def staged(staging_root: Path, target: Path) -> Iterator[Path]:
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
-        if batch is None or tmp not in batch.queued:
+        if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
+        elif tmp not in batch.queued:
+            tmp.unlink(missing_ok=True)
 
 
 _SYNC_THREADS = 16
 
 
 class _Together:
-    """The files staged inside one `published_together`, in the order they were staged."""
+    """The files staged inside one `published_together` and not yet published, in staging order,
+    and the folders published into so far."""
 
     def __init__(self, staging_root: Path):
         staging_root.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="together.", dir=staging_root))
         self.queued: dict[Path, Path] = {}          # staged file -> target, in staging order
         self.latest: dict[Path, Path] = {}          # target -> its newest staged file
+        self.folders: dict[Path, None] = {}
         self.made = 0
 
-    def make_dir(self) -> Path:
-        """A new folder for one staged file (it keeps its target's name: writers go by the suffix)."""
+    def new_file(self, target: Path) -> Path:
+        """A new staged file for `target`, in the block's one folder (a folder a file costs an
+        rmdir each, which is slow on a file system mounted with `discard`); it ends with the
+        target's name, so writers that go by the suffix write the same format."""
         self.made += 1
-        path = self.dir / str(self.made)
-        path.mkdir()
-        return path
+        return self.dir / f"{self.made}.{target.name}"
 
     def queue(self, tmp: Path, target: Path) -> None:
         self.queued[tmp] = Path(target)
         self.latest[Path(target)] = tmp
 
-    def commit(self) -> None:
-        """Make every staged file durable, then rename them into place folder by folder, in the
-        order each folder was first staged into (in staging order within a folder), syncing each
-        folder before the next one's renames."""
-        with phase("fsync"), ThreadPoolExecutor(_SYNC_THREADS) as pool:
-            list(pool.map(_fsync_file, self.queued))   # concurrent fsyncs share the journal's commits
-        folders: dict[Path, list[tuple[Path, Path]]] = {}
+    def publish(self) -> None:
+        """Make the queued files durable (concurrent fsyncs share the journal's commits), then
+        rename each into place in staging order."""
+        if not self.queued:
+            return
+        with phase("fsync"), ThreadPoolExecutor(min(_SYNC_THREADS, len(self.queued))) as pool:
+            list(pool.map(_fsync_file, self.queued))
         for tmp, target in self.queued.items():
-            folders.setdefault(target.parent, []).append((tmp, target))
-        for folder, files in folders.items():
-            folder.mkdir(parents=True, exist_ok=True)
-            for tmp, target in files:
-                os.replace(tmp, target)
-            _fsync_dir(folder)
+            if target.parent not in self.folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.folders[target.parent] = None
+            os.replace(tmp, target)
+        self.queued.clear()
+        self.latest.clear()
 
 
 def _fsync_file(path: Path) -> None:
@@ -120,21 +124,26 @@ _together: list[_Together] = []
 
 @contextlib.contextmanager
 def published_together(staging_root: Path) -> Iterator[None]:
-    """Inside, every file published through `staged` (`publish_parquet`, `write_text_atomic`, ...)
-    is written and checked as usual, then queued; on exit, an error included, the queued files
-    are published together: all made durable (fsync, concurrently), then renamed into place
-    folder by folder, each folder synced once after its renames (`_Together.commit`). Costs one
-    round of concurrent fsyncs and one fsync per folder, instead of two fsyncs and a temporary
-    folder per file.
+    """A run of many days whose files are published a day at a time for the cost of one.
 
-    The guarantees kept: a file is renamed only once its bytes are on disk, so a crash never
-    shows a half-written file at a dataset path; a folder's renames are durable before the
-    next folder's begin, so a day's report is on disk before its partition appears and its
-    partition before its sidecar (folders are taken in the order a day stages into them);
-    a crash before a folder's sync may lose its renames, leaving the previous version (or
-    nothing) there, as a crash before the rename would, and the day is rebuilt. What callers
-    must know: nothing is at its target before the block ends, so a step that reads a file
-    staged in the same block reads `staged_file(target)` or runs after the block. Not nested."""
+    Inside, every file published through `staged` (`publish_parquet`, `write_text_atomic`, ...)
+    is written and checked as usual, then queued; `publish_queued` (which `each_day` calls
+    after each day) makes the queued files durable with one round of concurrent fsyncs and
+    renames them into place in the order they were staged; on exit, an error included, what
+    is still queued is published and each folder published into is synced once. Instead of,
+    per file, a temporary folder, an fsync, a rename and an fsync of its folder.
+
+    The guarantees kept: a file is renamed only once its bytes are on disk, so no crash ever
+    shows a half-written file at a dataset path; a day's files appear in the order they were
+    staged (report, partition, sidecar), each in one rename, and a run killed (SIGKILL) keeps
+    every day published before the kill. What it relies on for a power loss before the
+    block's end: a rename not yet made durable by its folder's sync may be lost, which leaves
+    the previous version (or nothing) there as a crash just before the rename would, and the
+    day is rebuilt because its output and its sidecar no longer agree; and the file system
+    keeps one process's renames in order across a crash (ext4 and XFS journal them in order),
+    so a partition never survives without the report staged before it. Until its day is
+    published a staged file is not at its target: `staged_file` gives the bytes it will have.
+    Not nested."""
     if _together:
         raise RuntimeError("published_together is not nested")
     batch = _Together(staging_root)
@@ -144,9 +153,17 @@ def published_together(staging_root: Path) -> Iterator[None]:
     finally:
         _together.pop()
         try:
-            batch.commit()
+            batch.publish()
+            for folder in batch.folders:
+                _fsync_dir(folder)
         finally:
             shutil.rmtree(batch.dir, ignore_errors=True)
+
+
+def publish_queued() -> None:
+    """Publish the files queued so far in the current `published_together` (none outside one)."""
+    if _together:
+        _together[-1].publish()
 
 
 def staged_file(target: Path) -> Path:
