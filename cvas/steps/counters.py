@@ -27,9 +27,18 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return connect(threads=2)
 
 
+def counters_connection(exclusions: Exclusions) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection holding the exclusion sets, for the counters of one or many days."""
+    con = _connect()
+    con.register("ex_msisdn", pa.table({"v": pa.array(sorted(exclusions.msisdn), pa.large_string())}))
+    con.register("ex_tmuserid", pa.table({"v": pa.array(sorted(exclusions.tmuserid), pa.large_string())}))
+    return con
+
+
 def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,
-                           computed_at: dt.datetime) -> pa.Table:
-    """The counters of `day` from exactly that day's six partitions (no other file is read)."""
+                           computed_at: dt.datetime, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """The counters of `day` from exactly that day's six partitions (no other file is read);
+    `con`, a `counters_connection(exclusions)`, serves many days (one is opened otherwise)."""
     missing = [k for k in KINDS if k not in partitions or not Path(partitions[k]).exists()]
     if missing:
         raise CounterInputError(f"counters for {day}: missing transaction partition(s) for {', '.join(missing)}")
@@ -37,16 +46,17 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
     tables = {kind: pq.ParquetFile(partitions[kind]).read() for kind in KINDS}
     for kind in KINDS:
         _check_ranges(day, partitions[kind], tables[kind])
-    con = _connect()
+    session = con or counters_connection(exclusions)
     try:
         for kind in KINDS:
-            con.register(kind, tables[kind])
-        con.register("ex_msisdn", pa.table({"v": pa.array(sorted(exclusions.msisdn), pa.large_string())}))
-        con.register("ex_tmuserid", pa.table({"v": pa.array(sorted(exclusions.tmuserid), pa.large_string())}))
-        table = con.execute(load_sql("daily_counters"), {"day": day, "last_updated": computed_at}).fetch_arrow_table()
-        null_cpc = sum(con.execute(f"select count(*) from {k} where cpc is null").fetchone()[0] for k in KINDS)
+            session.register(kind, tables[kind])
+        table = session.execute(load_sql("daily_counters"), {"day": day, "last_updated": computed_at}).fetch_arrow_table()
+        for kind in KINDS:
+            session.unregister(kind)
     finally:
-        con.close()
+        if con is None:
+            session.close()
+    null_cpc = sum(tables[k].column("cpc").null_count for k in KINDS)
     if null_cpc:
         log.warning("counters %s: %d transaction row(s) without a CPC are not counted", day, null_cpc)
     table = table.cast(COUNTER_SCHEMA)
@@ -75,9 +85,12 @@ def _check_ranges(day: dt.date, path: Path, table: pa.Table) -> None:
 
 
 def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,
-                         out: Path, staging: Path, computed_at: dt.datetime | None = None) -> int:
-    """Compute and publish one day's counters; returns the number of CPC rows (0 is a valid day)."""
-    table = compute_daily_counters(day, partitions, exclusions, computed_at or dt.datetime.now().replace(microsecond=0))
+                         out: Path, staging: Path, computed_at: dt.datetime | None = None,
+                         con: duckdb.DuckDBPyConnection | None = None) -> int:
+    """Compute and publish one day's counters; returns the number of CPC rows (0 is a valid day).
+    `con` as in `compute_daily_counters`."""
+    table = compute_daily_counters(day, partitions, exclusions, computed_at or dt.datetime.now().replace(microsecond=0),
+                                   con=con)
     publish_parquet(staging, out, table)
     return table.num_rows
 

@@ -7,7 +7,7 @@ import luigi
 
 from cvas.core import provenance
 from cvas.core.batch import each_day
-from cvas.steps.counters import build_daily_counters
+from cvas.steps.counters import build_daily_counters, counters_connection
 from cvas.steps.exclusions import load_exclusions
 from cvas.steps.exports import publish_counter_exports
 from cvas.steps.master import master_csv_text, read_master_xlsx
@@ -39,17 +39,21 @@ class DailyCounters(CvasTask):
             lay = layout()
             exclusions = load_exclusions(exclusions_path())
             days = {task.date: task for task in self.day_tasks() if task.date in self.pending()}
+            con = counters_connection(exclusions)   # one for the batch's days
 
             def one_day(day: dt.date) -> int:
                 inputs = datasets.inputs(days[day])
                 read = provenance.fingerprints(inputs)   # before reading: a file replaced meanwhile shows as changed
                 rows = build_daily_counters(day, {k: inputs[k] for k in KINDS}, exclusions,
-                                            lay.daily_counters(day), lay.staging)
+                                            lay.daily_counters(day), lay.staging, con=con)
                 provenance.record(lay, lay.daily_counters(day), inputs=read, params={"date": str(day)}, rows=rows)
                 return rows
 
-            with published_together(lay.staging):
-                rows = each_day("counters", sorted(days), one_day)
+            try:
+                with published_together(lay.staging):
+                    rows = each_day("counters", sorted(days), one_day)
+            finally:
+                con.close()
             self.progress(100, f"{sum(rows.values())} CPC rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
