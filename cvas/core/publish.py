@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,16 +75,20 @@ _SYNC_THREADS = 16
 
 
 class _Together:
-    """The files staged inside one `published_together` and not yet published, in staging order,
-    and the folders published into so far."""
+    """The files staged inside one `published_together`: those of the day being built (`queued`,
+    in staging order), and a publisher thread that publishes the days handed to it, in order."""
 
     def __init__(self, staging_root: Path):
         staging_root.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="together.", dir=staging_root))
         self.queued: dict[Path, Path] = {}          # staged file -> target, in staging order
         self.latest: dict[Path, Path] = {}          # target -> its newest staged file
-        self.folders: dict[Path, None] = {}
+        self.folders: dict[Path, None] = {}         # folders published into (by the publisher)
         self.made = 0
+        self.inbox: queue.Queue[list[tuple[Path, Path]] | None] = queue.Queue()
+        self.failure: BaseException | None = None
+        self.publisher = threading.Thread(target=self._run, name="cvas-publish", daemon=True)
+        self.publisher.start()
 
     def new_file(self, target: Path) -> Path:
         """A new staged file for `target`, in the block's one folder (a folder a file costs an
@@ -96,19 +102,48 @@ class _Together:
         self.latest[Path(target)] = tmp
 
     def publish(self) -> None:
-        """Make the queued files durable (concurrent fsyncs share the journal's commits), then
-        rename each into place in staging order."""
-        if not self.queued:
-            return
-        with phase("fsync"), ThreadPoolExecutor(min(_SYNC_THREADS, len(self.queued))) as pool:
-            list(pool.map(_fsync_file, self.queued))
-        for tmp, target in self.queued.items():
-            if target.parent not in self.folders:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.folders[target.parent] = None
-            os.replace(tmp, target)
-        self.queued.clear()
-        self.latest.clear()
+        """Hand the queued files to the publisher thread (the next day's work goes on meanwhile)."""
+        if self.queued:
+            self.inbox.put(list(self.queued.items()))
+            self.queued.clear()
+            self.latest.clear()
+
+    def close(self) -> None:
+        """Publish what is still queued, wait for the publisher, sync each folder published into
+        once; raises PublishError when some day could not be published."""
+        self.publish()
+        self.inbox.put(None)
+        with phase("fsync"):
+            self.publisher.join()
+            for folder in self.folders:
+                _fsync_dir(folder)
+        if self.failure is not None:
+            raise PublishError(f"publishing the staged files failed ({self.failure}); the days before it are "
+                               "published, it and the days after it are not") from self.failure
+
+    def _run(self) -> None:
+        """The publisher: takes every day handed over so far, makes their files durable with
+        concurrent fsyncs (they share the journal's commits), then renames them into place in
+        staging order. After a failure nothing more is published (days stay in order)."""
+        with ThreadPoolExecutor(_SYNC_THREADS) as pool:
+            done = False
+            while not done:
+                groups = [self.inbox.get()]
+                while not self.inbox.empty():
+                    groups.append(self.inbox.get_nowait())
+                done = groups[-1] is None
+                files = [pair for group in groups if group for pair in group]
+                if self.failure is not None or not files:
+                    continue
+                try:
+                    list(pool.map(_fsync_file, [tmp for tmp, _ in files]))
+                    for tmp, target in files:
+                        if target.parent not in self.folders:
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            self.folders[target.parent] = None
+                        os.replace(tmp, target)
+                except BaseException as exc:  # noqa: BLE001 - raised in the building thread by close()
+                    self.failure = exc
 
 
 def _fsync_file(path: Path) -> None:
@@ -128,10 +163,13 @@ def published_together(staging_root: Path) -> Iterator[None]:
 
     Inside, every file published through `staged` (`publish_parquet`, `write_text_atomic`, ...)
     is written and checked as usual, then queued; `publish_queued` (which `each_day` calls
-    after each day) makes the queued files durable with one round of concurrent fsyncs and
-    renames them into place in the order they were staged; on exit, an error included, what
-    is still queued is published and each folder published into is synced once. Instead of,
-    per file, a temporary folder, an fsync, a rename and an fsync of its folder.
+    after each day) hands the day's files to a publisher thread, which makes them durable
+    with concurrent fsyncs (the days handed over meanwhile together) and renames them into
+    place in the order they were staged, while the next day is built; on exit, an error
+    included, what is still queued is published, the block waits for the publisher and syncs
+    each folder published into once. Instead of, per file, a temporary folder, an fsync, a
+    rename and an fsync of its folder, in the building thread. If the publisher fails (a disk
+    error), the days from that one on are not published and the block raises PublishError.
 
     The guarantees kept: a file is renamed only once its bytes are on disk, so no crash ever
     shows a half-written file at a dataset path; a day's files appear in the order they were
@@ -141,9 +179,9 @@ def published_together(staging_root: Path) -> Iterator[None]:
     the previous version (or nothing) there as a crash just before the rename would, and the
     day is rebuilt because its output and its sidecar no longer agree; and the file system
     keeps one process's renames in order across a crash (ext4 and XFS journal them in order),
-    so a partition never survives without the report staged before it. Until its day is
-    published a staged file is not at its target: `staged_file` gives the bytes it will have.
-    Not nested."""
+    so a partition never survives without the report staged before it. A file is at its
+    target once the block has ended (a step reading it runs after the block); until its day
+    is handed over, `staged_file` gives the bytes it will have. Not nested."""
     if _together:
         raise RuntimeError("published_together is not nested")
     batch = _Together(staging_root)
@@ -153,15 +191,14 @@ def published_together(staging_root: Path) -> Iterator[None]:
     finally:
         _together.pop()
         try:
-            batch.publish()
-            for folder in batch.folders:
-                _fsync_dir(folder)
+            batch.close()
         finally:
             shutil.rmtree(batch.dir, ignore_errors=True)
 
 
 def publish_queued() -> None:
-    """Publish the files queued so far in the current `published_together` (none outside one)."""
+    """Hand the files queued so far in the current `published_together` to its publisher (a day is
+    done); nothing outside one."""
     if _together:
         _together[-1].publish()
 
