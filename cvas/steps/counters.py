@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -12,7 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cvas.steps.exclusions import Exclusions
-from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged, write_parquet
+from cvas.core.batch import each_day
+from cvas.core.publish import PublishError, copy_and_append, publish_parquet, published_together, staged, write_parquet
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, NUMERIC_RANGES, SERVICE_EXPORT_COLUMNS
 from cvas.sql import connect, load_sql
 
@@ -93,6 +97,48 @@ def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: 
                                    con=con)
     publish_parquet(staging, out, table)
     return table.num_rows
+
+
+def build_counters_days(layout, days: list[dt.date], inputs_of: Callable[[dt.date], dict[str, Path]],
+                        exclusions: Exclusions, threads: int = 2) -> dict[dt.date, int]:
+    """Build and publish the counters of `days` with their sidecars; returns CPC rows per day.
+
+    `inputs_of(day)` are the files the day's sidecar records (its six partitions by kind, and
+    what else the catalogue names), fingerprinted before they are read. `threads` days are
+    computed at once, each thread on its own connection holding the exclusion sets;
+    the days are published in order, together (`published_together`), and a day that fails,
+    fails alone (`each_day`)."""
+    from cvas.core import provenance
+
+    connections: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue()
+    for _ in range(threads):
+        connections.put(counters_connection(exclusions))
+
+    def compute(day: dt.date) -> tuple[dict, pa.Table]:
+        inputs = inputs_of(day)
+        read = provenance.fingerprints(inputs)   # before reading: a file replaced meanwhile shows as changed
+        con = connections.get()
+        try:
+            return read, compute_daily_counters(day, {k: inputs[k] for k in KINDS}, exclusions,
+                                                dt.datetime.now().replace(microsecond=0), con=con)
+        finally:
+            connections.put(con)
+
+    def publish(day: dt.date) -> int:
+        read, table = computed[day].result()
+        publish_parquet(layout.staging, layout.daily_counters(day), table)
+        provenance.record(layout, layout.daily_counters(day), inputs=read, params={"date": str(day)},
+                          rows=table.num_rows)
+        return table.num_rows
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            computed = {day: pool.submit(compute, day) for day in sorted(days)}
+            with published_together(layout.staging):
+                return each_day("counters", sorted(days), publish)
+    finally:
+        while not connections.empty():
+            connections.get().close()
 
 
 def export_counters(daily_files: list[Path], master: pa.Table, excluded_services: tuple[str, ...],
