@@ -7,7 +7,10 @@ for the batched backfill and adoption figures BENCH_BATCH_NEW_PER_DAY (750, ~30k
 transactions a day), BENCH_BATCH_DAYS (365) and BENCH_BATCH_YEARS (3; 0 or 1 skips the
 multi-year run). Those backfills are `cvas backfill` processes as users run them: the
 directory source (the simulated Nova's extracts written as drops first, untimed), luigi.cfg's
-own workers, the peak RSS of the whole process tree.
+own workers, the peak RSS of the whole process tree; each against one bare DuckDB `COPY …
+PARTITION_BY` pass per kind over the same drops, timed right after it, and with its profile
+(where its time goes, from the run's log: bench/backfill.py). `python -m bench backfill`
+(make bench-backfill) runs only those backfills, without adoption.
 
 The first table, `cvas daily` at growing history, times exactly what `make daily` runs: a
 fresh `cvas daily --date D` process (every task of DailyPipeline, interpreter start included,
