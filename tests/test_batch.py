@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import logging
 import re
 
@@ -75,6 +76,12 @@ def test_batched_backfill_publishes_what_day_by_day_publishes(nova, day_by_day, 
     timed = [r.getMessage() for r in caplog.records if r.name == "cvas.tasks" and " ran in " in r.getMessage()]
     assert any(re.fullmatch(rf"LoadTransactions\(reno\) {START}\.\.{END} \({DAYS} days\) ran in \d+\.\d\ds", m)
                for m in timed), timed
+    # and a profile line per run: its family, days, seconds and the phases counted inside it
+    profiles = [json.loads(r.getMessage().removeprefix("profile ")) for r in caplog.records
+                if r.name == "cvas.tasks" and r.getMessage().startswith("profile ")]
+    loads = [p for p in profiles if p["family"] == "LoadTransactions"]
+    assert len(loads) == len(KINDS) and all(p["days"] == DAYS for p in loads)
+    assert all(0 < p["phases"]["sidecars and hashing"] < p["seconds"] for p in loads)
     assert differences(published(day_by_day), published(root)) == []
     assert sidecars(day_by_day) == sidecars(root)
     # `published` compares reports and rejects byte for byte with the root's path masked; the
