@@ -3,7 +3,6 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 CVAS := $(VENV)/bin/cvas
-export LUIGI_CONFIG_PATH ?= $(CURDIR)/luigi.cfg
 
 .PHONY: help install demo daily backfill test bench bench-backfill clean luigid luigid-stop
 
@@ -35,12 +34,12 @@ backfill: install
 	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
 	$(CVAS) backfill --start $(START) --end $(END)
 
-# Install what the tests need (openssh-server, PostgreSQL, Chromium when absent) and run the whole suite.
+# Install what the tests need (openssh-server, PostgreSQL, Chromium when absent) and run the whole suite; fails if it changed the checkout (git status).
 test: install
 	bash scripts/ensure_test_deps.sh
-	$(PY) -m pytest -q
+	PYTHONDONTWRITEBYTECODE=1 scripts/unchanged.sh $(PY) -m pytest -q -p no:cacheprovider
 
-# Print the benchmark figures.
+# Print the benchmark figures (runs for about 25 minutes).
 bench: install
 	$(PY) -m bench
 

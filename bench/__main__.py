@@ -272,10 +272,13 @@ def fabricate_years(work: Path, template_root: Path, template_day: dt.date, year
         provenance.record(dst, dst.user_base_daily(day), inputs={"snapshot": dst.user_base_snapshot(day)},
                           params={}, rows=None)
         day += dt.timedelta(days=1)
-    for name in ("Counters", "User_Base", "reference", "subscriptions", "Parquet_Data", "_meta/Counters",
-                 "_meta/User_Base", "_meta/reference"):
+    for name in ("Counters", "User_Base", "MASTERCPC.csv", "subscriptions", "Parquet_Data/aggregated",
+                 "_meta/Counters", "_meta/User_Base", "_meta/MASTERCPC.csv.json"):
         if (template_root / name).exists() and not (dst.root / name).exists():
-            shutil.copytree(template_root / name, dst.root / name)
+            if (template_root / name).is_dir():
+                shutil.copytree(template_root / name, dst.root / name)
+            else:
+                shutil.copyfile(template_root / name, dst.root / name)
     return dst.root, start, end
 
 

@@ -8,7 +8,7 @@
 #                luigid.pid, state.pickle, history.db (task history, SQLite), logs/
 #   LUIGID_PORT  default [core] scheduler_port of the luigi config, else 8082
 #   LUIGID_DB    task-history SQLAlchemy URL, default sqlite:///$LUIGID_DIR/history.db
-# The luigi config is ./luigi.cfg plus $LUIGI_CONFIG_PATH (the Makefile exports it), read
+# The luigi config is ./luigi.cfg plus $LUIGI_CONFIG_PATH (default: the repository's luigi.cfg), read
 # from the repository root, so relative paths in it resolve there. start and stop are
 # idempotent; status exits 0 when running, 3 when not (LSB).
 set -euo pipefail

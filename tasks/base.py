@@ -27,6 +27,7 @@ from cvas.core.locking import exclusive, shared
 from cvas.core.layout import Layout
 from cvas.core.logs import redact
 from cvas.core.timing import take as take_phases
+from cvas.ops.preflight import check_not_future
 from tasks import datasets
 from tasks.config import layout
 
@@ -88,6 +89,13 @@ class DayParameter(luigi.DateParameter):
 def days_of(value) -> list[dt.date]:
     """The days a DayParameter value stands for."""
     return list(value) if isinstance(value, DayBatch) else [value]
+
+
+def refuse_days_not_over(*days: dt.date) -> None:
+    """The day-is-over rule of `cvas daily` (`check_not_future`), in the tasks themselves: a task
+    for today or a later day raises DayNotOverError from `requires()` and `complete()`, so the
+    luigi CLI schedules nothing of it (it reports the task as failed scheduling) and builds nothing."""
+    check_not_future(min(days), max(days), dt.date.today())
 
 
 def task_lock_files(lay: Layout, tasks: list[luigi.Task]) -> list[Path]:
@@ -187,11 +195,18 @@ class CvasTask(luigi.Task):
         return [fn(d) for d in self.date] if self.is_batch else fn(self.date)
 
     def requires(self):
+        self._refuse_days_not_over()
         return datasets.requires(self)
 
     _pending: list[CvasTask] = []
 
+    def _refuse_days_not_over(self) -> None:
+        day = getattr(self, "date", None)
+        if day is not None:
+            refuse_days_not_over(*days_of(day))
+
     def complete(self):
+        self._refuse_days_not_over()
         if self.is_batch:
             return all(t.complete() for t in self.day_tasks())
         entry = catalogue_entry(self.dataset)

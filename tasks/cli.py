@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 from cvas.core.catalogue import invalidatable
+from cvas.core.logs import FILE_ONLY
 from cvas.core.schemas import KINDS
 
 
@@ -24,6 +27,8 @@ def _yesterday() -> dt.date:
     return dt.date.today() - dt.timedelta(days=1)
 
 
+# Commands whose output names the configuration file; the others say it on stderr.
+_PRINTS_CONFIG = {"summary", "demo"}
 # Commands that build or change data log to a run file; the others only to the console.
 _RUN_LOGGED = {"daily", "backfill", "demo", "invalidate", "adopt", "simulate", "verify"}
 
@@ -40,9 +45,10 @@ def _setup_logging(command: str, verbose: bool) -> Path | None:
     import luigi.configuration
 
     from cvas.core.logs import setup_run_logging
-    from tasks.config import log_dir
+    from tasks.config import config_file, log_dir
 
     path = setup_run_logging(log_dir(), command, verbose)
+    logging.getLogger("cvas").info("configuration %s", config_file())
     # else luigi.build adds its own untimestamped stderr handler
     luigi.configuration.get_config().set("core", "no_configure_logging", "true")
     return path
@@ -50,7 +56,10 @@ def _setup_logging(command: str, verbose: bool) -> Path | None:
 
 def cmd_simulate(args) -> int:
     from cvas.simulator.simulate import simulate
+    from tasks.config import config_path, simulated_source
 
+    if args.out is None:   # where [simulated_source] database expects it
+        args.out = config_path(simulated_source().database).parent
     info = simulate(Path(args.out), args.start, args.days, new_per_day=args.new_per_day, seed=args.seed)
     print(f"simulated Nova {info.start}..{info.end} (seed {info.seed}, {info.new_per_day} new/day) in {args.out}")
     if args.postgres:
@@ -79,12 +88,14 @@ def cmd_backfill(args) -> int:
 
 def _finish(args, code: int, seconds: float, retry: str) -> int:
     """End a build: the failure summary (stderr and the run log), or the daily one-line success."""
-    from cvas.ops.run_summary import format_failures
+    from cvas.ops.run_summary import format_failures, mark_failed_landing_copies
     from tasks import outcome
+    from tasks.config import layout
 
     done = outcome.current
     code = _feed_health(done.loaded, code)
     if code != 0 and (done.failures or done.scheduling):
+        mark_failed_landing_copies(layout(), done.failures)
         text = format_failures(args.command, done.failures, done.scheduling, getattr(args, "log_path", None), retry)
         print(text, file=sys.stderr)
     elif code == 0 and args.command == "daily":
@@ -144,11 +155,12 @@ def cmd_status(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from cvas.ops.status import format_plan
+    from cvas.ops.status import format_plan, format_plan_summary
     from tasks.pipeline import planned_outputs, planned_steps
 
     steps = planned_steps(args.start, args.end, only_missing=args.only_missing)
-    print(format_plan(steps + planned_outputs(args.end, steps)))
+    steps += planned_outputs(args.end, steps)
+    print(format_plan_summary(steps) if args.summary else format_plan(steps))
     return 0
 
 
@@ -159,7 +171,13 @@ def _wait_for_luigid_cooldown(marked) -> None:
     if marked and cvas().scheduler == "central":
         from tasks.ops.luigid import wait_before_rerun
 
-        wait_before_rerun()
+        wait_before_rerun(tell=_say)
+
+
+def _say(text: str) -> None:
+    """A line for the person running the command (stderr) and the run log."""
+    logging.getLogger("cvas").info("%s", text)
+    print(text, file=sys.stderr)
 
 
 def cmd_invalidate(args) -> int:
@@ -167,9 +185,9 @@ def cmd_invalidate(args) -> int:
     from tasks.config import layout
 
     marked = invalidate(layout(), args.start, args.end, dataset=args.dataset, kinds=args.kind)
-    _wait_for_luigid_cooldown(marked)
     print(f"marked {len(marked)} output(s) for rebuild; they stay readable until `cvas backfill "
           f"--start {args.start} --end {args.end}` replaces them")
+    _wait_for_luigid_cooldown(marked)
     return 0
 
 
@@ -184,19 +202,19 @@ def cmd_adopt(args) -> int:
 
 def cmd_summary(args) -> int:
     from cvas.ops.summary import format_summary, summarize
-    from tasks.config import layout, log_dir
+    from tasks.config import config_file, layout, log_dir
 
-    print(format_summary(summarize(layout(), log_dir())))
+    print(format_summary(summarize(layout(), log_dir(), config_file())))
     return 0
 
 
 def cmd_query(args) -> int:
     from cvas.analyst.query import format_investigation, investigate
-    from tasks.config import layout
+    from tasks.config import cvas, layout
 
     # a manual tool: the report (with msisdn/tmuserid) goes to the terminal, never to a log
     inv = investigate(layout(), subscription_id=args.subscription_id, tmuserid=args.tmuserid, msisdn=args.msisdn,
-                      as_of=args.as_of)
+                      as_of=args.as_of, keep_days=cvas().subscriptions_keep_days)
     print(format_investigation(inv))
     return 0
 
@@ -204,7 +222,7 @@ def cmd_query(args) -> int:
 def cmd_demo(args) -> int:
     from cvas.simulator.simulate import simulate
     from cvas.ops.summary import format_summary, summarize
-    from tasks.config import config_path, cvas, layout, log_dir, simulated_source
+    from tasks.config import config_file, config_path, cvas, layout, log_dir, simulated_source
     from tasks.pipeline import run_backfill
 
     end = _yesterday()
@@ -218,7 +236,7 @@ def cmd_demo(args) -> int:
     t0 = time.monotonic()
     code = _finish(args, run_backfill(start, end), time.monotonic() - t0, "cvas demo")
     print()
-    print(format_summary(summarize(layout(), log_dir())))
+    print(format_summary(summarize(layout(), log_dir(), config_file())))
     return code
 
 
@@ -266,12 +284,15 @@ def cmd_refunds(args) -> int:
 
 
 def cmd_ltv(args) -> int:
-    from cvas.analyst.analysis import lifetime_value
+    from cvas.analyst.analysis import AnalysisInputError, lifetime_value
+    from cvas.analyst.query import missing_view
     from cvas.steps.master import read_master_csv
-    from tasks.config import layout
+    from tasks.config import cvas, layout
 
     lay = layout()
     view = lay.subscriptions(args.as_of) if args.as_of else lay.subscriptions_latest
+    if args.as_of and not view.exists():
+        raise AnalysisInputError(missing_view(lay, args.as_of, cvas().subscriptions_keep_days))
     print(f"subscription view: {view}", file=sys.stderr)
     _print_table(lifetime_value(view, read_master_csv(lay.master_cpc), args.service, args.month), args.csv)
     return 0
@@ -310,11 +331,25 @@ def cmd_verify(args) -> int:
 
 
 _RANGE_HELP = ("first day, inclusive (YYYY-MM-DD)", "last day, inclusive (YYYY-MM-DD)")
+DEFAULT_DAYS = 30   # the range of `status` and `plan` when none is given: the last 30 days
 
 
-def _range(p, *, start_help: str = _RANGE_HELP[0], end_help: str = _RANGE_HELP[1]) -> None:
-    p.add_argument("--start", type=_date, required=True, help=start_help)
-    p.add_argument("--end", type=_date, required=True, help=end_help)
+def _range(p, *, required: bool = True) -> None:
+    if required:
+        p.add_argument("--start", type=_date, required=True, help=_RANGE_HELP[0])
+        p.add_argument("--end", type=_date, required=True, help=_RANGE_HELP[1])
+        return
+    p.add_argument("--start", type=_date, default=None,
+                   help=f"{_RANGE_HELP[0]}; default: {DEFAULT_DAYS - 1} days before --end")
+    p.add_argument("--end", type=_date, default=None, help=f"{_RANGE_HELP[1]}; default: yesterday")
+
+
+def _default_range(args) -> None:
+    """Fill an omitted --start/--end of `status` and `plan`: the 30 days up to yesterday."""
+    if getattr(args, "end", "") is None:
+        args.end = _yesterday()
+    if getattr(args, "start", "") is None:
+        args.start = args.end - dt.timedelta(days=DEFAULT_DAYS - 1)
 
 
 def _csv_option(p, help_text: str = "also write the table as CSV") -> None:
@@ -324,7 +359,8 @@ def _csv_option(p, help_text: str = "also write the table as CSV") -> None:
 def _add_build_commands(sub, common) -> None:
     p = sub.add_parser("simulate", parents=[common],
                        help="write a simulated Nova (DuckDB), Excel master and exclusion list")
-    p.add_argument("--out", default="data/nova", help="output folder (default: data/nova)")
+    p.add_argument("--out", default=None, help="output folder (default: the folder of [simulated_source] "
+                                               "database, data/nova beside luigi.cfg)")
     p.add_argument("--start", type=_date, required=True, help="first simulated day")
     p.add_argument("--days", type=int, default=30, help="number of days (default: 30)")
     p.add_argument("--new-per-day", type=int, default=300, help="new subscriptions per day, the scale knob "
@@ -355,15 +391,17 @@ def _add_build_commands(sub, common) -> None:
 
 def _add_ops_commands(sub, common) -> None:
     p = sub.add_parser("status", parents=[common], help="per-day x dataset coverage grid from storage")
-    _range(p)
+    _range(p, required=False)
     p.add_argument("--json", action="store_true", help="print the grid as JSON (state and reason per cell)")
     p.add_argument("--failed", action="store_true", help="list each day's last failed build and why, "
                                                          "instead of the grid")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("plan", parents=[common], help="explain what a backfill of the range would build and why")
-    _range(p)
+    _range(p, required=False)
     p.add_argument("--only-missing", action="store_true", help="plan missing outputs only, not stale ones")
+    p.add_argument("--summary", action="store_true", help="count the outputs to build per dataset and reason "
+                                                          "instead of listing them (for long ranges)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("invalidate", parents=[common],
@@ -409,7 +447,8 @@ def _add_analyst_commands(sub, common) -> None:
 
     p = sub.add_parser("revenue", parents=[common],
                        help="revenue per service and month from Counters_Service.csv, with a TOTAL column")
-    p.add_argument("--service", nargs="+", required=True, help="service names (exact, after strip), in display order")
+    p.add_argument("--service", nargs="+", default=None, help="service names (exact, after strip), in display "
+                                                               "order (default: every service, by name)")
     p.add_argument("--month", nargs="+", required=True, help="months YYYY-MM")
     p.add_argument("--file", default=None, help="a Counters_Service.csv (default: the one under the data root)")
     _csv_option(p)
@@ -470,19 +509,36 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "daily" and args.date is None:
         args.date = _yesterday()
+    _default_range(args)
     try:
         preflight(args.command, args)
     except PreflightError as exc:
         print(f"cvas {args.command}: error: {exc}", file=sys.stderr)
         return exc.code
+    if args.command not in _PRINTS_CONFIG:
+        from tasks.config import config_file
+
+        print(f"configuration: {config_file()}", file=sys.stderr)
     args.log_path = _setup_logging(args.command, args.verbose)
     outcome.reset()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()   # within the try: a reader gone (`| head`) raises here, not at exit
+        return code
+    except BrokenPipeError:   # `cvas query … | head`: the reader has what it wanted
+        return _stdout_closed()
     except (ValueError, OSError, RuntimeError) as exc:  # our named errors derive from these
-        logging.getLogger("cvas").error("cvas %s failed: %s", args.command, exc)
+        if args.log_path:   # the console gets the line below, once
+            logging.getLogger("cvas").error("cvas %s failed: %s", args.command, exc, extra={FILE_ONLY: True})
         print(f"cvas {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _stdout_closed() -> int:
+    """End quietly when stdout's reader has gone: what is left to print goes nowhere (also at
+    exit, when Python flushes stdout), and the exit code is a shell's for SIGPIPE."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

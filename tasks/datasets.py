@@ -24,6 +24,7 @@ TASKS: dict[str, str] = {
     "master_cpc": "tasks.steps.counters:MasterCpc",
     "counters_export": "tasks.steps.counters:ExportCounters",
     "subscriptions": "tasks.steps.subscriptions:SubscriptionView",
+    "subscriptions_latest": "tasks.steps.subscriptions:LatestSubscriptions",
     "user_base_snapshot": "tasks.steps.user_base:FetchUserBase",
     "user_base_daily": "tasks.steps.user_base:AggregateUserBase",
     "user_base_export": "tasks.steps.user_base:ExportUserBase",

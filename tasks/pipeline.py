@@ -11,28 +11,30 @@ import luigi
 from luigi.execution_summary import LuigiStatusCode, _summary_dict
 
 from cvas.core.catalogue import (dataset, downstream, enabled, grid_columns, label as dataset_label, leaves,
-                                 output_path, products, split_label)
+                                 output_path, product_days, products, split_label)
+from cvas.core.layout import as_of_days
 from cvas.core.freshness import Freshness
 from cvas.core.locking import exclusive, oldest_running, registered_run, shared
 from cvas.core.publish import clean_staging
 from cvas.ops.status import grid, mark_for_rebuild, outputs_as_of, plan, plan_outputs
 from tasks import datasets, outcome
-from tasks.base import batched, task_locks
+from tasks.base import batched, refuse_days_not_over, task_locks
 from tasks.config import cvas, layout
 from tasks.progress import watch_days
-from tasks.steps.counters import DailyCounters
 
 log = logging.getLogger("cvas.backfill")
 
 
 class DailyPipeline(luigi.WrapperTask):
     """Everything one day produces: its partitions, counters and the products that include it
-    (the catalogue's products: exports, view, report)."""
+    (the catalogue's products: exports, view, report). A day that is not over (today or later)
+    is refused, as by `cvas daily` (DayNotOverError: nothing is scheduled)."""
 
     date = luigi.DateParameter(description="The day to build")
 
     def requires(self):
-        return [datasets.task_for(name, self.date) for name in products(datasets.switches())]
+        refuse_days_not_over(self.date)
+        return product_tasks(self.date)
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
@@ -45,6 +47,18 @@ class DailyPipeline(luigi.WrapperTask):
         pending = {day for day, _, _ in planned_steps(min(days), max(days))}
         fresh = Freshness(layout(), datasets.settings())
         return [p for p, d, _ in wanted if d not in pending and fresh.state("report", d).fresh]
+
+
+def product_tasks(day: dt.date) -> list[luigi.Task]:
+    """The product tasks of `day` (exports, view, newest copy, user base, report), upstream first."""
+    return [datasets.task_for(name, day) for name in products(datasets.switches())]
+
+
+def refresh_tasks(day: dt.date) -> list[luigi.Task]:
+    """The product tasks a run that builds `day` ends with, decided once before they run: those of
+    `day` and of the newest day when later (catalogue.product_days: a late or re-delivered day
+    makes the newest view and report stale), each once."""
+    return list(dict.fromkeys(t for d in product_days(layout(), day) for t in product_tasks(d)))
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -158,9 +172,10 @@ def day_leaves(day: dt.date) -> list[luigi.Task]:
 
 
 def run_daily(day: dt.date, **kwargs) -> int:
-    """The day's per-day outputs, then (alone on the data root) its products."""
+    """The day's per-day outputs, then (alone on the data root) its products, and those of the
+    newest day when it is later (a late day)."""
     code = build(day_leaves(day), **kwargs)
-    return max(code, build([DailyPipeline(date=day)], products=True, **kwargs))
+    return max(code, build([DailyPipeline(date=day), *refresh_tasks(day)], products=True, **kwargs))
 
 
 def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None, only_missing: bool = False,
@@ -172,14 +187,10 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     days_between(start, end)
     steps = planned_steps(start, end, only_missing)
     lay = layout()
-    per_day: dict[dt.date, set[luigi.Task]] = {}
-    for day, label, why in _mark_for_rebuild(lay, steps):
-        # the per-day tasks at the end of the output's branch: their requirements follow
-        per_day.setdefault(day, set()).update(datasets.task_for(leaf, day) for leaf in leaves(split_label(label)[0]))
+    per_day = day_tasks(lay, steps)
     todo = sorted(per_day)
     total = (end - start).days + 1
-    # whole-history products: built once at the end, never per day
-    finals = [datasets.task_for(name, end) for name in products(datasets.switches())]
+    finals = final_tasks(lay, start, end)
     if not todo:
         stale = [t for t in finals if not t.complete()]
         progress(f"backfill {start}..{end}: all {total} days are built; nothing to do "
@@ -204,6 +215,26 @@ def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None,
     code = max(code, build(finals, products=True, **kwargs))
     progress(f"backfill done in {time.monotonic() - t0:.1f}s, exit code {code}")
     return code
+
+
+def day_tasks(lay, steps: list[tuple[dt.date, str, str]]) -> dict[dt.date, set[luigi.Task]]:
+    """The per-day tasks that build the plan's `steps`, by day: the tasks at the end of each
+    output's branch (their requirements follow). Published outputs of the plan are first marked
+    for rebuild, so each is replaced in one rename by its rerun."""
+    per_day: dict[dt.date, set[luigi.Task]] = {}
+    for day, label, why in _mark_for_rebuild(lay, steps):
+        per_day.setdefault(day, set()).update(datasets.task_for(leaf, day) for leaf in leaves(split_label(label)[0]))
+    return per_day
+
+
+def final_tasks(lay, start: dt.date, end: dt.date) -> list[luigi.Task]:
+    """What a backfill of [start, end] builds once, after its per-day outputs: the whole-history
+    products (`refresh_tasks`: exports, view, user base, report), never per day; with them every
+    kept as-of view of the range that is not fresh (marked or damaged: the repair `cvas verify` names)."""
+    finals = refresh_tasks(end)
+    finals += [t for t in (datasets.task_for("subscriptions", d) for d in sorted(as_of_days(lay))
+                           if start <= d <= end) if t not in finals and not t.complete()]
+    return finals
 
 
 def _mark_for_rebuild(lay, steps: list[tuple[dt.date, str, str]]) -> list[tuple[dt.date, str, str]]:
@@ -241,16 +272,29 @@ def _day_label(task: luigi.Task) -> str:
     return f"{task.task_family}({', '.join(params.values())}) {day}".replace("() ", " ")
 
 
-class Backfill(luigi.WrapperTask):
-    """Every missing or stale day's counters in a range, for running under `luigi` directly.
+class Backfill(luigi.Task):
+    """What `cvas backfill --start --end` builds, for running under `luigi` directly: every missing
+    or stale per-day output of the range (stale ones marked for rebuild first), then, once they
+    are all built, the products (`final_tasks`: exports, view, user base, report).
+    Complete when the plan of the range is empty and every product is complete.
 
-    The exports are not part of it (siblings are unordered): follow with ExportCounters.
-    For long ranges prefer `cvas backfill`, which builds in bounded batches (Luigi's
-    scheduler cost grows quadratically with tasks per invocation).
+    The order is kept with dynamic dependencies: run() yields the per-day tasks, then the
+    products (siblings in requires() would run in any order, and a product built before a day
+    is stale at once). Each day's task runs on its own; `cvas backfill` runs them as Luigi
+    batch runs in bounded chunks, and holds the data root's products lock while it builds the
+    products: prefer it for long ranges and beside other runs on the same data root.
     """
 
     start = luigi.DateParameter(description="First day, inclusive")
     end = luigi.DateParameter(description="Last day, inclusive")
 
-    def requires(self):
-        return [DailyCounters(date=d) for d in missing_days(self.start, self.end)]
+    def complete(self):
+        refuse_days_not_over(self.start, self.end)   # luigi builds nothing of a task whose complete() raised
+        return not missing_days(self.start, self.end) and all(t.complete() for t in final_tasks(layout(), self.start,
+                                                                                             self.end))
+
+    def run(self):
+        # luigi runs run() again from the top once each yielded set is complete: the plan is then empty
+        yield sorted({t for tasks in day_tasks(layout(), planned_steps(self.start, self.end)).values()
+                      for t in tasks}, key=lambda t: t.task_id)
+        yield final_tasks(layout(), self.start, self.end)

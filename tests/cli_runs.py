@@ -47,6 +47,14 @@ def write_cfg(path: Path, data_root: Path, *, source: str = "simulated", nova=No
     return path
 
 
+def copy_nova(nova, folder: Path) -> Path:
+    """A copy of a simulated Nova's database, Excel master and exclusion list in `folder` (made)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in (nova.database, nova.master_xlsx, nova.exclusions):
+        (folder / Path(src).name).write_bytes(Path(src).read_bytes())
+    return folder
+
+
 def cvas_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "tasks.cli", *args]
 

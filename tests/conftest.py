@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from pathlib import Path
 
 import luigi
@@ -54,8 +55,9 @@ def luigi_settings(settings: dict[tuple[str, str], object]):
 
 
 def simulated_settings(data_root: Path, nova, workers: int = 1) -> dict[tuple[str, str], object]:
-    """The settings that point cvas at a data root and a simulated Nova."""
-    return {("cvas", "data_root"): data_root, ("cvas", "source"): "simulated",
+    """The settings that point cvas at a data root and a simulated Nova (run logs beside the root)."""
+    return {("cvas", "data_root"): data_root, ("cvas", "log_dir"): Path(data_root).parent / "logs",
+            ("cvas", "source"): "simulated",
             ("simulated_source", "database"): nova.database, ("cvas", "master_xlsx"): nova.master_xlsx,
             ("cvas", "exclusions"): nova.exclusions, ("cvas", "workers"): workers,
             ("core", "autoload_range"): "false"}
@@ -73,9 +75,11 @@ def backfilled_root(tmp_path_factory, nova, start, end) -> Path:
 
 @pytest.fixture
 def luigi_config(tmp_path):
-    """Point the [cvas] settings at a temporary data root; returns a setter for more keys."""
+    """Point the [cvas] settings at a temporary data root and log folder (never the checkout's);
+    returns a setter for more keys."""
     overrides = LuigiOverrides()
     overrides("cvas", "data_root", tmp_path / "data")
+    overrides("cvas", "log_dir", tmp_path / "logs")
     overrides("core", "autoload_range", "false")
     yield overrides
     overrides.undo()
@@ -86,7 +90,7 @@ def layout(tmp_path) -> Layout:
     return Layout(tmp_path / "data")
 
 
-# A second, later row for a CPC already in the master: the real workbook has one (LEGACY §4.4).
+# A second, later row for a CPC already in the master: the real workbook has one (legacy rule L4.4).
 DUPLICATED_MASTER_ROW = (41949, None, "APP1999", "TOP VIDEO (O", "NO", "Free Time", "Tribuu Media", "Baja",
                          "Top Video (old)", "Weekly subscription", 1.99, 21)
 
@@ -104,10 +108,22 @@ def add_duplicated_master_row(path: Path) -> None:
 def simulated_nova(tmp_path_factory):
     """A small simulated Nova (3 days from Monday 2025-10-06, 20 new subscriptions a day, seed 7),
     its master holding the legacy workbook's duplicated CPC row."""
-    import datetime as dt
-
     from cvas.simulator.simulate import simulate
 
     info = simulate(tmp_path_factory.mktemp("nova"), dt.date(2025, 10, 6), 3, new_per_day=20, seed=7)
     add_duplicated_master_row(info.master_xlsx)
     return info
+
+
+MONTH_END = (dt.date(2025, 10, 30), dt.date(2025, 11, 2))
+
+
+@pytest.fixture(scope="session")
+def month_end_root(tmp_path_factory) -> Path:
+    """A data root built by one backfill of four simulated days across a month's end (MONTH_END):
+    two `year_month=` partitions per kind, every output published. Read it, never change it."""
+    from cvas.simulator.simulate import simulate
+
+    start, end = MONTH_END
+    nova = simulate(tmp_path_factory.mktemp("nova-month-end"), start, (end - start).days + 1, new_per_day=20, seed=11)
+    return backfilled_root(tmp_path_factory, nova, start, end)

@@ -1,4 +1,4 @@
-"""The golden mini-scenario of LEGACY §15.3 (2026-02-10), as rows per kind. Ids are synthetic."""
+"""The golden mini-scenario of legacy rule L15.3 (2026-02-10), as rows per kind. Ids are synthetic."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ ROWS = {
         _sub("834000000000000001", "34600000001", 45531, 1, ts(10), 1001, channel_id=1, channel_act="ORGANIC", rev=0.0),
         _sub("834000000000000001", "34600000001", 45530, 1, ts(12), 1001, channel_id=9, channel_act="UPGRADE", rev=8.26),
         _sub("834000000000000002", "34600000002", 44009, 1, ts(9), 1002, channel_id=2, channel_act="WEB", rev=1.64),
-        # empty msisdn and empty channel: kept by the exclusion filter (D5), a regular activation (D2)
+        # empty msisdn and empty channel: kept by the exclusion filter (decision D5), a regular activation (decision D2)
         _sub("834000000000000003", None, 44009, 1, ts(11), 1003, channel_id=77, channel_act=None, rev=1.64),
     ],
     "reno": [
@@ -66,7 +66,7 @@ MASTER = [
 
 
 def write_drop(path, kind: str, rows: list[dict]) -> None:
-    """A legacy daily CSV (LEGACY §3.3 column order; RFND dates are date-only)."""
+    """A legacy daily CSV (legacy rule L3.3 column order; RFND dates are date-only)."""
     import csv
 
     from cvas.core.schemas import spec
@@ -98,3 +98,30 @@ def write_golden_drops(root, day=DAY) -> None:
     nbs = root / "User_Base" / "NBS_BASE" / f"{day:%Y%m%d}_NBS_Base.csv"
     nbs.parent.mkdir(parents=True, exist_ok=True)
     nbs.write_text(NBS_SNAPSHOT)
+
+
+def write_golden_master(path) -> None:
+    """The scenario's Excel master (the columns cvas reads) at `path`."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.title = "Hoja2"
+    wb.active.append(["CPC", "CPC to upgrade", "Service Name", "TME Category", "Subscription Model", "Price"])
+    for cpc, name, cat, model, price in MASTER:
+        wb.active.append([cpc, None, name, cat, model, price])
+    wb.save(path)
+
+
+def write_golden_directory_cfg(folder):
+    """The golden day as directory drops under `folder`, with its Excel master and an empty
+    exclusion list; returns (drops folder, a luigi.cfg for the `cvas` command with the data
+    root `folder/data`)."""
+    from tests.cli_runs import write_cfg
+
+    drops = folder / "drops"
+    write_golden_drops(drops)
+    write_golden_master(folder / "master.xlsx")
+    (folder / "excl.csv").write_text("msisdn,tmuserid\n")
+    cfg = write_cfg(folder / "luigi.cfg", folder / "data", source="directory", master_xlsx=folder / "master.xlsx",
+                    exclusions=folder / "excl.csv", extra=f"[directory_source]\nroot = {drops}\n")
+    return drops, cfg

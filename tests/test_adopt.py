@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 
 from cvas.ops.adopt import adopt, format_reconciliation
 from cvas.core.layout import Layout
@@ -45,3 +46,15 @@ def test_adopted_days_need_no_fetch(simulated_nova, tmp_path, luigi_config):
     cells = grid(lay, days[0], days[-1], None)
     assert all(cells[d][f"transactions:{k}"].state == "present" for d in days for k in KINDS)
     assert all(cells[d][f"raw:{k}"].state == "present" for d in days for k in KINDS)
+
+
+def test_adopt_refuses_the_data_root_itself(simulated_nova, tmp_path):
+    """cvas keeps transactions where the legacy kept them: adopting a legacy tree in place would read
+    cvas's own partitions as legacy ones and leave the legacy files in cvas's folders."""
+    from cvas.ops.adopt import AdoptError
+
+    root = tmp_path / "data"
+    write_legacy_tree(simulated_nova.database, root, simulated_nova.days[:1], [])
+    with pytest.raises(AdoptError, match=r"data: the legacy installation is the data root itself; .*move the legacy"):
+        adopt(root, Layout(root))
+    assert not Layout(root).transactions("act", simulated_nova.days[0]).exists()

@@ -15,7 +15,7 @@ import pytest
 
 from cvas.core.layout import Layout
 from cvas.ops import preflight as pf
-from tests.cli_runs import REPO, cvas_cmd, env_for, run_cvas, write_cfg
+from tests.cli_runs import REPO, copy_nova, cvas_cmd, env_for, run_cvas, write_cfg
 
 DAY = dt.date(2025, 10, 7)   # inside the session's simulated Nova (2025-10-06..08)
 
@@ -42,30 +42,34 @@ def test_daily_prints_one_line_then_already_built(cfg):
     assert again.stdout.startswith(f"{DAY}: already built")
 
 
-def test_a_failed_build_ends_with_one_line_per_failed_task_and_no_traceback(cfg, tmp_path):
-    raw = tmp_path / "data" / "raw" / "act" / f"{DAY}.csv"
-    raw.parent.mkdir(parents=True)
-    raw.write_text("not,the,header\n1,2,3\n")   # the landing copy exists: the load fails on it
-    run = run_cvas(cfg, "daily", "--date", str(DAY))
+def test_a_failed_build_ends_with_one_line_per_failed_task_and_no_traceback(tmp_path):
+    from tests.golden_scenario import DAY as GOLDEN_DAY, write_golden_directory_cfg
+
+    drops, cfg = write_golden_directory_cfg(tmp_path)
+    drop = drops / "Daily_Data" / f"{GOLDEN_DAY}" / "act_atlas_day.csv"
+    good = drop.read_text()
+    drop.write_text(good.replace(f"{GOLDEN_DAY}", "2026-02-09"))   # the previous day's extract: the load fails on it
+    run = run_cvas(cfg, "daily", "--date", str(GOLDEN_DAY))
     assert run.returncode == 30, run.stdout + run.stderr
     err = run.stderr
     assert "Traceback" not in err and "luigi-interface" not in err
     summary = err[err.index(f"cvas daily failed: 1 task(s) failed"):].splitlines()
-    assert re.match(rf"  LoadTransactions +{DAY} act +ExtractFormatError: .*wrong header", summary[1])
+    assert re.match(rf"  LoadTransactions +{GOLDEN_DAY} act +RejectRatioExceeded: .*4 of 4 rows rejected", summary[1])
     log_file = Path(summary[2].removeprefix("log (with tracebacks): "))
     assert log_file.is_file() and "Traceback (most recent call last)" in log_file.read_text()
-    assert summary[3].startswith("next: ") and f"cvas daily --date {DAY}" in summary[3]
+    assert summary[3].startswith("next: ") and f"cvas daily --date {GOLDEN_DAY}" in summary[3]
     assert len(err.splitlines()) < 12, err
     # the failure is remembered per output until a build of it succeeds
-    failed = run_cvas(cfg, "status", "--start", str(DAY), "--end", str(DAY), "--failed")
+    failed = run_cvas(cfg, "status", "--start", str(GOLDEN_DAY), "--end", str(GOLDEN_DAY), "--failed")
     assert failed.returncode == 0, failed.stderr
-    assert re.fullmatch(rf"{DAY}  LoadTransactions act +\S+  ExtractFormatError: .*wrong header.*\n", failed.stdout)
+    assert re.fullmatch(rf"{GOLDEN_DAY}  LoadTransactions act +\S+  RejectRatioExceeded: .*4 of 4 rows rejected.*\n",
+                        failed.stdout)
     # -v (after the command) shows the tracebacks as before
-    verbose = run_cvas(cfg, "daily", "--date", str(DAY), "-v")
+    verbose = run_cvas(cfg, "daily", "--date", str(GOLDEN_DAY), "-v")
     assert verbose.returncode == 30 and "Traceback (most recent call last)" in verbose.stderr
-    raw.unlink()  # the next build fetches a good copy: the record goes
-    assert run_cvas(cfg, "daily", "--date", str(DAY)).returncode == 0
-    cleared = run_cvas(cfg, "status", "--start", str(DAY), "--end", str(DAY), "--failed")
+    drop.write_text(good)  # the source fixed: the next build fetches a good copy, and the record goes
+    assert run_cvas(cfg, "daily", "--date", str(GOLDEN_DAY)).returncode == 0
+    cleared = run_cvas(cfg, "status", "--start", str(GOLDEN_DAY), "--end", str(GOLDEN_DAY), "--failed")
     assert cleared.stdout == "no failed build in the range\n"
 
 
@@ -100,7 +104,8 @@ def test_preflight_errors(tmp_path, simulated_nova):
     _one_line_error(run_cvas(cfg("ro", data_root=blocker / "data"), "daily", "--date", str(DAY)),
                     pf.NOT_WRITABLE, "[cvas] data_root")
     _one_line_error(run_cvas(cfg("nomaster", nova=replace(simulated_nova, master_xlsx=tmp_path / "none.xlsx")), "daily", "--date", str(DAY)),
-                    pf.MISSING_REFERENCE, "the CPC master", "none.xlsx")
+                    pf.MISSING_REFERENCE, "the CPC master", "none.xlsx",
+                    f"(set [cvas] master_xlsx in {tmp_path / 'nomaster' / 'luigi.cfg'}, or run `cvas simulate --start")
     _one_line_error(run_cvas(cfg("noexcl", nova=replace(simulated_nova, exclusions=tmp_path / "none.csv")), "backfill", "--start", str(DAY),
                              "--end", str(DAY)), pf.MISSING_REFERENCE, "the exclusion list")
     future = dt.date.today()
@@ -118,11 +123,7 @@ def test_preflight_errors(tmp_path, simulated_nova):
 
 def test_paths_are_relative_to_the_configuration_file(tmp_path, simulated_nova):
     home = tmp_path / "project"
-    home.mkdir()
-    nova = home / "nova"
-    nova.mkdir()
-    for src in (simulated_nova.database, simulated_nova.master_xlsx, simulated_nova.exclusions):
-        (nova / Path(src).name).write_bytes(Path(src).read_bytes())
+    copy_nova(simulated_nova, home / "nova")
     cfg = home / "luigi.cfg"
     cfg.write_text(f"[core]\nautoload_range = false\n[cvas]\ndata_root = data\nlog_dir = var/log\nworkers = 1\n"
                    f"user_base = false\nmaster_xlsx = nova/{Path(simulated_nova.master_xlsx).name}\n"
@@ -162,6 +163,7 @@ def test_every_option_has_help_and_the_readme_lists_every_command_and_option():
     from tasks.cli import build_parser
 
     readme = (REPO / "README.md").read_text()
+    readme += (REPO / "docs" / "analysis.md").read_text()   # the analysis tools' options, linked from the README
     parser = build_parser()
     for name, sub in _subparsers(parser).items():
         assert f"cvas {name}" in readme, f"README lacks `cvas {name}`"
@@ -264,3 +266,40 @@ def test_the_demo_master_warns_of_no_duplicate_cpc(tmp_path):
     assert sim.returncode == 0, sim.stdout + sim.stderr
     cpcs = _master_cpcs(out / "Master_CPCs.xlsx")
     assert len(cpcs) == len(set(cpcs)) == in_master
+
+
+def test_the_readme_luigi_backfill_line_builds_what_cvas_backfill_builds(tmp_path, simulated_nova):
+    """`luigi --module tasks.pipeline Backfill --start A --end B`, pasted as the README has it (no
+    --local-scheduler: [cvas] scheduler = local), from another folder: per-day outputs and then
+    every product of the catalogue, all fresh afterwards."""
+    import sys
+
+    from cvas.core.catalogue import Settings, products
+    from cvas.ops.status import outputs_as_of
+    from tasks.config import excluded_services
+
+    start, end = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)
+    root = tmp_path / "data"
+    cfg = write_cfg(tmp_path / "luigi.cfg", root, nova=simulated_nova)
+    line = next(line for line in (REPO / "README.md").read_text().splitlines()
+                if "luigi --module tasks.pipeline Backfill" in line)
+    pasted = re.search(r"`(luigi --module tasks\.pipeline Backfill[^`]*)`", line)[1]
+    args = pasted.replace("--start A", f"--start {start}").replace("--end B", f"--end {end}").split()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run([str(Path(sys.executable).parent / args[0]), *args[1:]], cwd=elsewhere, env=env_for(cfg),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert list(elsewhere.iterdir()) == []
+    lay = Layout(root)
+    for path in (lay.counters_cpc, lay.counters_service, lay.subscriptions(end), lay.subscriptions_latest,
+                 lay.report(end), *(lay.user_base_export(by) for by in ("service", "category", "cpc"))):
+        assert path.exists(), path
+    plan = run_cvas(cfg, "plan", "--start", str(start), "--end", str(end))
+    assert plan.returncode == 0 and plan.stdout == "nothing to build: every output in the range is present and fresh\n"
+    status = run_cvas(cfg, "status", "--start", str(start), "--end", str(end), "--json")
+    assert status.returncode == 0 and '"missing"' not in status.stdout and '"stale"' not in status.stdout
+    cells = outputs_as_of(lay, end, Settings(exclusions=Path(simulated_nova.exclusions),
+                                             master_xlsx=Path(simulated_nova.master_xlsx),
+                                             excluded_services=excluded_services()))
+    assert set(products()) <= set(cells) and all(c.fresh for c in cells.values()), cells

@@ -134,13 +134,13 @@ TX_CASES = [
     Tx("cnr_ids_beyond_int64.csv", "sbn_id 2^63, an id padded with a space, cpc `45530.0`; a 25-digit tmuserid "
        "and sbn_id 2^63-1 are valid", written=3,
        rejects=((4, "int_overflow"), (5, "bad_integer"), (6, "bad_integer")),
-       note="tmuserid/msisdn stay text (D12)", check=_long_tmuserid_kept),
+       note="tmuserid/msisdn stay text (decision D12)", check=_long_tmuserid_kept),
     Tx("act_crlf_quoted_newline.csv", "CRLF line ends, a quoted field holding a comma and a CRLF, escaped quotes, "
        "a row dated the next day", written=2, rejects=((4, "not_this_day"),),
        note="reject lines are physical lines: the quoted line break counts", check=_quoted_newline_kept),
     Tx("reno_duplicates.csv", "an exact duplicate, a conflicting copy (same key, another rev) and a second "
        "renewal of the same subscription later that day", written=4, duplicates=1, key_conflicts=1,
-       note="exact copies merge; rows sharing a key but differing in another column are all kept (D16: "
+       note="exact copies merge; rows sharing a key but differing in another column are all kept (decision D16: "
             "1 key conflict reported, no charge dropped); different times are different rows",
        check=_reno_conflicting_copy_kept),
     Tx("cnr_truncated_in_quotes.csv", "file cut inside a quoted field (no final line break)", written=2,
@@ -157,16 +157,16 @@ TX_CASES = [
     Tx("rfnd_out_of_range.csv", "a negative rfnd_cnt (-7), rfnd_cnt 2^63-1, a refund of 10^16 (beyond the "
        "DECIMAL(18,2) the SQL sums in), a negative cpc; a refund just under 10^16 and rfnd_cnt 1,000,000 are valid",
        written=2, rejects=((3, "out_of_range"), (4, "out_of_range"), (5, "out_of_range"), (6, "out_of_range")),
-       note="DESIGN D15: every numeric column has a plausible range; these used to be loaded, then lowered a "
+       note="decision D15: every numeric column has a plausible range; these used to be loaded, then lowered a "
             "published rfnd_count or crashed DailyCounters and every later view"),
     Tx("act_money_beyond_decimal.csv", "rev 1e16 and 12345678901234567.5 (beyond DECIMAL(18,2)), a negative "
        "channel_id and tef_prov", written=1,
        rejects=((3, "out_of_range"), (4, "out_of_range"), (5, "out_of_range"), (6, "out_of_range")),
-       note="DESIGN D15"),
+       note="decision D15"),
     Tx("reno_dst_ambiguous_hour.csv", "two renewals of one subscription at 02:30 on 2025-10-26, once CEST and once "
        "CET (Nova writes local time without an offset): same key, another reno_date", written=3, key_conflicts=1,
        day=dt.date(2025, 10, 26), check=_both_dst_renewals_kept,
-       note="loaded for 2025-10-26. DESIGN D16: both rows are kept (they differ in a non-key column), both charges "
+       note="loaded for 2025-10-26. decision D16: both rows are kept (they differ in a non-key column), both charges "
             "counted; the key conflict is reported and logged. Only rows equal in every column merge"),
     Tx("cnr_utf16.csv", "saved as UTF-16 (a spreadsheet's \"Unicode text\")",
        error="<file>: line 1: NUL byte in the file: it looks like UTF-16 LE (byte order mark); transactions must be "
@@ -176,7 +176,7 @@ TX_CASES = [
              "an extract is that long (an unterminated quote, or a corrupted file?)",
        note="was Arrow's \"straddling object ... try to increase block size\", a setting cvas does not have"),
     Tx("act_all_rows_another_day.csv", "every row dated the previous day (yesterday's extract delivered again, "
-       "legacy D-06)", ratio_failure=True,
+       "legacy rule L-D06)", ratio_failure=True,
        rejects=((2, "not_this_day"), (3, "not_this_day"), (4, "not_this_day"), (5, "not_this_day")),
        note="over `[cvas] max_reject_ratio`: RejectRatioExceeded; rejects and quality report published, "
             "no partition (a previous one stays)"),
@@ -510,7 +510,7 @@ EXCL_CASES = [
     Excl("negative.csv", "a negative msisdn", error="<file>: line 2: msisdn is not a number"),
     Excl("beyond_int64.csv", "ids beyond int64 (22 and 25 digits)", msisdn=frozenset({"34600000001"}),
          tmuserid=frozenset({"9344000000000000000001", "8341000000000000000000002"}),
-         note="values stay strings and compare exactly (D5, legacy D-13/D-23)"),
+         note="values stay strings and compare exactly (decision D5, legacy rules L-D13/L-D23)"),
     Excl("legacy_headerless_blank_lines.csv", "the legacy headerless one-msisdn-per-line form, blank lines",
          msisdn=frozenset({"34600000001", "34600000002"}), tmuserid=frozenset()),
     Excl("header_only.csv", "header only", msisdn=frozenset(), tmuserid=frozenset(), note="excludes nobody"),
@@ -564,7 +564,7 @@ CLI_CASES = [
 ]
 
 NAMED_ERRORS = {"ExtractFormatError", "RejectRatioExceeded", "SnapshotFormatError", "SourceError", "DeliveryError",
-                "ExclusionListError", "MasterFormatError", "DaysFailed"}
+                "ExclusionListError", "MasterFormatError", "DaysFailed", "ViewGapError"}
 LUIGI_CFG = """[core]
 autoload_range = false
 [retcode]
@@ -685,7 +685,7 @@ def render_doc() -> str:
         "<!-- Generated from tests/test_corpus.py (CVAS_UPDATE_DOCS=1 rewrites it); the test fails when this "
         "file and the cases disagree. -->",
         "",
-        "What cvas does with malformed input (DESIGN principle 6: bad input is loud, nothing is lost). Each row is a "
+        "What cvas does with malformed input (principle P6: bad input is loud, nothing is lost). Each row is a "
         "file in `tests/corpus/` (or `tests/golden/load/`, or an Excel master built by the test) driven through the "
         "real entry point, with the outcome the test asserts:",
         "",
@@ -792,6 +792,41 @@ def render_doc() -> str:
     ]
     for c in INTEGRITY_CASES:
         out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
+    out += [
+        "",
+        "## What you may touch under the data root",
+        "",
+        "Read anything, with any reader. Do not edit files under the data root in place: copy an output out "
+        "first. A file edited in place is *damage*: cvas finds it by a stat (size and mtime) against the file's "
+        "sidecar before any run reads or links it, `cvas status` shows it as `damaged`, and the next run rebuilds "
+        "it from its inputs. Files of your own in a dataset folder are never read by cvas; in a view folder they "
+        "are moved to `_set_aside/<folder>/<time>/` (with a warning) when cvas replaces or prunes the folder. "
+        "What happens when somebody does anyway:",
+        "",
+        "| accident | outcome | test |",
+        "|---|---|---|",
+    ]
+    for c in TRUST_CASES:
+        out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
+    out += [
+        "",
+        "## Spreadsheet formulas in text cells (decision D18)",
+        "",
+        "Every CSV cvas writes (`Counters/Counters_Service.csv`, `reference/MASTERCPC.csv`, the three "
+        "`User_Base/user_base_by_*.csv`, `rejects/<kind>/<date>.csv`, the analyst commands' `--csv` files) writes a "
+        "text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return with a single quote in front, as "
+        "OWASP's CSV-injection guidance says: Excel and LibreOffice show it as text instead of evaluating it. RFC "
+        "4180 quoting stays (D10). Numbers are never text cells: a negative amount is written as it is. A text that "
+        "already starts with quotes before such a character gets one more, so cvas reads its own files back to the "
+        "exact names (MASTERCPC.csv for the exports, the report and the analyst commands; the exports for `cvas "
+        "revenue` and `cvas check-userbase`). One function decides it: `cvas.core.csvcells.safe_cell`. The landing "
+        "copies (`raw/`, `user_base/snapshots/`) keep the sources' bytes as delivered (the replayable record).",
+        "",
+        "| input | written as | test |",
+        "|---|---|---|",
+    ]
+    for c in CELL_CASES:
+        out.append(f"| {_cell(c.fault)} | {_cell(c.outcome)} | `{c.test}` |")
     out.append("")
     return "\n".join(out)
 
@@ -820,23 +855,23 @@ INTEGRITY_CASES = [
               "(rebuilt by the next run), never recorded as read",
               "test_integrity.py::test_concurrent_counter_exports_count_every_day_once_and_record_exactly_what_they_read"),
     Integrity("`2025-11-03 - Copy.parquet`, `junk.parquet`, `2025-11-3.parquet` in `daily_counters/`, a "
-              "`transactions/<kind>/year_month=…/` folder or `user_base/daily/`",
+              "`Parquet_Data/transactions/<kind>/year_month=…/` folder or `user_base/daily/`",
               "never read (readers read exactly the files the layout names); `cvas status` lists them under "
               "\"stray files\", `cvas verify` reports each: `not a file the layout names: cvas never reads it (move it "
               "out of the dataset folder)`",
               "test_integrity.py::test_status_and_verify_report_every_file_the_layout_does_not_name"),
     Integrity("a partition replaced outside cvas by a valid file of half the rows",
-              "`damaged` (DESIGN D14: its bytes differ from the hash its sidecar recorded), never a reload: the plan "
+              "`damaged` (decision D14: its bytes differ from the hash its sidecar recorded), never a reload: the plan "
               "rebuilds it from its landing copy, then its counters (`stale: reno damaged (rebuilt first)`); "
               "`cvas verify` reports it",
               "test_integrity.py::test_a_partition_replaced_outside_cvas_is_damage_and_is_rebuilt_from_its_landing_copy"),
     Integrity("a sidecar truncated to invalid JSON",
-              "its output is stale (DESIGN D13) with `unreadable provenance sidecar _meta/<path>.json`, logged with "
+              "its output is stale (decision D13) with `unreadable provenance sidecar _meta/<path>.json`, logged with "
               "the file; verify reports it, the next backfill rebuilds the output and its sidecar",
               "test_integrity.py::test_a_truncated_sidecar_makes_its_output_stale_names_the_file_and_is_rebuilt"),
     Integrity("a 0-byte or wrong-header re-delivery after `cvas invalidate --dataset raw`",
               "DeliveryError naming the landing copy (the loader's header message, or a record count other than the "
-              "source's); the good landing copy is kept (DESIGN D17) and stays marked, so the next backfill fetches "
+              "source's); the good landing copy is kept (decision D17) and stays marked, so the next backfill fetches "
               "again once the drop is fixed",
               "test_integrity.py::test_a_bad_redelivery_keeps_the_landing_copy_and_the_next_backfill_fetches_again"),
     Integrity("an input taken away by another run (or `cvas invalidate`) after this run planned its work",
@@ -852,10 +887,75 @@ INTEGRITY_CASES = [
 ]
 
 
+# what a user may touch under the data root: the incremental view under real accidents (issue 19)
+TRUST_CASES = [
+    Integrity("a part of `Parquet_Data/aggregated/subscriptions.parquet/` rewritten in place (`pandas.to_parquet`, "
+              "`pyarrow.parquet.write_table` to the same path) or truncated",
+              "the folder is a copy of the newest as-of view and shares no file with cvas's snapshots or state, so "
+              "nothing else changes; `cvas status` shows `subscriptions_latest` `damaged`; the next run (or the "
+              "rerun of the same day) copies the view again",
+              "test_view_trust.py::test_an_analyst_rewriting_the_newest_view_in_place_damages_no_snapshot_and_the_"
+              "next_daily_repairs_it"),
+    Integrity("a part of an as-of view (`subscriptions/as_of=D/…`) truncated in place",
+              "the snapshots share unchanged parts by hard link, so every snapshot holding the file is `damaged` by "
+              "a stat against its own sidecar; the next daily writes that part again from the state, never links "
+              "it forward; `cvas verify` reports every damaged snapshot, marks it and names one backfill whose "
+              "range covers them all; after it verify is clean",
+              "test_view_trust.py::test_a_shared_snapshot_part_truncated_in_place_is_never_linked_forward_and_one_"
+              "backfill_repairs_every_snapshot"),
+    Integrity("a part of a state (`subscription_state/D.parquet/…`) edited in place with the same row count",
+              "`damaged`; never folded from: the next view is folded from an older good state or built from every "
+              "transaction file, and equals the full build",
+              "test_view_trust.py::test_a_state_part_edited_in_place_with_the_same_rows_is_never_folded_from"),
+    Integrity("a run killed after the as-of view is published and before the newest copy is replaced, or before "
+              "the state's sidecar",
+              "the newest copy is `stale` (it is not exactly the newest as-of view) or the view is (its state has "
+              "no sidecar): `cvas plan` lists it, the rerun rebuilds it, verify compares the copy with the newest "
+              "as-of view",
+              "test_view_trust.py::test_a_daily_killed_between_the_view_and_the_newest_copy_is_repaired_by_the_"
+              "rerun"),
+    Integrity("a day re-delivered (`cvas invalidate --dataset raw`, then `cvas backfill --start D --end D`)",
+              "every as-of view on or after D is stale; the backfill refreshes the view and report of D and of the "
+              "newest day, the exports and the newest copy",
+              "test_view_trust.py::test_a_redelivered_day_refreshes_the_newest_view_and_report_in_one_backfill"),
+    Integrity("a late day built alone by `cvas daily --date D`",
+              "the later views were refused while it was missing; its run refreshes the newest view and report",
+              "test_view_trust.py::test_a_late_day_built_alone_refreshes_the_newest_view_and_report"),
+    Integrity("a day missing at the source (never loaded, or its load failed) before the day being built",
+              "the day's own partitions, counters and user base are published; its view and report are not: the "
+              "run fails with `the subscription view as of D needs every day up to it: <day> has no act, … "
+              "transactions loaded …` and the backfill that builds the missing day",
+              "test_view_trust.py::test_a_daily_after_a_day_missing_at_the_source_fails_naming_it"),
+    Integrity("a file of your own in a view folder (a copy of a part in `Parquet_Data/aggregated/"
+              "subscriptions.parquet/`, a file in an as-of folder)",
+              "never read by cvas (`cvas ltv`, `cvas query` and every build read the parts the layout names); "
+              "`cvas status` and `cvas verify` list it; when cvas replaces or prunes the folder it is moved to "
+              "`_set_aside/` and a warning names it. Other readers of the folder read it until then: keep your "
+              "files elsewhere",
+              "test_view_trust.py::test_strays_in_view_folders_are_listed_never_read_and_set_aside_when_the_folder_"
+              "is_replaced"),
+]
+
+
+_CELLS_TEST = "test_csv_cells.py::test_formula_like_names_are_written_as_text_and_read_back_intact"
+CELL_CASES = [
+    Integrity("master service name `=HYPERLINK(\"http://x\",\"y\")`",
+              "`\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"` in MASTERCPC.csv and Counters_Service.csv; `cvas "
+              "revenue --service '=HYPERLINK(…)'` finds it", _CELLS_TEST),
+    Integrity("master service name `+cmd|' /C calc'!A0`", "`'+cmd|' /C calc'!A0`", _CELLS_TEST),
+    Integrity("master TME category `@SUM(1+1)*cmd`", "`'@SUM(1+1)*cmd`", _CELLS_TEST),
+    Integrity("NBS service name `=1+2`, category `-2+3 news`",
+              "`'=1+2|'-2+3 news` in user_base_by_service.csv (and the category in user_base_by_category.csv)",
+              _CELLS_TEST),
+    Integrity("a rejected transaction line starting `=1+1`", "its record `'=1+1,…` in the rejects file",
+              "test_csv_cells.py::test_a_rejected_record_starting_with_a_formula_is_neutralised"),
+]
+
+
 def test_every_integrity_case_names_a_test_that_exists():
     import importlib
 
-    for case in INTEGRITY_CASES:
+    for case in INTEGRITY_CASES + TRUST_CASES + CELL_CASES:
         module, _, name = case.test.partition("::")
         assert callable(getattr(importlib.import_module(f"tests.{module[:-3]}"), name, None)), case.test
 

@@ -1,4 +1,4 @@
-"""Daily counters and exports on the golden scenario (LEGACY §15.3 with DESIGN D1, D2, D5, D7, D10, D11)."""
+"""Daily counters and exports on the golden scenario (legacy rule L15.3 with decisions D1, D2, D5, D7, D10, D11)."""
 
 from __future__ import annotations
 
@@ -34,19 +34,19 @@ def by_cpc(table):
 
 
 def test_golden_counters_apply_our_decisions(layout):
-    # A non-empty exclusion list that matches nobody: the legacy then dropped null-msisdn rows (D-12).
+    # A non-empty exclusion list that matches nobody: the legacy then dropped null-msisdn rows (legacy rule L-D12).
     excl = Exclusions(frozenset({"34699999999"}), frozenset({"834999999999999999"}))
     rows = by_cpc(compute_daily_counters(DAY, write_partitions(layout), excl, NOW))
     assert sorted(rows) == [38687, 41949, 44009, 45530, 45531, 99999]
     r = rows[38687]
     assert (r["ppd_count"], r["rev"]) == (1, 14.99)                      # the PPD purchase
     r = rows[41949]
-    assert (r["reno_count"], r["dct_count"], r["rev"]) == (1, 1, 1.64)   # null-channel DCT is regular (D2); legacy 0
+    assert (r["reno_count"], r["dct_count"], r["rev"]) == (1, 1, 1.64)   # null channel: regular (decision D2); legacy 0
     r = rows[44009]
-    assert r["act_count"] == 2        # WEB + null-channel ACT of 1003 (D2, D5); legacy 1
+    assert r["act_count"] == 2        # WEB + null-channel ACT of 1003 (decisions D2, D5); legacy 1
     assert (r["act_free"], r["act_pay"]) == (0, 2)
     assert (r["reno_count"], r["cnr_count"]) == (1, 1)
-    assert r["rfnd_count"] == 5       # sum of rfnd_cnt over all four refund rows (D1); legacy 2
+    assert r["rfnd_count"] == 5       # sum of rfnd_cnt over all four refund rows (decision D1); legacy 2
     assert r["rfnd_amount"] == 8.20   # 3.28 + 1.64 * 3; legacy 3.28
     assert r["rev"] == 4.92           # two ACT + one RENO at 1.64; legacy 3.28
     r = rows[45530]
@@ -54,7 +54,7 @@ def test_golden_counters_apply_our_decisions(layout):
     r = rows[45531]
     assert (r["act_count"], r["act_free"], r["upg_dct_count"], r["rev"]) == (1, 1, 1, 0.0)
     r = rows[99999]
-    assert r["upg_dct_count"] == 1 and r["dct_count"] == 0               # UPGRADE-only DCT keeps its row (D11)
+    assert r["upg_dct_count"] == 1 and r["dct_count"] == 0               # UPGRADE-only DCT keeps its row (decision D11)
     assert all(r["date"] == DAY and r["last_updated"] == NOW for r in rows.values())
 
 
@@ -113,7 +113,7 @@ def test_exports_keep_every_cpc_and_drop_excluded_services_from_the_csv(layout, 
                             layout.counters_cpc, layout.counters_service, layout.staging)
     cpc = pq.read_table(layout.counters_cpc)
     assert cpc.column_names[:3] == ["date", "cpc", "act_count"] and cpc.num_columns == 15
-    assert sorted(cpc.column("cpc").to_pylist()) == [38687, 41949, 44009, 45530, 45531, 99999]   # D7
+    assert sorted(cpc.column("cpc").to_pylist()) == [38687, 41949, 44009, 45530, 45531, 99999]   # decision D7
     with open(layout.counters_service, newline="") as fh:
         rows = list(csv.reader(fh))
     assert tuple(rows[0]) == SERVICE_EXPORT_COLUMNS
@@ -137,5 +137,5 @@ def test_service_names_with_commas_are_quoted(layout, tmp_path):
     export_counters([daily], read_master_csv(path), (), layout.counters_cpc, layout.counters_service, layout.staging)
     with open(layout.counters_service, newline="") as fh:
         parsed = list(csv.reader(fh))
-    assert all(len(r) == 18 for r in parsed)            # D10: quoting keeps 18 fields
+    assert all(len(r) == 18 for r in parsed)            # decision D10: quoting keeps 18 fields
     assert [r[1] for r in parsed if r[3] == "44009"] == ["TP Seman EA 0,99e"]

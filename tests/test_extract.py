@@ -1,4 +1,4 @@
-"""The extraction SQL through the simulated source: legacy columns, PostgreSQL COPY CSV format, windows, D-24."""
+"""The extraction SQL through the simulated source: legacy columns, COPY CSV format, windows, legacy rule L-D24."""
 
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def test_exact_duplicate_rows_are_extracted_as_they_are(extracts):
     assert len(lines) > len(set(lines))
 
 
-# -- D-24 ---------------------------------------------------------------------------------
+# -- legacy rule L-D24 ---------------------------------------------------------------------------------
 
 def test_camp_name_is_the_campaign_key_even_after_tefcampaign(simulated_nova, extracts):
     con = duckdb.connect(str(simulated_nova.database), read_only=True)

@@ -159,7 +159,7 @@ def test_sigkill_at_random_moments_then_a_rerun_gives_the_reference_outputs(nova
         # A kill between publishing a partition and writing its sidecar leaves it without one, and
         # the rerun keeps it (LoadTransactions is complete when the file exists): `cvas verify`
         # finds exactly that, and the backfill after it rebuilds the partition.
-        assert all(re.fullmatch(r"transactions/\S+\.parquet: no provenance sidecar: .*", line)
+        assert all(re.fullmatch(r"Parquet_Data/transactions/\S+\.parquet: no provenance sidecar: .*", line)
                    for line in t.repaired), f"trial {i} (kill at {t.delay}s): {t.repaired}"
         assert t.verified, f"trial {i} (kill at {t.delay}s): verify still fails"
         assert not t.diff, f"trial {i} (kill at {t.delay}s): outputs differ from the reference: {t.diff}"
@@ -273,7 +273,7 @@ def test_sigkill_inside_a_batch_run_then_a_rerun_gives_the_reference_outputs(tmp
     for attempt in range(5):   # the kill must land between two days of the batch: retried if it missed
         root = tmp_path / f"killed{attempt}" / "data"
         cfg = write_cfg(tmp_path / f"killed{attempt}.cfg", root, nova=nova)
-        partitions = root / "transactions" / "act"
+        partitions = root / "Parquet_Data" / "transactions" / "act"
         proc = subprocess.Popen(cvas_cmd("backfill", *BATCH_RANGE), cwd=REPO, env=env_for(cfg),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while proc.poll() is None and not list(partitions.glob("*/*.parquet")):

@@ -1,5 +1,5 @@
 """One freshness rule: a deleted sidecar makes its output stale everywhere alike, and a backfill
-rebuilds exactly that output and what is built from it (DESIGN D13)."""
+rebuilds exactly that output and what is built from it (decision D13)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _allowed(lay: Layout, name: str, day: dt.date, kind: str | None) -> set[Path
     for other in _built_from(name):
         ds = DATASETS[other]
         if ds.product or ds.key == NONE:
-            allowed |= set(ds.outputs(lay, END, None)) | set(ds.newest(lay) if ds.newest else ())
+            allowed |= set(ds.outputs(lay, END, None))
         elif ds.key == DAY_KIND:
             allowed |= set(ds.outputs(lay, day, kind))
             if ds.quality:   # a load also publishes its quality report and rejects
@@ -138,33 +138,3 @@ def test_a_deleted_sidecar_is_stale_everywhere_and_a_backfill_rebuilds_only_that
         unchanged = _mtimes(lay.root)
         assert run_backfill(START, END, progress=lambda _: None) == 0
         assert _mtimes(lay.root) == unchanged, "a second backfill is a no-op"
-
-
-def test_a_data_root_written_with_the_old_counters_folder_name_keeps_working(built, tmp_path, caplog):
-    from cvas.core.layout import LayoutMigrationError, migrate
-    from tasks.config import layout
-    from tasks.pipeline import planned_steps, run_backfill
-
-    root, nova = built
-    lay = Layout(tmp_path / "data")
-    shutil.copytree(root, lay.root)
-    for base in (lay.root, lay.root / "_meta"):      # the names an older cvas wrote
-        (base / "daily_counters").rename(base / "counters_daily")
-    with luigi_settings(simulated_settings(lay.root, nova)):
-        before = _mtimes(lay.root)
-        with caplog.at_level("WARNING", logger="cvas.core.layout"):
-            assert layout() == lay
-        assert sum("renamed" in r.getMessage() and "counters_daily" in r.getMessage() for r in caplog.records) == 2
-        assert not (lay.root / "counters_daily").exists() and not (lay.root / "_meta" / "counters_daily").exists()
-        old_names = {p.relative_to(lay.root).as_posix().replace("counters_daily/", "daily_counters/"): m
-                     for p, m in before.items()}
-        assert {p.relative_to(lay.root).as_posix(): m for p, m in _mtimes(lay.root).items()} == old_names, \
-            "moved, not rewritten"
-        assert planned_steps(START, END) == []
-        assert run_backfill(START, END, progress=lambda _: None) == 0
-        assert {p.relative_to(lay.root).as_posix(): m for p, m in _mtimes(lay.root).items()} == old_names, \
-            "nothing rebuilt"
-    assert migrate(lay) == []                          # once only
-    (lay.root / "counters_daily").mkdir()
-    with pytest.raises(LayoutMigrationError, match="both exist"):
-        migrate(lay)

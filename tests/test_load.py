@@ -177,7 +177,7 @@ def test_row_order_does_not_change_the_output(tmp_path):
     a = parse_extract("reno", DAY, tmp_path / "a.csv")
     b = parse_extract("reno", DAY, tmp_path / "b.csv")
     assert a.table.equals(b.table)
-    # the exact copy is merged; the conflicting copy (another rev) is kept beside its original (D16)
+    # the exact copy is merged; the conflicting copy (another rev) is kept beside its original (decision D16)
     assert a.table.num_rows == 501
     assert a.report["duplicates_removed"] == 1 and a.report["key_conflicts"] == 1
     keys = sort_columns(spec("reno"))
@@ -210,7 +210,7 @@ def test_reject_lines_with_many_quoted_newlines(tmp_path):
 
 def _paths(tmp_path: Path) -> dict[str, Path]:
     data = tmp_path / "data"
-    return {"out": data / "transactions" / "reno" / "year_month=2026-02" / "2026-02-10.parquet",
+    return {"out": data / "Parquet_Data" / "transactions" / "reno" / "year_month=2026-02" / "2026-02-10.parquet",
             "rejects_path": data / "rejects" / "reno" / "2026-02-10.csv",
             "quality_path": data / "quality" / "reno" / "2026-02-10.json",
             "staging": data / ".staging"}

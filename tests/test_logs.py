@@ -179,7 +179,7 @@ def test_rotation_deletes_whole_files_older_than_15_days_and_edits_none(tmp_path
     deleted = rotate_logs(tmp_path, now=now)
 
     assert deleted == [old] and not old.exists()
-    assert {p: p.read_bytes() for p in kept_bytes} == kept_bytes  # whole files, never rewritten (D-16)
+    assert {p: p.read_bytes() for p in kept_bytes} == kept_bytes  # whole files, never rewritten (legacy rule L-D16)
 
 
 def test_setup_rotates_before_opening_the_new_file(tmp_path):

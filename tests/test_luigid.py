@@ -23,7 +23,7 @@ from luigi.task import flatten
 
 from tasks.ops.luigid import done_since, wait_out_done_cooldown
 from tests.cli_runs import run_cvas
-from tests.luigid_tasks import RUN_LOG, Leaf, Total, expected_total
+from tests.luigid_tasks import RUN_LOG, Leaf, expected_total
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "luigid.sh"
@@ -272,7 +272,7 @@ def test_two_cvas_backfills_through_luigid_build_each_output_once_and_invalidate
 
         lay = Layout(root)
         for day in DAYS:
-            for path in root.glob(f"transactions/*/year_month=*/{day}.parquet"):
+            for path in root.glob(f"Parquet_Data/transactions/*/year_month=*/{day}.parquet"):
                 pq.read_table(path)
             assert pq.read_table(lay.daily_counters(day)).num_rows > 0
 

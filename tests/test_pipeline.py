@@ -18,7 +18,7 @@ from luigi.execution_summary import LuigiStatusCode
 
 from cvas.core.layout import Layout
 from cvas.core.schemas import KINDS, spec
-from tests.golden_scenario import DAY, MASTER, write_golden_drops
+from tests.golden_scenario import DAY, write_golden_drops, write_golden_master
 
 START = dt.date(2026, 3, 1)
 DAYS = 3
@@ -62,7 +62,7 @@ def test_end_to_end_daily_pipeline(simulated):
     for kind in KINDS:
         assert lay.raw(kind, START).exists()
         part = lay.transactions(kind, START)
-        assert part == lay.root / "transactions" / kind / "year_month=2026-03" / "2026-03-01.parquet"
+        assert part == lay.root / "Parquet_Data" / "transactions" / kind / "year_month=2026-03" / "2026-03-01.parquet"
         assert pq.read_schema(part).equals(spec(kind).schema)
         assert lay.quality(kind, START).exists() and lay.rejects(kind, START).exists()
     assert lay.daily_counters(START) == lay.root / "daily_counters" / "2026-03-01.parquet"
@@ -95,28 +95,20 @@ def test_backfill_is_idempotent_and_rebuilds_only_what_is_missing(simulated, cap
     day = "2026-03-02"
     # the rebuilt day, its counters, the exports, and the report whose 90-day window holds the day
     # (re-rendered; its bytes differ only when the minute in its footer has moved)
-    assert changed <= {f"transactions/reno/year_month=2026-03/{day}.parquet", f"daily_counters/{day}.parquet",
+    assert changed <= {f"Parquet_Data/transactions/reno/year_month=2026-03/{day}.parquet", f"daily_counters/{day}.parquet",
                        "Counters/Counters_CPC.parquet", "Counters/Counters_Service.csv", f"reports/{END}.html"}
-    assert f"transactions/reno/year_month=2026-03/{day}.parquet" in after
+    assert f"Parquet_Data/transactions/reno/year_month=2026-03/{day}.parquet" in after
     # the rebuilt partition has the same rows as before (same raw extract)
-    assert after[f"transactions/reno/year_month=2026-03/{day}.parquet"] == before[
-        f"transactions/reno/year_month=2026-03/{day}.parquet"]
+    assert after[f"Parquet_Data/transactions/reno/year_month=2026-03/{day}.parquet"] == before[
+        f"Parquet_Data/transactions/reno/year_month=2026-03/{day}.parquet"]
 
 
 def test_directory_source_backfill_matches_hand_computed_counters(luigi_config, tmp_path):
-    from openpyxl import Workbook
-
     from tasks.pipeline import run_backfill
 
     drops = tmp_path / "drops"
     write_golden_drops(drops)
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Hoja2"
-    ws.append(["CPC", "CPC to upgrade", "Service Name", "TME Category", "Subscription Model", "Price"])
-    for cpc, name, cat, model, price in MASTER:
-        ws.append([cpc, None, name, cat, model, price])
-    wb.save(tmp_path / "master.xlsx")
+    write_golden_master(tmp_path / "master.xlsx")
     (tmp_path / "excl.csv").write_text("msisdn,tmuserid\n34699999999,\n")
     luigi_config("cvas", "source", "directory")
     luigi_config("directory_source", "root", drops)
@@ -151,7 +143,7 @@ def test_a_killed_backfill_leaves_no_partial_file_and_resumes(simulated, tmp_pat
     cmd = [sys.executable, "-m", "tasks.cli", "backfill", "--start", str(START), "--end", str(END), "--batch-days", "1"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(simulated.root.glob("transactions/*/*/*.parquet")):
+    while time.monotonic() < deadline and not any(simulated.root.glob("Parquet_Data/transactions/*/*/*.parquet")):
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -1,4 +1,4 @@
-"""No msisdn or tmuserid of the data in logs, task messages or error texts (DESIGN principle 8).
+"""No msisdn or tmuserid of the data in logs, task messages or error texts (principle P8).
 
 A `cvas demo` at small scale (3 days, 50 new subscriptions a day) through a real luigid,
 then bad input that takes the error paths (a rejected row carrying real identifiers, a

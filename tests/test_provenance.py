@@ -1,4 +1,4 @@
-"""Sidecars and quality reports are read by one rule: a missing or unreadable file is None (D13)."""
+"""Sidecars and quality reports are read by one rule: a missing or unreadable file is None (decision D13)."""
 
 from __future__ import annotations
 

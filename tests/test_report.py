@@ -215,12 +215,12 @@ def read_png(path: Path) -> np.ndarray:
 # -- tests ---------------------------------------------------------------------------------------
 
 def test_daily_report_task_publishes_one_page_per_day(built):
-    from cvas.analyst.report import report_days
+    from cvas.core.catalogue import days_of
     from cvas.core.freshness import Settings, state
 
     page = built.report(END)
     assert page == built.root / "reports" / "2025-10-10.html"
-    assert report_days(built) == {END}
+    assert days_of(built, "report") == {END}
     assert state(built, "report", END, settings=Settings(excluded_services=KEYWORDS)).fresh
     assert not any(p.name.startswith(".") or "tmp" in p.name for p in page.parent.iterdir())
 
@@ -234,7 +234,8 @@ def test_daily_report_task_publishes_one_page_per_day(built):
 
 
 def test_report_renders_in_chromium_with_charts_and_the_days_counters(built, tmp_path):
-    from cvas.analyst.report import _CSS, PALETTE
+    from cvas.analyst.report import _CSS
+    from cvas.analyst.report_charts import PALETTE
 
     page = built.report(END)
     dom = Dom(chromium(page, tmp_path, "--dump-dom").stdout)
@@ -254,6 +255,12 @@ def test_report_renders_in_chromium_with_charts_and_the_days_counters(built, tmp
     assert dom.kpis["renewals"]["text"] == f"{expected['renewals']:,}"
     assert dom.kpis["churn"]["text"] == f"{expected['churn'] * 100:.2f}%"
     assert re.fullmatch(r"[+\u2212]?[\d,]+", dom.kpis["net_adds"]["text"])
+    # the words of docs/data.md: rfnd_count sums rfnd_cnt (charges, not refund records); the
+    # report's categories are the user base's names for the master's
+    html = page.read_text(encoding="utf-8")
+    assert re.search(r'data-kpi="refunds"[^>]*><div class="label">Charges refunded</div>', html)
+    assert ("Education and Images as Edu_Ima; News and Sports as News_Sport (Counters_Service.csv keeps the "
+            "master's own names)") in html
 
     # categories: every kept counter row of the day lands in exactly one category row
     rows = kept_counter_rows(built, END)
@@ -344,7 +351,7 @@ def test_cli_report(built, tmp_path, capsys):
 
 
 def test_numbers_are_formatted_for_people():
-    from cvas.analyst.report import fmt_count, fmt_eur, fmt_pct, fmt_signed, machine_value
+    from cvas.analyst.report_data import fmt_count, fmt_eur, fmt_pct, fmt_signed, machine_value
 
     assert fmt_count(1234567) == "1,234,567"
     assert fmt_eur(1234.5) == "€1,234.50"
@@ -362,7 +369,7 @@ def test_a_day_without_transactions_reports_zeros_not_gaps(layout, tmp_path):
     day = dt.date(2026, 1, 5)
     layout.daily_counters(day).parent.mkdir(parents=True)
     pq.write_table(COUNTER_SCHEMA.empty_table(), layout.daily_counters(day))
-    layout.master_cpc.parent.mkdir(parents=True)
+    layout.master_cpc.parent.mkdir(parents=True, exist_ok=True)
     layout.master_cpc.write_text("cpc,service_name,tme_category,cpc_period,cpc_price\n1,Alpha,Games,7,1.0\n",
                                  encoding="utf-8")
     out = tmp_path / "empty.html"
@@ -375,7 +382,8 @@ def test_a_day_without_transactions_reports_zeros_not_gaps(layout, tmp_path):
 
 
 def test_the_report_day_must_have_counters(layout):
-    from cvas.analyst.report import ReportInputError, build_report
+    from cvas.analyst.report import build_report
+    from cvas.analyst.report_data import ReportInputError
 
     with pytest.raises(ReportInputError, match="no counters for 2026-01-05"):
         build_report(layout, dt.date(2026, 1, 5), excluded_services=KEYWORDS)
@@ -408,7 +416,7 @@ def _gridline_rows(image: np.ndarray) -> np.ndarray:
 def test_charts_tell_the_truth_in_chromium(built, tmp_path):
     """Screenshots of single charts: no bar above the top gridline, the user base drawn on an
     axis from zero, churn and ARPU in separate panels, one name for the unknown category."""
-    from cvas.analyst.report import PALETTE
+    from cvas.analyst.report_charts import PALETTE
 
     page = built.report(END)
     for name, colour in (("renewals", PALETTE[2]), ("revenue", PALETTE[0])):   # bars, no legend above

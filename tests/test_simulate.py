@@ -90,7 +90,7 @@ def test_simulate_rejects_an_empty_window(tmp_path):
         simulate(tmp_path, START, 0)
 
 
-# -- legacy behaviours (LEGACY §14) -------------------------------------------------------
+# -- legacy behaviours (legacy rule L14) -------------------------------------------------------
 
 def test_production_proportions(nova):
     per_type = dict(nova.execute(
@@ -244,7 +244,7 @@ def test_generic_act_info_key_order_varies_and_keys_go_missing(nova):
     infos = [i for (i,) in nova.execute("select generic_act_info from telefonicaes_sub_mgr_fact").fetchall()]
     firsts = {i.split("=", 1)[0] for i in infos}
     assert {"chrg_refid", "cpc"} <= firsts and len(firsts) >= 3
-    assert any(re.search(r"TEFcampaign=.*;campaign=", i) for i in infos)      # the D-24 trap
+    assert any(re.search(r"TEFcampaign=.*;campaign=", i) for i in infos)      # the legacy rule L-D24 trap
     assert any("campaign=" not in i for i in infos)
 
 
@@ -269,7 +269,7 @@ def test_truth_table_has_one_row_per_cpc_segment(nova):
                             select subscription_id from sim_subscription group by 1 having count(*) = 2)""") > 0
 
 
-# -- the Excel master (LEGACY §4.2, §4.5) -------------------------------------------------
+# -- the Excel master (legacy rules L4.2, L4.5) -------------------------------------------------
 
 def test_master_workbook_has_the_legacy_quirks(simulated_nova):
     sheet, header, rows = master_sheet(simulated_nova.master_xlsx)

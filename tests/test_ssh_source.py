@@ -19,14 +19,14 @@ from cvas.simulator.nova_pg import load_into_postgres
 from cvas.core.schemas import KINDS
 from cvas.sources.simulated import SimulatedSource
 from cvas.core.logs import SERVER_DIGITS, redact
-from cvas.sources.ssh import (
+from cvas.sources.ssh import SshSource
+from cvas.sources.ssh_settings import (
     AuthenticationError,
     CommandTimeout,
     HostKeyError,
     RemoteCommandError,
     RemoteSqlError,
     SshSettings,
-    SshSource,
     StaleSnapshotError,
     TransientError,
 )

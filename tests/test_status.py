@@ -96,7 +96,7 @@ def test_invalidate_then_backfill_rebuilds_only_that_day_and_downstream(built):
                lay.subscriptions_latest, lay.subscription_state(END)}  # the view and the state it is folded from
     assert rebuilt <= allowed, rebuilt - allowed
     after = snapshot(lay.root)
-    assert after[f"transactions/reno/year_month=2026-03/{D2}.parquet"] == \
-        before[f"transactions/reno/year_month=2026-03/{D2}.parquet"]
+    assert after[f"Parquet_Data/transactions/reno/year_month=2026-03/{D2}.parquet"] == \
+        before[f"Parquet_Data/transactions/reno/year_month=2026-03/{D2}.parquet"]
     assert not list((lay.root / "_invalid").rglob("*.*")), "marks are cleared by the rebuild"
     assert run_backfill(START, END, progress=lambda _: None) == 0

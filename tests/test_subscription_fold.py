@@ -19,7 +19,8 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, sidecar
 from cvas.core.schemas import KINDS, spec
 from cvas.ops.status import mark_for_rebuild
-from cvas.steps.subscriptions import OPEN_PARTS, build_subscription_view, newest_usable_state, parts, write_full_view
+from cvas.core.layout import parts
+from cvas.steps.subscriptions import OPEN_PARTS, build_subscription_view, newest_usable_state, write_full_view
 from tests.test_subscriptions import at, cnr_row, digest, read_view, sub_row, write_events
 
 D0 = dt.date(2026, 5, 4)
@@ -191,19 +192,23 @@ def test_a_state_killed_mid_publish_is_redone_never_used(layout, tmp_path):
             sidecar(layout, done).unlink(missing_ok=True)
 
 
-def test_a_latest_copy_left_without_its_sidecar_makes_the_newest_view_stale_until_rebuilt(layout):
+def test_a_latest_copy_left_without_its_sidecar_is_stale_until_copied_again(layout):
     """A run killed between publishing the legacy latest copy and recording its sidecar: the
-    view as of that day is stale (so the rerun builds it again), not complete with an
-    unrecorded copy that `cvas verify` would find."""
+    newest-view copy is stale (so the rerun copies it again), not complete with an unrecorded
+    copy that `cvas verify` would find; the as-of view itself is fine."""
     from cvas.core.freshness import STALE, state
+    from cvas.steps.subscriptions import publish_latest
 
     write_events(layout, history())
     for i in range(3):
         build_subscription_view(layout, day(i), keep_days=30)
-    assert state(layout, "subscriptions", day(2)).fresh
+    assert state(layout, "subscriptions_latest").fresh
     sidecar(layout, layout.subscriptions_latest).unlink()
-    cell = state(layout, "subscriptions", day(2))
-    assert (cell.state, cell.reason) == (STALE, "subscriptions.parquet has no provenance sidecar")
+    cell = state(layout, "subscriptions_latest")
+    assert (cell.state, cell.reason) == (STALE, "no provenance sidecar")
+    assert state(layout, "subscriptions", day(2)).fresh
+    publish_latest(layout)
+    assert state(layout, "subscriptions_latest").fresh
     assert state(layout, "subscriptions", day(1)).fresh          # not the newest: no latest copy of its own
     build_subscription_view(layout, day(2), keep_days=30)
     assert state(layout, "subscriptions", day(2)).fresh
@@ -222,16 +227,22 @@ def test_verify_rebuilds_the_latest_view_in_full_and_names_the_first_difference(
         return [f for f in report.findings if f.path == layout.subscriptions_latest]
 
     assert view_findings() == []
-    # a state whose content went wrong (its sidecar still agrees): the next fold carries the error
-    state = next(p for p in parts(layout.subscription_state(day(3))).values()
-                 if 4 in pq.read_table(p).column("subscription_id").to_pylist())
+    # a state whose content went wrong while its sidecar still agrees (a defect of the fold, not
+    # an edit: an edit is found by its stat and never folded from): the next fold carries the error
+    path = layout.subscription_state(day(3))
+    state = next(p for p in parts(path).values() if 4 in pq.read_table(p).column("subscription_id").to_pylist())
     table = pq.read_table(state)
     counts = table.column("renewal_count").to_pylist()
     row = table.column("subscription_id").to_pylist().index(4)
     counts[row] += 5
     table = table.set_column(table.schema.get_field_index("renewal_count"), "renewal_count",
                              pa.array(counts, pa.int64()))
+    state.unlink()                                   # a new inode: the earlier states keep theirs
     pq.write_table(table, state)
+    meta = provenance.read(layout, path)
+    meta["parts"][state.stem] |= {"size": state.stat().st_size, "mtime_ns": state.stat().st_mtime_ns}
+    provenance.record(layout, path, inputs={}, params=meta["params"], rows=meta["rows"], output_hash=meta["output_hash"],
+                      extra={k: meta[k] for k in ("as_of", "transactions", "parts")})
     assert build_subscription_view(layout, day(4), keep_days=30)["folded_from"] == str(day(3))
     (finding,) = view_findings()
     assert finding.problem == f"differs from the view as of {day(4)} built in full: subscription 4: renewal_count differs"
@@ -287,50 +298,6 @@ def test_deactivated_months_are_carried_over_and_rewritten_only_when_touched(lay
     assert set(parts(layout.subscriptions(final))) == {*OPEN_PARTS, march, may}          # April emptied
     view = read_view(layout.subscriptions(final))
     assert view[1]["refund_count"] == 1 and view[2]["deactivation_date"].month == 5
-
-
-def test_a_data_root_of_single_file_views_moves_to_folders(layout, tmp_path):
-    """Views, states and the legacy copy published as single files by earlier versions are not
-    folded from: the next build is a full one, and each path becomes a folder of parts."""
-    write_events(layout, history())
-    build_subscription_view(layout, day(3), keep_days=30)
-    for path in (layout.subscriptions(day(3)), layout.subscription_state(day(3)), layout.subscriptions_latest):
-        table = pa.concat_tables([pq.ParquetFile(p).read() for p in parts(path).values()])
-        shutil.rmtree(path)
-        pq.write_table(table, path)                      # as an earlier version left it
-    assert newest_usable_state(layout, day(4)) is None
-    stats = build_subscription_view(layout, day(4), keep_days=30)
-    assert stats["folded_from"] is None and stats["latest"]
-    assert layout.subscriptions_latest.is_dir() and parts(layout.subscriptions_latest)
-    assert_equals_full_build(layout, day(4), tmp_path)
-    assert digest(layout.subscriptions_latest) == digest(layout.subscriptions(day(4)))
-
-
-def test_a_state_with_the_single_open_part_of_earlier_versions_is_not_folded_from(layout, tmp_path):
-    """Earlier versions kept the Active and Cancelled subscriptions in one `open` part. Such a
-    state is not folded from (the fold reads the four open parts); the next build is a full
-    one, whose parts are the four, and the old view stays a valid folder until pruned."""
-    write_events(layout, history())
-    build_subscription_view(layout, day(3), keep_days=30)
-    for path in (layout.subscriptions(day(3)), layout.subscription_state(day(3))):   # as an earlier version left them
-        found = parts(path)
-        table = pa.concat_tables([pq.ParquetFile(found[n]).read() for n in OPEN_PARTS])
-        table = table.sort_by("subscription_id")
-        for name in OPEN_PARTS:
-            found[name].unlink()
-        pq.write_table(table, path / "open.parquet")
-        meta = provenance.read(layout, path)
-        meta["parts"] = {n: v for n, v in meta["parts"].items() if n not in OPEN_PARTS} | {
-            "open": {"rows": table.num_rows, "hash": provenance.file_hash(path / "open.parquet")}}
-        provenance.record(layout, path, inputs={}, params=meta["params"], rows=meta["rows"],
-                          extra={k: meta[k] for k in ("as_of", "transactions", "parts") if k in meta})
-    assert "open" in parts(layout.subscriptions(day(3)))
-    assert newest_usable_state(layout, day(4)) is None
-    stats = build_subscription_view(layout, day(4), keep_days=30)
-    assert stats["folded_from"] is None
-    now = set(parts(layout.subscriptions(day(4))))
-    assert set(OPEN_PARTS) <= now and "open" not in now
-    assert_equals_full_build(layout, day(4), tmp_path)
 
 
 @pytest.mark.parametrize("chunk_days", [1, 3, 5])

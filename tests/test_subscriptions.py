@@ -1,9 +1,8 @@
-"""The subscription view (LEGACY §8.3 with DESIGN D2, D3, D4, D6, D9) over real Parquet partitions and DuckDB."""
+"""The subscription view (legacy rule L8.3 with decisions D2, D3, D4, D6, D9) over real Parquet and DuckDB."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import defaultdict
 
 import luigi
@@ -16,12 +15,11 @@ from cvas.core.schemas import KINDS, spec
 from cvas.steps.subscriptions import (
     SUBSCRIPTION_SCHEMA,
     SubscriptionViewError,
-    as_of_days,
     build_subscription_view,
     check_view_file,
-    parts,
     read_view_table,
 )
+from cvas.core.layout import as_of_days, parts
 from cvas.core.freshness import state
 from tests.golden_scenario import DAY, ROWS
 
@@ -48,13 +46,17 @@ def cnr_row(sub_id: int, when: dt.datetime, cpc: int, mode: str = "CCC-CR") -> d
     return {"cancel_date": when, "sbn_id": sub_id, "tmuserid": "834100000000000000", "cpc": cpc, "mode": mode}
 
 
-def write_events(layout, rows: dict[str, list[dict]]) -> None:
-    """One partition per kind for every day that has an event of any kind (empty ones included),
-    as the loader publishes them."""
+def write_events(layout, rows: dict[str, list[dict]], through: dt.date | None = None) -> None:
+    """One partition per kind for every day from the first event to the last (or `through`),
+    empty ones included, as the loader publishes them: the view needs every day up to its as-of."""
     by_day: dict[dt.date, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for kind, kind_rows in rows.items():
         for row in kind_rows:
             by_day[row[spec(kind).date_column].date()][kind].append(row)
+    first, last = min(by_day), max([*by_day, *([through] if through else [])])
+    for i in range((last - first).days + 1):
+        if first + dt.timedelta(days=i) not in by_day and not layout.transactions("act", first + dt.timedelta(days=i)).exists():
+            by_day[first + dt.timedelta(days=i)] = {}
     for day, kinds in by_day.items():
         for kind in KINDS:
             path = layout.transactions(kind, day)
@@ -93,24 +95,24 @@ def test_golden_scenario_with_our_decisions(layout):
     s = view[1001]  # ORGANIC free ACT at 10:00, UPGRADE ACT 8.26 at 12:00, UPGRADE DCT of the old CPC
     assert s["cpc_list"] == [45531, 45530] and s["cpc_count"] == 2          # as the legacy
     assert (s["first_cpc"], s["current_cpc"]) == (45531, 45530)
-    assert s["has_upgraded"] is True                                         # a real UPGRADE ACT (D4)
+    assert s["has_upgraded"] is True                                         # a real UPGRADE ACT (decision D4)
     assert (s["upgrade_date"], s["upgraded_to_cpc"]) == (dt.datetime(2026, 2, 10, 12), 45530)
     assert s["activation_channel"] == "ORGANIC" and s["activation_revenue"] == 0.0
     assert s["total_revenue"] == 0.0                                         # as the legacy
     assert s["total_revenue_with_upgrade"] == 8.26                           # as the legacy
     assert s["subscription_status"] == "Active"                              # an UPGRADE DCT does not end it
-    assert s["end_date"] is None and s["lifetime_days"] == 0                 # to the as-of date (D6)
+    assert s["end_date"] is None and s["lifetime_days"] == 0                 # to the as-of date (decision D6)
 
     s = view[1002]  # WEB ACT 1.64, RENO 1.64, CNR at 16:00, two refunds (cnt 2 + 1)
     assert s["has_upgraded"] is False
-    assert s["upgrade_date"] is None and s["upgraded_to_cpc"] is None        # legacy: set (D-17)
+    assert s["upgrade_date"] is None and s["upgraded_to_cpc"] is None        # legacy: set (legacy rule L-D17)
     assert s["total_revenue"] == 3.28                                        # as the legacy
-    assert s["total_revenue_with_upgrade"] == 3.28                           # legacy 4.92: activation twice (D4)
-    assert s["subscription_status"] == "Cancelled"                           # no DCT: the CNR decides (D3)
+    assert s["total_revenue_with_upgrade"] == 3.28                           # legacy 4.92: counted twice (decision D4)
+    assert s["subscription_status"] == "Cancelled"                           # no DCT: the CNR decides (decision D3)
     assert s["cancellation_mode"] == "CCC-CR" and s["end_date"] == dt.datetime(2026, 2, 10, 16)
     assert s["lifetime_days"] == 0                                           # as the legacy
-    assert s["refund_count"] == 3                                            # Σ rfnd_cnt (D9); legacy 1 row
-    assert s["total_refunded"] == 4.92                                       # both refunds (D1); legacy 1.64
+    assert s["refund_count"] == 3                                            # Σ rfnd_cnt (decision D9); legacy 1 row
+    assert s["total_refunded"] == 4.92                                       # both refunds (decision D1); legacy 1.64
     assert s["last_refund_date"] == dt.datetime(2026, 2, 10)
     assert (s["renewal_count"], s["renewal_revenue"]) == (1, 1.64)
     assert s["last_activity_date"] == dt.datetime(2026, 2, 10, 23)           # the renewal
@@ -122,10 +124,10 @@ def test_golden_scenario_with_our_decisions(layout):
     s = view[1004]  # starts with a RENO (act_date 2025-12-01), then a DCT with a null channel
     assert s["missing_act_record"] is True                                   # as the legacy
     assert s["activation_date"] == dt.datetime(2025, 12, 1, 8)
-    assert s["activation_month"] == "2025-12"                                # legacy 2026-02 (D-17)
+    assert s["activation_month"] == "2025-12"                                # legacy 2026-02 (legacy rule L-D17)
     assert s["activation_trans_date"] == dt.datetime(2026, 2, 10, 8)         # the first transaction
     assert s["activation_revenue"] == 0.0 and s["total_revenue"] == 1.64
-    assert s["subscription_status"] == "Deactivated"                         # legacy Active: null channel (D2)
+    assert s["subscription_status"] == "Deactivated"                         # legacy Active: null channel (decision D2)
     assert s["deactivation_mode"] is None and s["end_date"] == dt.datetime(2026, 2, 10, 18)
     assert s["lifetime_days"] == 71                                          # 2025-12-01 → 2026-02-10
 
@@ -192,7 +194,7 @@ def test_a_subscription_that_upgrades(layout):
         "reno": [sub_row("reno", 2001, at(D, 9, offset=7), a, channel="WEB", rev=1.0),
                  sub_row("reno", 2001, at(D, 9, offset=16), b, channel="WEB", rev=3.0)],
         "dct": [sub_row("dct", 2001, at(D, 9, offset=9), a, channel="UPGRADE")],
-    })
+    }, through=D + dt.timedelta(days=20))
     before = read_view(build_and_path(layout, D + dt.timedelta(days=8)))[2001]
     assert (before["has_upgraded"], before["upgrade_date"], before["upgraded_to_cpc"]) == (False, None, None)
     assert before["cpc_list"] == [a] and before["current_cpc"] == a
@@ -222,7 +224,7 @@ def test_a_subscription_that_starts_with_a_renewal(layout):
     started = dt.datetime(2025, 11, 20, 7, 30)            # the activation happened before the history
     write_events(layout, {"reno": [sub_row("reno", 3001, at(D, 6), 45589, channel="SMS", rev=1.64, act_date=started),
                                    sub_row("reno", 3001, at(D, 6, offset=7), 45589, channel="SMS", rev=1.64,
-                                           act_date=started)]})
+                                           act_date=started)]}, through=D + dt.timedelta(days=10))
     s = read_view(build_and_path(layout, D + dt.timedelta(days=10)))[3001]
     assert s["missing_act_record"] is True
     assert s["activation_date"] == started and s["activation_month"] == "2025-11"
@@ -240,21 +242,22 @@ def test_a_subscription_cancelled_then_deactivated(layout):
         "act": [sub_row("act", 4001, at(D, 8), 44009, channel="WEB", rev=1.64)],
         "cnr": [cnr_row(4001, at(D, 15, offset=2), 44009, mode="CCC-CR")],
         "dct": [sub_row("dct", 4001, at(D, 3, offset=9), 44009, channel="SYSTEM")],
-    })
+    }, through=D + dt.timedelta(days=9))
     s = read_view(build_and_path(layout, D + dt.timedelta(days=1)))[4001]
     assert (s["subscription_status"], s["end_date"], s["lifetime_days"]) == ("Active", None, 1)
     s = read_view(build_and_path(layout, D + dt.timedelta(days=5)))[4001]
     assert s["subscription_status"] == "Cancelled"                 # a pending request
     assert (s["end_date"], s["lifetime_days"]) == (at(D, 15, offset=2), 2)
     s = read_view(build_and_path(layout, D + dt.timedelta(days=9)))[4001]
-    assert s["subscription_status"] == "Deactivated"               # the DCT wins over the CNR (D3)
+    assert s["subscription_status"] == "Deactivated"               # the DCT wins over the CNR (decision D3)
     assert (s["deactivation_date"], s["deactivation_mode"]) == (at(D, 3, offset=9), "SYSTEM")
     assert s["cancellation_date"] == at(D, 15, offset=2)           # still reported
     assert (s["end_date"], s["lifetime_days"]) == (at(D, 3, offset=9), 9)
 
 
 def test_retention_keeps_the_newest_days_and_the_latest(layout):
-    write_events(layout, {"act": [sub_row("act", 5000 + i, at(D, 9, offset=i), 44009, rev=1.0) for i in range(6)]})
+    write_events(layout, {"act": [sub_row("act", 5000 + i, at(D, 9, offset=i), 44009, rev=1.0) for i in range(6)]},
+                 through=D + dt.timedelta(days=5))
     for i in (0, 1, 2, 5, 4):
         stats = build_subscription_view(layout, D + dt.timedelta(days=i), keep_days=3)
     assert stats["latest"] is False

@@ -39,7 +39,7 @@ def aggregate(layout, day):
 def test_golden_snapshots_give_the_golden_exports(layout):
     info1, info2 = aggregate(layout, DAY1), aggregate(layout, DAY2)
     assert (info1["encoding"], info2["encoding"]) == ("utf-8", "cp1252")   # decided once per file
-    assert info2["rows"] == 6 and info2["user_base"] == 110 + 55 + 38 + 27 + 31 + 4   # each row once (D-10)
+    assert info2["rows"] == 6 and info2["user_base"] == 110 + 55 + 38 + 27 + 31 + 4  # each row once, legacy rule L-D10
     stats = export_user_base(layout, DEFAULT_EXCLUDED_SERVICES)
     assert stats["mode"] == "rebuild" and stats["lines"] == {"service": 12, "category": 9, "cpc": 13}
     for by in ("service", "category", "cpc"):

@@ -1,4 +1,4 @@
-"""The analysts' tools of LEGACY §11, done right: revenue by service and month, refunds per CPC,
+"""The analysts' tools of legacy rule L11, done right: revenue by service and month, refunds per CPC,
 lifetime and LTV from the subscription view, and the user-base consistency check.
 
 Each returns a `Table` (raw values, printed for people by `format_table`, written as CSV by
@@ -21,8 +21,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from cvas.core.csvcells import plain_cell, safe_cell
 from cvas.core.csvlines import records
-from cvas.core.layout import Layout, transaction_files
+from cvas.core.layout import Layout, transaction_files, parts
 from cvas.core.publish import write_text_atomic
 from cvas.sql import connect, load_sql
 
@@ -69,7 +70,7 @@ def _csv_cell(value: Any, kind: str) -> str:
         return str(int(value))
     if kind in ("eur", "float"):
         return f"{float(value):.2f}"
-    return str(value)
+    return safe_cell(str(value))
 
 
 def format_table(table: Table) -> str:
@@ -133,15 +134,15 @@ def _suggest(name: str, known: set[str]) -> str:
 
 # -- revenue_report ----------------------------------------------------------------------
 
-def revenue_by_service_month(service_csv: Path, services: list[str], months: list[str]) -> Table:
-    """Revenue of each service (rows, in the order given) in each month (columns, sorted) and a
-    TOTAL column, from Counters_Service.csv.
+def revenue_by_service_month(service_csv: Path, services: list[str] | None, months: list[str]) -> Table:
+    """Revenue of each service (rows, in the order given; None: every service with a row in the
+    months, by name) in each month (columns, sorted) and a TOTAL column, from Counters_Service.csv.
 
     Read with the csv module, so quoted service names with commas stay one field (the legacy
-    D-11 misread them); names compare exactly after stripping both sides; amounts are summed
+    misread them, legacy rule L-D11); names compare exactly after stripping both sides; amounts are summed
     as decimals, so the totals carry no binary rounding.
     """
-    wanted = _ordered_names(services)
+    wanted = None if services is None else _ordered_names(services)
     months = check_months(months)
     sums: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     seen: set[str] = set()
@@ -158,9 +159,9 @@ def revenue_by_service_month(service_csv: Path, services: list[str], months: lis
         if missing:
             raise AnalysisInputError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
         for row in reader:
-            name = (row["service_name"] or "").strip()
+            name = plain_cell((row["service_name"] or "").strip())
             known.add(name)
-            if name not in wanted:
+            if wanted is not None and name not in wanted:
                 continue
             try:
                 month = f"{dt.date.fromisoformat((row['date'] or '').strip()):%Y-%m}"
@@ -176,11 +177,11 @@ def revenue_by_service_month(service_csv: Path, services: list[str], months: lis
                     f"{path}: line {reader.line_num}: rev {row['rev']!r} is not a number") from None
             seen.add(name)
     rows = []
-    for name in wanted:
+    for name in sorted(seen) if wanted is None else wanted:
         values = [sums.get((name, m), Decimal(0)) for m in months]
         rows.append(tuple([name] + values + [sum(values, Decimal(0))]))
     table = Table(tuple(["service"] + months + ["TOTAL"]), tuple(["text"] + ["eur"] * (len(months) + 1)), rows)
-    for name in wanted:
+    for name in wanted or ():
         if name not in known:
             table.notes.append(f"no service named {name!r} in {path.name}{_suggest(name, known)}")
         elif name not in seen:
@@ -193,7 +194,7 @@ def revenue_by_service_month(service_csv: Path, services: list[str], months: lis
 # -- rfnd_analysis -----------------------------------------------------------------------
 
 def refunds_by_cpc(layout: Layout, months: list[str], master: pa.Table) -> Table:
-    """LEGACY rfnd_analysis per (year_month, cpc) from the RFND partitions of `months`:
+    """The legacy rfnd_analysis (legacy rule L11) per (year_month, cpc) from the RFND partitions of `months`:
     amount (2 dp), Σ rfnd_cnt, distinct users overall, regular ('f') and automatic ('t'),
     with service name and category (empty when the CPC is not in the master). Ordered by
     month, count descending, then cpc (the legacy left ties unordered). A month without a
@@ -241,19 +242,20 @@ def service_cpcs(master: pa.Table, service: str) -> list[int]:
 
 def lifetime_value(view: Path, master: pa.Table, service: str, months: list[str]) -> Table:
     """Per activation month: the subscriptions whose cpc_list holds a CPC of `service`, their
-    mean lifetime_days (to the view's as-of date, D6) and mean total_revenue_with_upgrade
-    (the D4 revenue: upgrade charges added once, the activation never twice). A month without
+    mean lifetime_days (to the view's as-of date, decision D6) and mean total_revenue_with_upgrade
+    (the decision D4 revenue: upgrade charges added once, the activation never twice). A month without
     subscriptions has count 0 and no means.
     """
     months = check_months(months)
     cpcs = service_cpcs(master, service)
     view = Path(view)
-    if not view.exists():
+    files = [str(p) for p in parts(view).values()]   # the view's parts only: never a stray file beside them
+    if not files:
         raise AnalysisInputError(f"{view}: no subscription view (build SubscriptionView for the as-of day)")
     con = connect()
     try:
         con.execute("set threads = 2")
-        con.register("subscriptions", con.read_parquet(str(view)))
+        con.register("subscriptions", con.read_parquet(files))
         result = con.execute(load_sql("analysis_ltv"), {"months": months, "cpcs": cpcs}).fetchall()
         found = {r[0]: r[1:] for r in result}
     finally:
@@ -295,7 +297,7 @@ def _read_pipe(path: Path, header: tuple[str, ...], day: dt.date) -> list[list[s
                 raise AnalysisInputError(
                     f"{path}: line {rec.end}: {len(fields)} fields, expected {len(header)}")
             if fields[0] == wanted:
-                rows.append(fields[1:])
+                rows.append([plain_cell(f) for f in fields[1:]])
     return rows
 
 

@@ -1,8 +1,8 @@
-"""The investigation tool (LEGACY §11 check_users, query_*_from_tx): a subscription's or user's view rows and timeline.
+"""`cvas query` (legacy rule L11: check_users, query_*_from_tx): a subscription's or user's view rows and timeline.
 
 It is a manual tool: its result holds msisdn and tmuserid and is meant for the terminal.
 Nothing here logs those values (only counts); every searched value is bound as a SQL
-parameter, never formatted into SQL text (LEGACY D-20).
+parameter, never formatted into SQL text (legacy rule L-D20).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from cvas.core import provenance
-from cvas.core.layout import Layout
+from cvas.core.layout import Layout, parts
 from cvas.core.schemas import KINDS
-from cvas.sql import connect, load_sql
-from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, register_transactions, sql_path
+from cvas.sql import connect, load_sql, sql_path
+from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, register_transactions
 
 log = logging.getLogger(__name__)
 
@@ -77,21 +77,37 @@ def _search(subscription_id, tmuserid, msisdn) -> tuple[str, str, dict]:
     return key, params["tmuserid"], params
 
 
+def missing_view(layout: Layout, as_of: dt.date, keep_days: int) -> str:
+    """Why there is no subscription view as of `as_of`, and how to get one (one sentence)."""
+    from cvas.steps.subscriptions import as_of_days, outside_retention
+
+    build = f"`luigi --module tasks SubscriptionView --date {as_of}`"
+    days = as_of_days(layout)
+    where = f"there is no subscription view as of {as_of} ({layout.subscriptions(as_of)})"
+    if not days or as_of > max(days):
+        return f"{where}: build the day first (`cvas daily --date {as_of}`)"
+    if outside_retention(layout, as_of, keep_days):
+        need = (max(days) - as_of).days + 1
+        return (f"{where}: views are kept {keep_days} day(s) back from the newest ({max(days)}); set [cvas] "
+                f"subscriptions_keep_days = {need} in luigi.cfg, then run {build}")
+    return f"{where}: build it with {build}"
+
+
 def _view_path(layout: Layout, as_of: dt.date | None) -> Path:
     return layout.subscriptions(as_of) if as_of else layout.subscriptions_latest
 
 
 def investigate(layout: Layout, *, subscription_id: int | str | None = None, tmuserid: str | None = None,
-                msisdn: str | None = None, as_of: dt.date | None = None) -> Investigation:
+                msisdn: str | None = None, as_of: dt.date | None = None, keep_days: int = 7) -> Investigation:
     """Find the subscriptions of one id or user in the view (as of `as_of`, else the latest),
     then their timeline across ACT, RENO, DCT, CNR and RFND, their totals, and the same
-    users' PPD purchases. With `as_of`, events after that day are left out too."""
+    users' PPD purchases. With `as_of`, events after that day are left out too (`keep_days`:
+    the views' retention, for the explanation when that view is absent)."""
     key, value, params = _search(subscription_id, tmuserid, msisdn)
     view = _view_path(layout, as_of)
     notes: list[str] = []
     if as_of and not view.exists():
-        raise QueryError(f"there is no subscription view as of {as_of} ({view}); build it with "
-                         f"`luigi --module tasks SubscriptionView --date {as_of}` or omit --as-of")
+        raise QueryError(missing_view(layout, as_of, keep_days) + "; or omit --as-of")
     con = connect()
     try:
         register_transactions(con, layout, KINDS)
@@ -102,8 +118,9 @@ def investigate(layout: Layout, *, subscription_id: int | str | None = None, tmu
             ids = [r[0] for r in con.execute(load_sql("query_subscription_ids"),
                                              {"tmuserid": params["tmuserid"], "msisdn": params["msisdn"],
                                               "as_of": as_of}).fetchall()]
-        if view.exists():
-            con.execute(f"create temp view view_rows as select * from read_parquet({sql_path(view)}, "
+        files = list(parts(view).values())   # the view's parts only: never a stray file beside them
+        if files:
+            con.execute(f"create temp view view_rows as select * from read_parquet([{', '.join(map(sql_path, files))}], "
                         f"hive_partitioning = false)")
             subscriptions = con.execute(load_sql("query_view"), dict(params, ids=ids)).fetch_arrow_table()
             meta = provenance.read(layout, view) or {}

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvas.core.layout import PART_FILE, Layout, day_of_name, stat_listing
+from cvas.core import provenance
+from cvas.core.layout import (PART_FILE, Layout, as_of_days, day_of_name, days_in_dir, newest_transaction_day,
+                              stat_listing, transaction_days, transaction_digest)
 from cvas.core.schemas import KINDS, VIEW_KINDS
 
 # keys: what one output of a dataset is identified by
@@ -61,9 +63,10 @@ class Dataset:
     listing   (sidecar key, per-day dataset): the per-day files the output was built from,
               recorded as {day: [size, mtime_ns]}; it must hold the day and match the current
               files up to the day (days after it, built later in the same run, do not count)
-    newest    outputs that must exist too when the key's day is the newest built one
-    days      the days with a published output (one listing), when `newest` needs them
-    sidecar   whether a provenance sidecar is written (a missing one means stale, DESIGN D13)
+    parted    its outputs are folders of parts whose sidecars record each part's size and mtime:
+              a part that differs is damage, found by a stat before anything reads or links it
+    days      the days with a published output (one listing)
+    sidecar   whether a provenance sidecar is written (a missing one means stale, decision D13)
     quality   a load's quality report can mark a day failed
     health    a feed-health verdict (`health/<kind>/<date>.json`) can mark a day flagged
     source    a landing copy delivered by a source: a missing one is fetched only to build
@@ -83,7 +86,7 @@ class Dataset:
     external: tuple[str, ...] = ()
     expect: tuple[tuple[str, Callable[[Layout, "dt.date | None", Settings], Any]], ...] = ()
     listing: tuple[str, str] | None = None
-    newest: Callable[[Layout], tuple[Path, ...]] | None = None
+    parted: bool = False
     days: Callable[[Layout], set[dt.date]] | None = None
     sidecar: bool = True
     quality: bool = False
@@ -118,28 +121,76 @@ def day_listing(layout: Layout, name: str) -> dict[str, list[int]]:
             if day_of_name(stem + suffix, suffix) is not None}
 
 
-def _report_inputs(layout: Layout, day: dt.date, kind: str | None, settings: Settings) -> dict[str, Path]:
-    from cvas.analyst.report import WINDOW_DAYS, report_inputs
+# the days of counters and user base a daily report shows (its trends and breakdowns)
+WINDOW_DAYS = 90
 
+
+def report_window(day: dt.date, window_days: int = WINDOW_DAYS) -> list[dt.date]:
+    """The days a report covers: the `window_days` days ending with `day`."""
+    return [day - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
+
+
+def report_inputs(layout: Layout, day: dt.date, window_days: int = WINDOW_DAYS) -> dict[str, Path]:
+    """The files a report is rendered from (its provenance inputs): the window's counter files,
+    the user-base files of the window and of the day before it, and the master."""
+    window = report_window(day, window_days)
+    inputs: dict[str, Path] = {"master": layout.master_cpc}
+    for d in window:
+        inputs[f"counters:{d}"] = layout.daily_counters(d)
+    for d in [window[0] - dt.timedelta(days=1)] + window:
+        inputs[f"user_base:{d}"] = layout.user_base_daily(d)
+    return inputs
+
+
+def _report_inputs(layout: Layout, day: dt.date, kind: str | None, settings: Settings) -> dict[str, Path]:
     return report_inputs(layout, day, WINDOW_DAYS)
 
 
 def _window_days(layout: Layout, day: dt.date | None, settings: Settings) -> int:
-    from cvas.analyst.report import WINDOW_DAYS
-
     return WINDOW_DAYS
 
 
 def _view_digest(layout: Layout, day: dt.date | None, settings: Settings) -> str:
-    from cvas.steps.subscriptions import transaction_digest
-
-    return transaction_digest(layout, day)
+    return transaction_digest(layout, day, VIEW_KINDS)
 
 
-def _as_of_days(layout: Layout) -> set[dt.date]:
-    from cvas.steps.subscriptions import as_of_days
+def days_of(layout: Layout, name: str, kind: str | None = None) -> set[dt.date]:
+    """The days dataset `name` (of `kind`) holds: those whose file, as the layout names it, exists,
+    from one listing per folder (per month folder for the transactions). The one answer to
+    "which days does dataset X hold"; a file the layout does not name is never a day."""
+    ds = dataset(name)
+    if ds.days is not None:
+        return ds.days(layout)
+    sample = ds.outputs(layout, _SAMPLE, kind)[0]
+    literal, fmt = next((lit, f) for lit, _, f in _DAY_TEXTS if lit in sample.name)
+    suffix = sample.name.replace(literal, "", 1)
+    if sample.parent.name == f"year_month={_SAMPLE:%Y-%m}":   # Hive month partitions
+        return transaction_days(layout, kind)
+    return days_in_dir(sample.parent, suffix, fmt)
 
-    return as_of_days(layout)
+
+def newest_day(layout: Layout, name: str) -> dt.date | None:
+    """The newest day with a published output of the per-day dataset `name`."""
+    days = days_of(layout, name)
+    return max(days) if days else None
+
+
+def product_days(layout: Layout, day: dt.date) -> list[dt.date]:
+    """The days whose products a run building `day` refreshes: `day`, and the newest day with a
+    view or loaded transactions when it is later (a change to `day` makes every view as of `day`
+    or later stale, the newest included: a late or reloaded day refreshes the newest view and
+    report, not only its own)."""
+    newest = max((d for d in (newest_day(layout, "subscriptions"), newest_transaction_day(layout, VIEW_KINDS))
+                  if d is not None), default=None)
+    return [day] if newest is None or newest <= day else [day, newest]
+
+
+def _newest_view(layout: Layout, day: dt.date | None, settings: Settings, key: str) -> Any:
+    """A value of the newest as-of view's sidecar, which the newest-view copy must carry too."""
+    newest = newest_day(layout, "subscriptions")
+    if newest is None:
+        return None
+    return str(newest) if key == "as_of" else (provenance.read(layout, layout.subscriptions(newest)) or {}).get(key)
 
 
 def published_outputs(layout: Layout, name: str) -> dict[str, list[int] | None]:
@@ -187,7 +238,13 @@ _ENTRIES = (
     # the view and the state the next day's view is folded from, written together by one task
     Dataset("subscriptions", DAY, lambda lay, d, k: (lay.subscriptions(d), lay.subscription_state(d)),
             upstream=(Upstream("transactions", VIEW_KINDS),), expect=(("transactions", _view_digest),),
-            newest=lambda lay: (lay.subscriptions_latest,), days=_as_of_days, product=True, lock="subscriptions"),
+            parted=True, days=as_of_days, product=True, lock="subscriptions"),
+    # the legacy path: a copy of the newest as-of view, fresh only while it is exactly that view
+    Dataset("subscriptions_latest", NONE, lambda lay, d, k: (lay.subscriptions_latest,),
+            upstream=(Upstream("subscriptions"),),
+            expect=(("as_of", functools.partial(_newest_view, key="as_of")),
+                    ("output_hash", functools.partial(_newest_view, key="output_hash"))),
+            parted=True, product=True, lock="subscriptions"),
     Dataset("user_base_snapshot", DAY, lambda lay, d, k: (lay.user_base_snapshot(d),), sidecar=False, source=True,
             switch="user_base"),
     Dataset("user_base_daily", DAY, lambda lay, d, k: (lay.user_base_daily(d),),
@@ -304,12 +361,11 @@ _DAY_TEXTS = ((f"{_SAMPLE:%Y-%m-%d}", r"(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})", "%
               (f"{_SAMPLE:%Y%m%d}", r"(?P<day>[0-9]{8})", "%Y%m%d"))
 
 
-def _producers(layout: Layout) -> list[tuple[str, Callable[[dt.date | None, str | None], tuple[Path, ...]]]]:
-    """(key, files of one key) of everything cvas publishes under dataset folders: the catalogue's
-    outputs, the newest-view copy, and the loads' quality reports and rejects."""
-    found = [(ds.key, functools.partial(ds.outputs, layout)) for ds in _ENTRIES]
-    found += [(NONE, lambda d, k, ds=ds: ds.newest(layout)) for ds in _ENTRIES if ds.newest is not None]
-    found.append((DAY_KIND, lambda d, k: (layout.quality(k, d), layout.rejects(k, d))))
+def _producers(layout: Layout) -> list[tuple[str, Callable[[dt.date | None, str | None], tuple[Path, ...]], bool]]:
+    """(key, files of one key, whether they are folders of parts) of everything cvas publishes
+    under dataset folders: the catalogue's outputs, and the loads' quality reports and rejects."""
+    found = [(ds.key, functools.partial(ds.outputs, layout), ds.parted) for ds in _ENTRIES]
+    found.append((DAY_KIND, lambda d, k: (layout.quality(k, d), layout.rejects(k, d)), False))
     return found
 
 
@@ -343,12 +399,15 @@ def _patterns(layout: Layout) -> tuple[dict[str, list[_Pattern]], set[str]]:
     tests every file of the data root against them (tens of thousands after a few years)."""
     folders: dict[str, list[_Pattern]] = {}
     fixed: set[str] = set()
-    for key, files in _producers(layout):
+    for key, files, parted in _producers(layout):
         for kind in (KINDS if key == DAY_KIND else (None,)):
             for sample in files(_SAMPLE if key != NONE else None, kind):
                 if key == NONE:
                     fixed.add(str(sample))
-                    folders.setdefault(str(sample.parent), [])
+                    if sample.parent != layout.root:   # a file at the root (MASTERCPC.csv) makes no dataset folder
+                        folders.setdefault(str(sample.parent), [])
+                    if parted:   # a folder of parts: what else it holds is a stray
+                        folders.setdefault(str(sample), [])
                     continue
                 text, template, fmt = re.escape(str(sample)), str(sample), None
                 for literal, group, day_fmt in _DAY_TEXTS:

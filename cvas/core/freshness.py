@@ -7,9 +7,9 @@ rule to every dataset of the catalogue, in this order:
              quality check or its last build failed: `cvas.core.failures`)
 2. failed    a reload failed its quality check after the output was published
 3. invalidated   `cvas invalidate` / `cvas verify` left a tombstone on it
-4. damaged   published bytes that no longer match their own sidecar (DESIGN D14): written
+4. damaged   published bytes that no longer match their own sidecar (decision D14): written
              after it (replaced outside cvas) with another hash; rebuilt, never taken as a reload
-5. stale     no sidecar or an unreadable one (DESIGN D13), a recorded setting, listing or input
+5. stale     no sidecar or an unreadable one (decision D13), a recorded setting, listing or input
              that differs from the current one, or a companion output that is absent
 6. flagged   present and fresh, but the feed-health check flagged the day (`cvas.steps.feed_health`):
              published, complete, and not rebuilt for it
@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from cvas.core import provenance
-from cvas.core.catalogue import DAY_KIND, Dataset, Settings, counter_inputs, dataset, day_listing
+from cvas.core.catalogue import Dataset, Settings, counter_inputs, dataset, day_listing
 from cvas.core.failures import failures
-from cvas.core.layout import Layout, days_in_dir, sidecar, tombstone, through, transaction_days
+from cvas.core.layout import Layout, part_stats, sidecar, tombstone, through
 from cvas.core.quality import read_quality
 
 PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
@@ -46,8 +46,7 @@ DAMAGED = "damaged"
 STATES = (PRESENT, MISSING, STALE, FAILED, INVALID, FLAGGED, DAMAGED)
 
 __all__ = ["DAMAGED", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Extension",
-           "Freshness", "Settings", "clear_invalidation", "counter_days", "counter_inputs", "invalidated",
-           "is_invalidated", "loaded_days", "raw_days", "state"]
+           "Freshness", "Settings", "clear_invalidation", "counter_inputs", "invalidated", "is_invalidated", "state"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,6 @@ class Freshness:
         self._scanned: dict[str, dict[str, os.DirEntry]] = {}
         self._marked: set[Path] | None = None
         self._failures: dict[Path, dict] | None = None
-        self._days: dict[str, set[dt.date]] = {}
         self._memo: dict[tuple, _Paths] = {}
         self._meta: dict[str, dict[str, Any] | None] = {}
         self._listings: dict[str, dict[str, list[int]]] = {}
@@ -154,9 +152,13 @@ class Freshness:
             return Cell(INVALID, "invalidated")
         if not ds.sidecar:
             return Cell(PRESENT)
+        if ds.parted:   # folders of parts: a stat per part against its sidecar, on every path
+            found = self._parts_cell(paths)
+            if found is not None:
+                return found
         # per-day outputs only: each has one writer, which holds its task lock from publishing it to
         # recording its sidecar; a whole-history output is rewritten by several (checked by verify)
-        damage = self._damaged(paths.outputs[0], paths.sidecar) if ds.per_day else ""
+        damage = self._damaged(paths.outputs[0], paths.sidecar) if ds.per_day and not ds.parted else ""
         if damage:
             return Cell(DAMAGED, damage)
         changed = self._stale(ds, day, paths)
@@ -165,6 +167,23 @@ class Freshness:
         if paths.health is not None and self.stat(paths.health) is not None:
             return Cell(FLAGGED, _health_reason(paths.health))
         return Cell(PRESENT)
+
+    def _parts_cell(self, paths: _Paths) -> Cell | None:
+        """Stale when an output folder has no readable sidecar (a build killed before recording it),
+        damaged when a part is not the file its sidecar recorded (edited in place, truncated,
+        replaced, removed or added: `provenance.parts_damage`); None when every part is as recorded."""
+        for i, output in enumerate(paths.outputs):
+            side = str(sidecar(self.layout, Path(output)))
+            meta = self._read(side)
+            name = os.path.relpath(output, self.layout.root)
+            if meta is None:
+                what = (f"unreadable provenance sidecar {os.path.relpath(side, self.layout.root)}" if self.stat(side)
+                        else "no provenance sidecar")
+                return Cell(STALE, what if i == 0 else f"{name}: {what}")
+            problem = provenance.parts_damage(meta.get("parts"), part_stats(Path(output)))
+            if problem:
+                return Cell(DAMAGED, f"{name}: {problem}")
+        return None
 
     def _build_failed(self, paths: _Paths) -> str | None:
         """The error of the output's last failed build, when it has one (one listing of `_failed/`)."""
@@ -191,14 +210,6 @@ class Freshness:
 
     def _stale(self, ds: Dataset, day: dt.date | None, paths: _Paths) -> str:
         """Why a published output is stale ('' when it is not)."""
-        if ds.newest is not None and self._is_newest(ds, day):
-            absent = [p.name for p in ds.newest(self.layout) if self.stat(p) is None]
-            if absent:
-                return f"{', '.join(absent)} absent"
-            # published before its sidecar: a run killed in between left it unrecorded
-            unrecorded = [p.name for p in ds.newest(self.layout) if self.stat(sidecar(self.layout, p)) is None]
-            if unrecorded:
-                return f"{', '.join(unrecorded)} has no provenance sidecar"
         if self.stat(paths.sidecar) is None:
             return "no provenance sidecar"
         current = {n: self.stat(p) for n, p in paths.inputs.items()}
@@ -207,7 +218,7 @@ class Freshness:
                 and all(c is not None and c[1] <= own[1] for c in current.values()):
             return ""  # every input is older than the output: nothing can have changed
         meta = self._sidecar(paths)
-        if meta is None:  # DESIGN D13: an unreadable sidecar is a missing one
+        if meta is None:  # decision D13: an unreadable sidecar is a missing one
             return f"unreadable provenance sidecar {os.path.relpath(paths.sidecar, self.layout.root)}"
         changed = [key for key, now in ds.expect if _dotted(meta, key) != now(self.layout, day, self.settings)]
         if ds.listing is not None:
@@ -221,7 +232,7 @@ class Freshness:
                 changed.append(per_day)
         recorded = meta.get("inputs") or {}
         changed += [n for n, p in paths.inputs.items() if not provenance.same_stat(recorded.get(n), p, current[n])]
-        # a damaged input (D14) is rebuilt from its own inputs first: never a reload
+        # a damaged input (decision D14) is rebuilt from its own inputs first: never a reload
         damaged = [n for n in changed if n in paths.inputs and n not in ds.external
                    and self._damaged(paths.inputs[n], str(sidecar(self.layout, Path(paths.inputs[n]))))]
         changed = [n for n in changed if n not in damaged]
@@ -239,7 +250,7 @@ class Freshness:
         return self._meta[path]
 
     def _damaged(self, output: str, side_path: str) -> str:
-        """DESIGN D14: why a published output is damaged ('' when it is not): its bytes differ from
+        """Decision D14: why a published output is damaged ('' when it is not): its bytes differ from
         the hash its own sidecar recorded. Only an output written after its sidecar (replaced
         outside cvas: cvas writes the sidecar just after the output) is hashed."""
         side, own = self.stat(side_path), self.stat(output)
@@ -283,12 +294,6 @@ class Freshness:
             return Extension(now, None, f"{cell.state} as of {last}" + (f": {cell.reason}" if cell.reason else ""))
         return Extension(now, sorted(d for d in now if d > last))
 
-    def _is_newest(self, ds: Dataset, day: dt.date) -> bool:
-        if ds.name not in self._days:
-            self._days[ds.name] = ds.days(self.layout)
-        days = self._days[ds.name]
-        return bool(days) and day >= max(days)
-
 
 @dataclass(frozen=True)
 class Extension:
@@ -331,29 +336,11 @@ def _dotted(meta: dict[str, Any], key: str) -> Any:
     return value
 
 
-def keys_of(name: str, days: Iterable[dt.date], kinds: Iterable[str]) -> list[tuple[dt.date, str | None]]:
-    """The (day, kind) keys of a per-day dataset over `days` (every kind for a per-kind one)."""
-    per_kind = dataset(name).key == DAY_KIND
-    return [(d, k) for d in days for k in (kinds if per_kind else (None,))]
-
-
 # -- listings and invalidation marks ---------------------------------------------------------
-
-def raw_days(layout: Layout, kind: str) -> set[dt.date]:
-    return days_in_dir(layout.raw(kind, dt.date(2000, 1, 1)).parent, ".csv")
-
-
-def loaded_days(layout: Layout, kind: str) -> set[dt.date]:
-    return transaction_days(layout, kind)
-
-
-def counter_days(layout: Layout) -> set[dt.date]:
-    return days_in_dir(layout.daily_counters_root, ".parquet")
-
 
 def invalidated(layout: Layout) -> set[Path]:
     """Every output currently marked for rebuild (usually none: one empty listing)."""
-    root = layout.root / "_invalid"
+    root = layout.invalid_root
     if not root.exists():
         return set()
     return {layout.root / p.relative_to(root) for p in root.rglob("*") if p.is_file()}

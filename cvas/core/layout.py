@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -13,15 +15,6 @@ from pathlib import Path
 from cvas.core.schemas import spec
 
 log = logging.getLogger(__name__)
-
-# Dataset folders renamed since data roots were first written (old, new), relative to the root:
-# `migrate` moves an existing root's folder, sidecars and rebuild marks to the new name once.
-RENAMED: tuple[tuple[str, str], ...] = (("counters_daily", "daily_counters"),)
-
-
-class LayoutMigrationError(RuntimeError):
-    """Raised when a renamed dataset folder exists under both its old and its new name."""
-
 
 def month_of(day: dt.date) -> str:
     """The Hive partition value `YYYY-MM` of a day."""
@@ -42,9 +35,31 @@ class Layout:
         object.__setattr__(self, "root", Path(self.root))
 
     # -- staging and bookkeeping -------------------------------------------------
+    # every bookkeeping folder of a data root, named here only: none is a dataset, readers never
+    # enter them, and stray detection leaves them alone
     @property
     def staging(self) -> Path:
+        """Work in progress, renamed into place when published (same filesystem as the datasets)."""
         return self.root / ".staging"
+
+    @property
+    def meta_root(self) -> Path:
+        """The provenance sidecars (`sidecar`)."""
+        return self.root / "_meta"
+
+    @property
+    def invalid_root(self) -> Path:
+        """The rebuild marks (`tombstone`)."""
+        return self.root / "_invalid"
+
+    @property
+    def failed_root(self) -> Path:
+        """The records of failed builds (`failure_record`)."""
+        return self.root / "_failed"
+
+    def cache(self, name: str) -> Path:
+        """A cache kept between runs (a source's index of its files), outside every dataset."""
+        return self.root / ".cache" / name
 
     @property
     def logs(self) -> Path:
@@ -55,28 +70,45 @@ class Layout:
         """The registry of running builds (see cvas.core.locking.registered_run)."""
         return self.root / ".locks" / "runs"
 
+    @property
+    def set_aside(self) -> Path:
+        """Where files found in a dataset folder that the layout does not name (an analyst's
+        copy, a download) are moved before cvas replaces or removes that folder: never deleted."""
+        return self.root / "_set_aside"
+
     def lock(self, name: str) -> Path:
         """A lock file serialising one read-decide-publish step (not a dataset)."""
         return self.root / ".locks" / f"{name}.lock"
 
     # -- transactions ------------------------------------------------------------
+    @property
+    def raw_root(self) -> Path:
+        return self.root / "raw"
+
     def raw(self, kind: str, day: dt.date) -> Path:
         """The landing copy of one day's extract, in the legacy CSV format."""
         spec(kind)
-        return self.root / "raw" / kind / f"{day:%Y-%m-%d}.csv"
+        return self.raw_root / kind / f"{day:%Y-%m-%d}.csv"
 
     def transactions_root(self, kind: str | None = None) -> Path:
-        base = self.root / "transactions"
+        """The legacy path (decision D19): the legacy's analyst scripts read
+        `Parquet_Data/transactions/<kind>/year_month=YYYY-MM/*.parquet` from the data root."""
+        base = self.root / "Parquet_Data" / "transactions"
         return base / spec(kind).kind if kind else base
 
     def transactions(self, kind: str, day: dt.date) -> Path:
-        """One Parquet file per kind and day inside its Hive month partition."""
+        """One Parquet file per kind and day inside its Hive month partition (`year_month` lives only
+        in the folder name, as in the legacy store)."""
         return self.transactions_root(kind) / f"year_month={month_of(day)}" / f"{day:%Y-%m-%d}.parquet"
 
     def quality(self, kind: str, day: dt.date) -> Path:
         """The per-day quality report of a load (rows read, written, duplicates, rejects)."""
         spec(kind)
-        return self.root / "quality" / kind / f"{day:%Y-%m-%d}.json"
+        return self.quality_root / kind / f"{day:%Y-%m-%d}.json"
+
+    @property
+    def quality_root(self) -> Path:
+        return self.root / "quality"
 
     def health(self, kind: str, day: dt.date) -> Path:
         """The feed-health verdict of a flagged (kind, day); absent when the day looked normal."""
@@ -85,7 +117,11 @@ class Layout:
     def rejects(self, kind: str, day: dt.date) -> Path:
         """Rows quarantined by a load, with source file, line and reason."""
         spec(kind)
-        return self.root / "rejects" / kind / f"{day:%Y-%m-%d}.csv"
+        return self.rejects_root / kind / f"{day:%Y-%m-%d}.csv"
+
+    @property
+    def rejects_root(self) -> Path:
+        return self.root / "rejects"
 
     # -- counters ----------------------------------------------------------------
     @property
@@ -110,7 +146,8 @@ class Layout:
     # -- reference data ----------------------------------------------------------
     @property
     def master_cpc(self) -> Path:
-        return self.root / "reference" / "MASTERCPC.csv"
+        """The legacy path: the legacy's analyst scripts read `MASTERCPC.csv` from the data root."""
+        return self.root / "MASTERCPC.csv"
 
     # -- subscriptions -----------------------------------------------------------
     @property
@@ -155,6 +192,10 @@ class Layout:
             raise ValueError(f"unknown user base export {by!r}")
         return self.root / "User_Base" / f"user_base_by_{by}.csv"
 
+    def adopt_unassigned(self, kind: str, month: str) -> Path:
+        """Legacy rows without a date found by `cvas adopt` (kept, never loaded)."""
+        return self.root / "adopt" / "unassigned" / f"{kind}-{month}.parquet"
+
     # -- reports -----------------------------------------------------------------
     @property
     def reports_root(self) -> Path:
@@ -163,29 +204,6 @@ class Layout:
     def report(self, day: dt.date) -> Path:
         """The self-contained HTML daily report of one day."""
         return self.reports_root / f"{day:%Y-%m-%d}.html"
-
-
-def migrate(layout: Layout) -> list[tuple[Path, Path]]:
-    """Give an existing data root the current folder names (`RENAMED`): each old dataset folder,
-    its sidecar folder under `_meta/` and its rebuild marks under `_invalid/` is renamed in
-    one atomic rename, logged, and only when the new name is free. Files keep their mtimes,
-    so every output stays fresh. Returns the renames done (none on an up-to-date root)."""
-    done: list[tuple[Path, Path]] = []
-    for old_name, new_name in RENAMED:
-        for base in (layout.root, layout.root / "_meta", layout.root / "_invalid"):
-            old, new = base / old_name, base / new_name
-            if not old.is_dir():
-                continue
-            if new.exists():
-                raise LayoutMigrationError(f"{old} and {new} both exist: {old_name}/ was renamed {new_name}/; "
-                                           f"move the files of {old} into {new} and remove {old}")
-            try:
-                os.rename(old, new)
-            except FileNotFoundError:
-                continue  # another process renamed it first
-            log.warning("renamed %s to %s (the dataset's current name)", old, new)
-            done.append((old, new))
-    return done
 
 
 @functools.lru_cache(maxsize=1 << 16)   # listings of a year of days are decided many times a run
@@ -212,9 +230,48 @@ def day_of_name(name: str, suffix: str, fmt: str = "%Y-%m-%d") -> dt.date | None
 _DIGITS = {"%Y-%m-%d": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"), "%Y%m%d": re.compile(r"[0-9]{8}\Z")}
 
 
-# the part files of an output that is a folder (the subscription view and its state); `open`
-# is the single open part of earlier versions (its views stay readable until pruned)
-PART_FILE = re.compile(r"^(open|open-\d|deactivated-\d{4}-\d{2})\.parquet$")
+# the part files of an output that is a folder (the subscription view and its state)
+PART_FILE = re.compile(r"^(open-\d|deactivated-\d{4}-\d{2})\.parquet$")
+_AS_OF_DIR = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
+
+
+def parts(directory: Path) -> dict[str, Path]:
+    """{part name: file} of an output that is a folder of parts (a subscription view or state):
+    exactly the files the layout names (`open-0.parquet` .. `open-3.parquet`,
+    `deactivated-YYYY-MM.parquet`), never a stray file beside them."""
+    try:
+        names = [e.name for e in os.scandir(directory) if e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    return {m.group(1): Path(directory) / n for n in sorted(names) if (m := PART_FILE.match(n))}
+
+
+def part_stats(directory: Path) -> dict[str, list[int]]:
+    """{part name: [size, mtime_ns]} of the parts of a folder output: what its sidecar records just
+    after publishing and the cheap damage check compares (a part rewritten in place, truncated or
+    replaced changes its size or mtime)."""
+    found = {}
+    for name, path in parts(directory).items():
+        with contextlib.suppress(FileNotFoundError):
+            st = path.stat()
+            found[name] = [st.st_size, st.st_mtime_ns]
+    return found
+
+
+def as_of_days(layout: Layout) -> set[dt.date]:
+    """The as-of dates with a published subscription view (one listing of the subscriptions root)."""
+    found: set[dt.date] = set()
+    try:
+        entries = list(os.scandir(layout.subscriptions_root))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        m = _AS_OF_DIR.match(entry.name)
+        if m and entry.is_dir():
+            day = dt.date.fromisoformat(m.group(1))
+            if layout.subscriptions(day).exists():
+                found.add(day)
+    return found
 
 
 def days_in_dir(directory: Path, suffix: str, fmt: str = "%Y-%m-%d") -> set[dt.date]:
@@ -256,6 +313,48 @@ def transaction_days(layout: Layout, kind: str) -> set[dt.date]:
     return found
 
 
+def newest_transaction_day(layout: Layout, kinds) -> dt.date | None:
+    """The newest day with a published partition of any of `kinds` (the newest month folder of each)."""
+    found = []
+    for kind in kinds:
+        try:
+            months = sorted(p for p in layout.transactions_root(kind).iterdir() if p.name.startswith("year_month="))
+        except FileNotFoundError:
+            continue
+        for month_dir in reversed(months):
+            days = days_in_dir(month_dir, ".parquet")
+            if days:
+                found.append(max(days))
+                break
+    return max(found, default=None)
+
+
+def transaction_digest(layout: Layout, through: dt.date, kinds: tuple[str, ...]) -> str:
+    """What an as-of view was built from, in a number of stats that does not grow with the days:
+    the modification time of each month folder before `through`'s month (a file published,
+    reloaded or removed there changes it) and (name, size, mtime) of the layout-named files of
+    `through`'s month dated on or before it (a day loaded after `through` does not count). A
+    reloaded or backfilled day therefore changes the digest of every view as of that day or later."""
+    month, key = f"year_month={through:%Y-%m}", f"{through:%Y-%m-%d}"
+    entries = []
+    for kind in kinds:
+        try:
+            folders = [e for e in os.scandir(layout.transactions_root(kind))
+                       if e.name.startswith("year_month=") and e.name <= month and e.is_dir()]
+        except FileNotFoundError:
+            continue
+        for folder in folders:
+            if folder.name < month:
+                entries.append(f"{kind}/{folder.name}:{folder.stat().st_mtime_ns}")
+                continue
+            for f in os.scandir(folder.path):
+                day = day_of_name(f.name, ".parquet")
+                if day is not None and f.name[:10] <= key and layout.transactions(kind, day) == Path(f.path):
+                    st = f.stat()
+                    entries.append(f"{kind}/{folder.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "sha256:" + hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+
+
 def transaction_files(layout: Layout, kind: str, through: dt.date | None = None) -> list[Path]:
     """The published partitions of `kind` (of days up to `through` when given), in day order:
     exactly the files the layout names, never whatever else a glob of the folders would find."""
@@ -269,19 +368,19 @@ def sidecar(layout: Layout, output: Path) -> Path:
     Kept outside the dataset directories so a reader globbing `*.parquet` or `*.csv` never
     meets it.
     """
-    return layout.root / "_meta" / (str(_relative(layout, output)) + ".json")
+    return layout.meta_root / (str(_relative(layout, output)) + ".json")
 
 
 def tombstone(layout: Layout, output: Path) -> Path:
     """The invalidation marker of an output: present means "rebuild me", while the old file
     stays readable until the rebuild replaces it atomically."""
-    return layout.root / "_invalid" / _relative(layout, output)
+    return layout.invalid_root / _relative(layout, output)
 
 
 def failure_record(layout: Layout, output: Path) -> Path:
     """The record of the last failed attempt to build an output: `<root>/_failed/<relative path>.json`,
     removed when a build succeeds (a failed fetch or load leaves no output to show otherwise)."""
-    return layout.root / "_failed" / (str(_relative(layout, output)) + ".json")
+    return layout.failed_root / (str(_relative(layout, output)) + ".json")
 
 
 def _relative(layout: Layout, output: Path) -> Path:

@@ -22,6 +22,7 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _MARK = "_cvas_run_log"
 
 REDACTED = "<redacted>"
+FILE_ONLY = "file_only"   # a record with this attribute true goes to the run file, not the console
 RUN_ID_ENV = "CVAS_RUN_ID"
 
 
@@ -101,6 +102,10 @@ class ShortConsoleFormatter(EveryLineFormatter):
         return super().format(short)
 
 
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, FILE_ONLY, False)
+
+
 class HideLuigiConsole(logging.Filter):
     """Keeps Luigi's own records (a traceback per failed task, its execution summary) off the
     console without `-v`: they go to the run file, and cvas prints its own failure summary."""
@@ -127,7 +132,7 @@ def rotate_logs(log_dir: Path, keep_days: int = KEEP_DAYS, now: dt.datetime | No
 
     Only files named by `run_log_name` are candidates, and a file still written to within the
     window (its mtime) is kept. Files are removed whole, never edited: the legacy rotation
-    rewrote each log keeping only timestamped lines and so dropped every traceback (D-16).
+    rewrote each log keeping only timestamped lines and so dropped every traceback (legacy rule L-D16).
     """
     now = now or dt.datetime.now()
     cutoff = now - dt.timedelta(days=keep_days)
@@ -170,6 +175,7 @@ def setup_run_logging(log_dir: Path, run_name: str, verbose: bool) -> Path:
     file_handler.setLevel(FILE_LEVEL)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.addFilter(_not_file_only)   # what the command also prints itself
     for handler in (file_handler, console):
         handler.setFormatter(formatter)
         handler.addFilter(redactor)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cvas import __version__
-from cvas.core.layout import Layout, sidecar
+from cvas.core.layout import Layout, parts, sidecar
 from cvas.core.logs import run_id as current_run_id
 from cvas.core.publish import staged_file, write_text_atomic
 from cvas.core.timing import phase
@@ -21,15 +21,29 @@ _CHUNK = 1 << 20
 
 
 def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes, as `sha256:<hex>`; of a directory of part files, the hash of
-    its parts' names and hashes (parts_hash)."""
+    """sha256 of a file's bytes, as `sha256:<hex>`; of a folder of parts, the hash of its parts'
+    names and hashes (parts_hash; a stray file beside the parts is not part of the output)."""
     if Path(path).is_dir():
-        return parts_hash({p.name: file_hash(p) for p in Path(path).iterdir() if p.is_file()})
+        return parts_hash({p.name: file_hash(p) for p in parts(Path(path)).values()})
     digest = hashlib.sha256()
     with phase("sidecars and hashing"), open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return "sha256:" + digest.hexdigest()
+
+
+def parts_damage(recorded: dict[str, Any] | None, now: dict[str, list[int]]) -> str:
+    """Why the parts of a folder output are not the ones its sidecar recorded ('' when they are),
+    from their [size, mtime_ns] (`layout.part_stats`): a part rewritten in place, truncated,
+    replaced, removed or added since it was published. A part is shared by hard link between
+    the snapshots of one folder output, so this finds damage in every snapshot holding it."""
+    recorded = recorded if isinstance(recorded, dict) else {}
+    problems = [f"{name}.parquet missing" for name in sorted(set(recorded) - set(now))]
+    problems += [f"{name}.parquet not published by cvas" for name in sorted(set(now) - set(recorded))]
+    problems += [f"{name}.parquet changed since it was published" for name in sorted(set(now) & set(recorded))
+                 if not isinstance(recorded[name], dict)
+                 or [recorded[name].get("size"), recorded[name].get("mtime_ns")] != now[name]]
+    return "; ".join(problems)
 
 
 def parts_hash(hashes: dict[str, str]) -> str:
@@ -105,7 +119,7 @@ def record(layout: Layout, output: Path, *, inputs: dict[str, Path | dict[str, A
 
 
 def read(layout: Layout, output: Path) -> dict[str, Any] | None:
-    """The sidecar of `output`, or None when it has none or it is unreadable (D13: stale either way)."""
+    """The sidecar of `output`, or None when it has none or it is unreadable (decision D13: stale either way)."""
     path = sidecar(layout, output)
     meta = read_json(path)
     if meta is None and path.exists():
@@ -130,15 +144,3 @@ def sidecar_problem(layout: Layout, output: Path) -> str | None:
     if not path.exists():
         return "no provenance sidecar"
     return None if read_json(path) is not None else f"unreadable provenance sidecar {path.relative_to(layout.root)}"
-
-
-def changed_inputs(layout: Layout, output: Path, inputs: dict[str, Path]) -> list[str]:
-    """Names of the inputs whose current fingerprint differs from the recorded one.
-
-    An output without a sidecar reports `["<no provenance>"]`.
-    """
-    meta = read(layout, output)
-    if meta is None:
-        return ["<no provenance>"]
-    recorded = meta.get("inputs", {})
-    return [name for name, path in sorted(inputs.items()) if not same_file(recorded.get(name), path)]

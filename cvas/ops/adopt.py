@@ -24,7 +24,7 @@ from cvas.core.publish import publish_parquet, staged
 from cvas.core.schemas import KINDS, spec
 from cvas.sources import SourceError
 from cvas.sources.directory import DirectorySource
-from cvas.sql import connect
+from cvas.sql import connect, sql_path
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ class MonthCount:
 
 
 def legacy_parquet_months(root: Path, kind: str) -> dict[str, list[Path]]:
-    """`{year_month: [files]}` of the legacy store `Parquet_Data/transactions/<kind>/`."""
-    base = root / "Parquet_Data" / "transactions" / kind
+    """`{year_month: [files]}` of the legacy store `Parquet_Data/transactions/<kind>/`: where the
+    layout keeps transactions too (decision D19), with the legacy's `<uuid>-0.parquet` files."""
+    base = Layout(root).transactions_root(kind)
     months: dict[str, list[Path]] = {}
     if base.exists():
         for month_dir in sorted(base.glob("year_month=*")):
@@ -85,6 +86,16 @@ def _read_month(kind: str, files: list[Path]) -> pa.Table:
     return pa.concat_tables(tables) if tables else ks.schema.empty_table()
 
 
+def _elsewhere(legacy_root: Path, layout: Layout) -> Path:
+    """`legacy_root`, unless it is the data root: cvas keeps its transactions where the legacy kept
+    them, so adopting in place would read cvas's own partitions as legacy ones."""
+    if legacy_root.resolve() == layout.root.resolve():
+        raise AdoptError(f"{legacy_root}: the legacy installation is the data root itself; cvas writes its "
+                         "transactions where the legacy kept them (Parquet_Data/transactions): move the legacy "
+                         "tree to another folder and adopt it from there")
+    return legacy_root
+
+
 def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
           progress=lambda msg: None) -> dict[tuple[str, str], MonthCount]:
     """Take a legacy tree into `layout`; returns the reconciliation per (kind, month).
@@ -92,8 +103,8 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
     Days already present in `layout` are left as they are (counted, not re-read).
     Raises AdoptError when a file is unreadable or a month's counts do not reconcile.
     """
-    legacy_root = Path(legacy_root)
-    directory = DirectorySource(legacy_root, cache_dir=layout.root / ".cache" / "adopt")
+    legacy_root = _elsewhere(Path(legacy_root), layout)
+    directory = DirectorySource(legacy_root, cache_dir=layout.cache("adopt"))
     counts: dict[tuple[str, str], MonthCount] = defaultdict(MonthCount)
     scratch = layout.staging / "adopt"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -112,7 +123,7 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
                 days = pc.cast(table.column(ks.date_column), pa.date32())
                 undated = table.filter(pc.is_null(days))
                 if undated.num_rows:
-                    target = layout.root / "adopt" / "unassigned" / f"{kind}-{month}.parquet"
+                    target = layout.adopt_unassigned(kind, month)
                     publish_parquet(layout.staging, target, undated)
                     counts[(kind, month)].unassigned += undated.num_rows
                     counts[(kind, month)].parquet += undated.num_rows
@@ -125,8 +136,8 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
                     body = scratch / f"{kind}-{day}.parquet.csv"
                     # COPY's own row count: the file is not re-read to count its records
                     (parquet_counts[day],) = con.execute(
-                        f"copy (select * exclude (_day) from month_rows where _day = date '{day:%Y-%m-%d}') "
-                        f"to '{body}' (header false)").fetchone()
+                        f"copy (select * exclude (_day) from month_rows where _day = $day) "
+                        f"to {sql_path(body)} (header false)", {"day": day}).fetchone()
                     parquet_rows[day] = body
                 con.unregister("month_rows")
             for day in sorted(csv_days | set(parquet_rows)):

@@ -25,17 +25,23 @@ class PreflightError(Exception):
         self.code = code
 
 
+class DayNotOverError(PreflightError):
+    """Raised when a day that is not over (today or later) is to be built: by the preflight of
+    `cvas daily`/`backfill`, and by every task keyed by a day (the luigi CLI has no preflight)."""
+
+
 def check_range(start: dt.date, end: dt.date) -> None:
     if start > end:
         raise PreflightError(f"--start {start} is after --end {end}: give the earlier day first", REVERSED_RANGE)
 
 
 def check_not_future(start: dt.date, end: dt.date, today: dt.date) -> None:
-    """Nova's extract of a day is complete only once the day is over: yesterday is the newest."""
+    """Nova's extract of a day is complete only once the day is over: yesterday is the newest
+    (DayNotOverError otherwise)."""
     yesterday = today - dt.timedelta(days=1)
     if end > yesterday:
-        raise PreflightError(f"{_days(start, end)} reaches past yesterday ({yesterday}): a day can be built once it is over",
-                             DAY_UNAVAILABLE)
+        raise DayNotOverError(f"{_days(start, end)} reaches past yesterday ({yesterday}): a day can be built once it "
+                              "is over", DAY_UNAVAILABLE)
 
 
 def check_source_range(start: dt.date, end: dt.date, available: tuple[dt.date, dt.date] | None,
@@ -62,10 +68,12 @@ def check_writable(folder: Path, what: str) -> None:
         raise PreflightError(f"{what} {folder} is not writable (checked {probe})", NOT_WRITABLE)
 
 
-def check_file(path: Path, what: str, key: str) -> None:
+def check_file(path: Path, what: str, key: str, config: Path, simulated: bool) -> None:
+    """`path`, named by `key` of the configuration file `config`, exists; the simulated source
+    can make it (`cvas simulate`), other sources cannot."""
     if not Path(path).is_file():
-        raise PreflightError(f"{what} {path} does not exist (set {key} in luigi.cfg, or run `cvas simulate`)",
-                             MISSING_REFERENCE)
+        make = ", or run `cvas simulate --start YYYY-MM-DD` to make a simulated one" if simulated else ""
+        raise PreflightError(f"{what} {path} does not exist (set {key} in {config}{make})", MISSING_REFERENCE)
 
 
 def check_scheduler(host: str, port: int, timeout: float = 2.0) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 from cvas.core.catalogue import DAY_KIND, Settings, dataset as dataset_of, downstream, grid_columns, output_path
 from cvas.core.catalogue import DATASETS as DATASETS_BY_NAME, NONE, children, enabled, label as dataset_label
 from cvas.core.catalogue import split_label
 from cvas.core.freshness import BUILD_FAILED, DAMAGED, FAILED, FLAGGED, INVALID, MISSING, PRESENT, STALE, Cell, Freshness
-from cvas.core.layout import Layout, tombstone
+from cvas.core.layout import Layout, as_of_days, tombstone
 from cvas.core.publish import write_text_atomic
 from cvas.core.schemas import KINDS
 
@@ -46,8 +47,14 @@ def outputs_as_of(layout: Layout, day: dt.date, settings: Settings,
     """The state of the whole-history outputs and the products of `day` (master, exports, view,
     report), upstream first: what a backfill ending on `day` refreshes once at its end."""
     fresh = Freshness(layout, settings)
-    return {ds.name: fresh.state(ds.name, day) for ds in DATASETS_BY_NAME.values()
-            if (ds.product or ds.key == NONE) and enabled(ds, switches)}
+    cells = {ds.name: fresh.state(ds.name, day) for ds in DATASETS_BY_NAME.values()
+             if (ds.product or ds.key == NONE) and enabled(ds, switches)}
+    # every kept as-of view that is not fresh (a late day, a damaged shared part), the newest included
+    for other in sorted(as_of_days(layout) - {day}):
+        cell = fresh.state("subscriptions", other)
+        if not cell.fresh:
+            cells[f"subscriptions@{other}"] = cell
+    return cells
 
 
 def format_outputs(day: dt.date, cells: dict[str, Cell]) -> str:
@@ -158,13 +165,14 @@ def plan_outputs(day: dt.date, cells: dict[str, Cell],
     `day`, and why: its own state, or an upstream that is rebuilt (per-day `steps` included)."""
     rebuilt = {split_label(label)[0] for _, label, _ in steps}
     found: list[tuple[dt.date, str, str]] = []
-    for name, cell in cells.items():  # upstream first
-        ups = [u.name for u in dataset_of(name).upstream if u.name in rebuilt]
+    for name, cell in cells.items():  # upstream first; `name@day` is a kept as-of view of another day
+        dataset, _, other = name.partition("@")
+        ups = [u.name for u in dataset_of(dataset).upstream if u.name in rebuilt]
         why = (f"{cell.state}" + (f": {cell.reason}" if cell.reason else "")) if cell.state != PRESENT \
             else (f"rebuilt because {ups[0]} is rebuilt" if ups else "")
         if why:
-            found.append((day, name, why))
-            rebuilt.add(name)
+            found.append((dt.date.fromisoformat(other) if other else day, dataset, why))
+            rebuilt.add(dataset)
     return found
 
 
@@ -173,6 +181,23 @@ def format_plan(steps: list[tuple[dt.date, str, str]]) -> str:
         return "nothing to build: every output in the range is present and fresh"
     lines = [f"{day:%Y-%m-%d}  {label:<17} {why}" for day, label, why in steps]
     lines.append(f"{len(steps)} output(s) to build over {len({d for d, _, _ in steps})} day(s)")
+    return "\n".join(lines)
+
+
+def format_plan_summary(steps: list[tuple[dt.date, str, str]]) -> str:
+    """The plan counted per dataset (its kinds together) and reason, for ranges too long to list."""
+    if not steps:
+        return format_plan(steps)
+    counts: dict[str, dict[str, int]] = {}
+    for _, label, why in steps:
+        reason = "upstream rebuilt" if why.startswith("rebuilt because") else re.split(r"[:;(]", why)[0].strip()
+        per = counts.setdefault(split_label(label)[0], {})
+        per[reason] = per.get(reason, 0) + 1
+    lines = [f"{name:<19} {sum(per.values()):>7,}  " + ", ".join(f"{why} {n:,}" for why, n in per.items())
+             for name, per in counts.items()]
+    days = sorted({d for d, _, _ in steps})
+    lines.append(f"{len(steps):,} output(s) to build over {len(days):,} day(s) ({days[0]}..{days[-1]}); "
+                 "without --summary: each output and why")
     return "\n".join(lines)
 
 

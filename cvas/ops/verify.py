@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import re
 import datetime as dt
 import logging
 import shutil
@@ -20,14 +20,13 @@ import pyarrow.parquet as pq
 from cvas.core import provenance
 from cvas.core.catalogue import strays
 from cvas.core.freshness import FAILED, MISSING, Freshness
-from cvas.core.layout import Layout
+from cvas.core.layout import Layout, as_of_days, part_stats, parts
 from cvas.core.quality import read_quality
-from cvas.steps.load import REJECT_COLUMNS
 from cvas.steps.master import MasterFormatError, read_master_csv
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, SERVICE_EXPORT_COLUMNS, spec
+from cvas.ops.file_checks import csv_problem, rejects_problem, view_difference
 from cvas.ops.status import mark_for_rebuild
-from cvas.sql import connect, load_sql
-from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, parts, sql_path, write_full_view
+from cvas.steps.subscriptions import SUBSCRIPTION_SCHEMA, write_full_view
 from cvas.steps.user_base import EXPORT_HEADERS, USER_BASE_DAILY_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -189,7 +188,7 @@ class _Verifier:
             self.find(quality, f"says {report['rows_written']} rows written, the partition has {rows}", tx)
 
         self.report.checked += 1
-        problem = _rejects_problem(rejects, report.get("rejected") if report is not None else None)
+        problem = rejects_problem(rejects, report.get("rejected") if report is not None else None)
         if problem:
             self.find(rejects, problem, tx)
 
@@ -217,9 +216,34 @@ class _Verifier:
         self.parquet(daily, USER_BASE_DAILY_SCHEMA, meta, daily)
 
     def subscriptions(self, day: dt.date) -> None:
-        path = self.layout.subscriptions(day)
-        if path.exists():  # as-of views outside the retention window are pruned on purpose
-            self.parquet(path, SUBSCRIPTION_SCHEMA, provenance.read(self.layout, path), path)
+        """A kept as-of view and its state: each part the file its sidecar recorded (stat, then
+        hash: a part edited in place is shared by every snapshot holding it), readable, in the contract."""
+        lay = self.layout
+        view, state = lay.subscriptions(day), lay.subscription_state(day)
+        if not view.exists():   # as-of views outside the retention window are pruned on purpose
+            return
+        meta = provenance.read(lay, view)
+        if not self.parts(view, meta, view):
+            return
+        rows = self.parquet(view, SUBSCRIPTION_SCHEMA, meta, view)
+        if rows is not None and state.exists():
+            self.report.checked += 1
+            self.parts(state, provenance.read(lay, state), view)
+
+    def parts(self, path: Path, meta: dict[str, Any] | None, rebuild: Path) -> bool:
+        """Whether every part of a folder output is the file its sidecar recorded, by stat and by
+        hash; a finding (rebuilding `rebuild`) otherwise."""
+        if meta is None:
+            self.find(path, f"{provenance.sidecar_problem(self.layout, path)}: its parts cannot be verified", rebuild)
+            return False
+        recorded = meta.get("parts") or {}
+        problem = provenance.parts_damage(recorded, part_stats(path))
+        if not problem:
+            bad = [n for n, f in parts(path).items() if self.hash(f) != (recorded.get(n) or {}).get("hash")]
+            problem = "; ".join(f"{n}.parquet differs from the hash recorded when it was published" for n in bad)
+        if problem:
+            self.find(path, f"damaged: {problem}", rebuild)
+        return not problem
 
     # -- whole history -------------------------------------------------------------------
     def master(self) -> None:
@@ -254,7 +278,7 @@ class _Verifier:
             self.find(path, "missing", None)
             return
         self.report.unverified.append(path)   # it has no sidecar of its own
-        problem = _csv_problem(path, SERVICE_EXPORT_COLUMNS, ",")
+        problem = csv_problem(path, SERVICE_EXPORT_COLUMNS, ",")
         if problem:
             self.find(path, problem, path)
 
@@ -276,7 +300,7 @@ class _Verifier:
             if size is not None and path.stat().st_size != size:
                 self.find(path, f"{path.stat().st_size} bytes, its sidecar says {size}", path)
                 continue
-            problem = _csv_problem(path, header, "|", (meta.get("lines") or {}).get(by))
+            problem = csv_problem(path, header, "|", (meta.get("lines") or {}).get(by))
             if problem:
                 self.find(path, problem, path)
 
@@ -305,18 +329,23 @@ class _Verifier:
                       source if source.exists() else path)
 
     def subscriptions_latest(self) -> None:
+        """The newest-view copy: its parts as recorded, and exactly the newest as-of view."""
         lay = self.layout
         path = lay.subscriptions_latest
+        self.report.checked += 1
         if not path.exists():
-            self.report.checked += 1
             self.find(path, "missing", None)
             return
         meta = provenance.read(lay, path)
-        as_of = (meta or {}).get("as_of")
-        # the latest copy is republished by rebuilding the as-of view it copies
-        source = lay.subscriptions(dt.date.fromisoformat(as_of)) if as_of else None
-        rebuild = source if source is not None and source.exists() else path
-        self.parquet(path, SUBSCRIPTION_SCHEMA, meta, rebuild)
+        if not self.parts(path, meta, path):
+            return
+        newest = max(as_of_days(lay), default=None)
+        source = provenance.read(lay, lay.subscriptions(newest)) if newest else None
+        if newest is None or source is None:
+            return   # reported with the as-of views
+        if meta.get("as_of") != str(newest) or meta.get("output_hash") != source.get("output_hash"):
+            self.find(path, f"is the view as of {meta.get('as_of')}, not a copy of the newest as-of view "
+                            f"({newest})", path)
 
 
 def _staging(layout: Layout) -> Path:
@@ -324,79 +353,13 @@ def _staging(layout: Layout) -> Path:
     return layout.staging
 
 
-def view_difference(published: Path, reference: Path) -> str | None:
-    """None when two subscription views are the same file; else what differs first: the
-    columns and types, the first subscription (by id) whose row differs and its first differing
-    column, a subscription held by one only, or, rows and values alike, the row order or bytes."""
-    got, want = (pq.read_schema(next(iter(parts(p).values()), p) if p.is_dir() else p) for p in (published, reference))
-    if not got.equals(want):
-        return f"columns or types differ ({', '.join(f'{f.name} {f.type}' for f in got if f not in want) or 'order'})"
-    if provenance.file_hash(published) == provenance.file_hash(reference):
-        return None
-    con = connect()
-    try:
-        for name, path in (("published", published), ("reference", reference)):
-            con.execute(f"create view {name} as select * from read_parquet({sql_path(path)})")
-        row = con.execute(load_sql("view_difference")).fetchone()
-        if row is None:
-            (unsorted,) = con.execute("select count(*) from (select subscription_id < lag(subscription_id) "
-                                      "over () as down from published) where down").fetchone()
-            return "same rows and values " + ("but not sorted by subscription_id" if unsorted else
-                                              "in the same order, different file bytes (encoding)")
-    finally:
-        con.close()
-    sub_id, only_in, p_row, r_row = row
-    if only_in:
-        return f"subscription {sub_id} is only in the {only_in} view"
-    column = next(name for name in p_row if p_row[name] != r_row[name])
-    return f"subscription {sub_id}: {column} differs"
-
-
-def _rejects_problem(path: Path, expected: int | None) -> str | None:
-    """Why a rejects file is unsound, or None."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh, strict=True)
-            header = next(reader, None)
-            rows = sum(1 for _ in reader)
-    except FileNotFoundError:
-        return "rejects file missing"
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return f"rejects file unreadable ({type(exc).__name__})"
-    if header is None or tuple(header) != REJECT_COLUMNS:
-        return "rejects file has the wrong header"
-    if expected is not None and rows != expected:
-        return f"{rows} rejected rows, the quality report says {expected}"
-    return None
-
-
-def _csv_problem(path: Path, header: tuple[str, ...], delimiter: str, lines: int | None = None) -> str | None:
-    """Why an export CSV is unsound (header, field counts, data line count), or None."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh, delimiter=delimiter, strict=True,
-                                quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
-            found = next(reader, None)
-            if found is None or tuple(found) != tuple(header):
-                return "wrong or missing header"
-            rows = 0
-            for fields in reader:
-                rows += 1
-                if len(fields) != len(header):
-                    return f"record {rows + 1}: {len(fields)} fields, expected {len(header)}"
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return f"unreadable ({type(exc).__name__})"
-    if lines is not None and rows != lines:
-        return f"{rows} data lines, its sidecar says {lines}"
-    return None
-
-
 def _candidates(layout: Layout, days: list[dt.date]) -> list[Path]:
     """Every file the checks may hash (hashed up front, in parallel)."""
-    paths = [layout.master_cpc, layout.counters_cpc, layout.subscriptions_latest]
+    paths = [layout.master_cpc, layout.counters_cpc, *parts(layout.subscriptions_latest).values()]
+    for day in as_of_days(layout):
+        paths += [*parts(layout.subscriptions(day)).values(), *parts(layout.subscription_state(day)).values()]
     for day in days:
-        paths += [layout.daily_counters(day), layout.user_base_snapshot(day), layout.user_base_daily(day),
-                  layout.subscriptions(day)]
+        paths += [layout.daily_counters(day), layout.user_base_snapshot(day), layout.user_base_daily(day)]
         for kind in KINDS:
             paths += [layout.raw(kind, day), layout.transactions(kind, day)]
     return paths
@@ -422,6 +385,7 @@ def verify_range(layout: Layout, start: dt.date, end: dt.date) -> VerifyReport:
             v.transactions(kind, day)
         v.counters(day)
         v.user_base(day)
+    for day in sorted(as_of_days(layout)):   # every kept snapshot: a damaged part may be shared by several
         v.subscriptions(day)
     v.master()
     v.counter_exports()
@@ -469,9 +433,21 @@ def format_report(layout: Layout, report: VerifyReport, marked: list[Path] | Non
     if report.unverified:
         summary += f"; {len(report.unverified)} without a recorded hash (checked for readability only)"
     lines.append(summary)
+    start, end = repair_range(layout, report, marked or [])
     if marked:
-        lines.append(f"marked {len(marked)} output(s) for rebuild; `cvas backfill --start {report.start} "
-                     f"--end {report.end}` rebuilds them and everything built from them")
+        lines.append(f"marked {len(marked)} output(s) for rebuild; `cvas backfill --start {start} "
+                     f"--end {end}` rebuilds them and everything built from them")
     elif report.findings:
-        lines.append(f"`cvas backfill --start {report.start} --end {report.end}` builds what is missing")
+        lines.append(f"`cvas backfill --start {start} --end {end}` builds what is missing")
     return "\n".join(lines)
+
+
+def repair_range(layout: Layout, report: VerifyReport, marked: list[Path]) -> tuple[dt.date, dt.date]:
+    """The range of the backfill that repairs the findings: the verified range, widened to the day
+    of every marked output (a kept as-of view outside the range may share a damaged part)."""
+    days = [dt.date.fromisoformat(m.group(0)) for p in marked
+            if (m := _DAY.search(_rel(layout, p)))]
+    return min([report.start, *days]), max([report.end, *days])
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")

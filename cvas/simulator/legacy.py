@@ -10,8 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cvas.steps.load import parse_extract
+from cvas.core.layout import Layout
 from cvas.core.schemas import KINDS, spec
+from cvas.steps.load import parse_extract
 from cvas.sources.simulated import SimulatedSource
 
 
@@ -22,6 +23,7 @@ def write_legacy_tree(database: Path, root: Path, parquet_days: list[dt.date], c
     without a date in `__HIVE_DEFAULT_PARTITION__` per kind) and `root/Historical_Data/<kind>_atlas_*.csv`
     holding the `csv_days`. Returns the source rows written per kind."""
     source = SimulatedSource(database)
+    store = Layout(root)   # the legacy store is where the layout keeps transactions (decision D19)
     rng = uuid.UUID(int=seed)
     written = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,7 +37,7 @@ def write_legacy_tree(database: Path, root: Path, parquet_days: list[dt.date], c
             n = 0
             for month, tables in sorted(by_month.items()):
                 table = pa.concat_tables(tables)
-                out = root / "Parquet_Data" / "transactions" / kind / f"year_month={month}"
+                out = store.transactions_root(kind) / f"year_month={month}"
                 out.mkdir(parents=True, exist_ok=True)
                 rng = uuid.uuid5(rng, month + kind)
                 pq.write_table(table, out / f"{rng.hex}-0.parquet", compression="snappy")
@@ -46,7 +48,7 @@ def write_legacy_tree(database: Path, root: Path, parquet_days: list[dt.date], c
                 if first.num_rows:
                     orphan = first.slice(0, 1).set_column(ks.names.index(ks.date_column), ks.date_column,
                                                           pa.array([None], pa.timestamp("us")))
-                    out = root / "Parquet_Data" / "transactions" / kind / "year_month=__HIVE_DEFAULT_PARTITION__"
+                    out = store.transactions_root(kind) / "year_month=__HIVE_DEFAULT_PARTITION__"
                     out.mkdir(parents=True, exist_ok=True)
                     pq.write_table(orphan, out / f"{uuid.uuid5(rng, 'null').hex}-0.parquet")
                     n += 1

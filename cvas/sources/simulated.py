@@ -11,14 +11,9 @@ import duckdb
 from cvas.core.batch import contiguous_runs
 from cvas.core.schemas import spec
 from cvas.sources import SourceError
-from cvas.sql import connect, for_duckdb, load_sql
+from cvas.sql import connect, for_duckdb, load_sql, sql_path
 
 log = logging.getLogger(__name__)
-
-
-def _sql_path(path: Path) -> str:
-    """A path as a SQL string literal."""
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 class SimulatedSource:
@@ -74,7 +69,7 @@ class SimulatedSource:
             self._check_day(con, day)
             dest = Path(dest)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            (count,) = con.execute(f"copy ({sql}) to {_sql_path(dest)} (format csv, header)", params).fetchone()
+            (count,) = con.execute(f"copy ({sql}) to {sql_path(dest)} (format csv, header)", params).fetchone()
         except duckdb.Error as exc:
             raise SourceError(f"{sql_name} for {day} failed on {self.database}: {exc}") from exc
         finally:
@@ -111,7 +106,7 @@ class SimulatedSource:
                     dest = Path(dest_of(day))
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     (count,) = con.execute(f"copy (select {names} from extract_run where extract_day = $day) "
-                                           f"to {_sql_path(dest)} (format csv, header)", {"day": day}).fetchone()
+                                           f"to {sql_path(dest)} (format csv, header)", {"day": day}).fetchone()
                     counts[day] = int(count)
         except duckdb.Error as exc:
             raise SourceError(f"extract_{ks.kind} for {days[0]}..{days[-1]} failed on {self.database}: {exc}") from exc

@@ -7,136 +7,28 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import posixpath
-import re
 import select
 import shlex
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import paramiko
 
-from cvas.core.logs import SERVER_DIGITS, redact
 from cvas.core.schemas import KINDS, SPECS
-from cvas.sources import SourceError
+from cvas.sources.psql_copy import (ROWS_RE, STDERR_LIMIT, CsvRecordCounter, copy_script, first_error,
+                                    safe_message)
+from cvas.sources.ssh_settings import (AuthenticationError, CommandTimeout, HostKeyError, IncompleteExtractError,
+                                       RemoteCommandError, RemoteSqlError, SshSettings, SshSourceError,
+                                       StaleSnapshotError, TransientError)
 from cvas.sql import load_sql
 
 log = logging.getLogger(__name__)
 
-# The line psql prints on stderr after the COPY (see _copy_script); its number is the
-# row count the server reported for the COPY.
-_ROWS_MARK = "cvas-copy-rows"
-_ROWS_RE = re.compile(rf"^{_ROWS_MARK} (\d+)$", re.MULTILINE)
-_STDERR_LIMIT = 64 * 1024       # keep at most this much of the remote stderr
 _CHUNK = 1 << 20
 # Long digit runs in a server message may be msisdn/tmuserid values (PII): never repeated.
 
-
-# -- errors ------------------------------------------------------------------------------
-
-class SshSourceError(SourceError):
-    """Base of the ssh source's errors. Messages name the cause; never PII nor secrets."""
-
-
-class TransientError(SshSourceError):
-    """The connection failed in a way a later attempt may not (refused, reset, timed out, lost
-    mid-transfer). Retried with bounded backoff; raised once the attempts are spent."""
-
-
-class HostKeyError(SshSourceError):
-    """The host key is unknown to the configured known_hosts, or differs from the recorded
-    one (possible man-in-the-middle). Never retried."""
-
-
-class AuthenticationError(SshSourceError):
-    """The private key cannot be read (missing, encrypted without passphrase, wrong
-    passphrase) or the server refused it. Never retried."""
-
-
-class CommandTimeout(SshSourceError):
-    """The remote command ran longer than `command_timeout`. Not retried: the same query
-    would take as long again on the production database."""
-
-
-class RemoteCommandError(SshSourceError):
-    """The remote command failed outside SQL: psql missing, cannot connect to the database,
-    killed. Never retried."""
-
-
-class RemoteSqlError(RemoteCommandError):
-    """psql stopped on an SQL error (ON_ERROR_STOP, exit status 3): missing table, bad
-    query, read-only violation. Never retried."""
-
-
-class IncompleteExtractError(SshSourceError):
-    """The bytes received are not the complete extract psql reported: row count mismatch,
-    missing count, or a first line that is not the expected CSV header."""
-
-
-class StaleSnapshotError(SshSourceError):
-    """Nova's NBS snapshot was not written on the requested day: Nova only serves the
-    current snapshot, so a past day must come from a directory drop."""
-
-
-# -- settings ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SshSettings:
-    """Everything the ssh source needs; built from [ssh_source] by tasks/ssh.py."""
-
-    host: str
-    user: str
-    key_file: Path
-    known_hosts: Path
-    port: int = 22
-    key_passphrase_env: str = ""          # name of the environment variable holding it, if any
-    accept_new_host_key: bool = False
-    psql_path: str = "/usr/local/pgsql/bin/psql"
-    database: str = "postgres"
-    db_user: str = "postgres"
-    db_host: str = ""                     # empty: psql's default (local socket)
-    db_port: int = 0                      # 0: psql's default
-    connect_timeout: float = 15.0
-    command_timeout: float = 1800.0
-    remote_dir: str = "/opt/postgres/lvas_reports"
-    nbs_file: str = "NBS_Base.csv"
-    snapshot_timezone: str = "UTC"
-    snapshot_day_offset: int = 0
-    attempts: int = 3
-    backoff_seconds: float = 2.0
-    backoff_max_seconds: float = 30.0
-    compress: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("host", "user", "psql_path", "database", "db_user", "remote_dir", "nbs_file"):
-            if not str(getattr(self, name)).strip():
-                raise ValueError(f"[ssh_source] {name} is not set")
-        if "/" in self.nbs_file:
-            raise ValueError("[ssh_source] nbs_file is a file name inside remote_dir, not a path")
-        if not 0 < self.port < 65536 or not 0 <= self.db_port < 65536:
-            raise ValueError("[ssh_source] port and db_port must be valid TCP ports")
-        if self.attempts < 1:
-            raise ValueError("[ssh_source] attempts must be at least 1")
-        if self.connect_timeout <= 0 or self.command_timeout <= 0:
-            raise ValueError("[ssh_source] connect_timeout and command_timeout must be positive")
-        if self.key_passphrase_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.key_passphrase_env):
-            raise ValueError("[ssh_source] key_passphrase_env must be the name of an environment variable")
-        try:
-            ZoneInfo(self.snapshot_timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"[ssh_source] snapshot_timezone {self.snapshot_timezone!r} is not a time zone") from None
-        object.__setattr__(self, "key_file", Path(self.key_file).expanduser())
-        object.__setattr__(self, "known_hosts", Path(self.known_hosts).expanduser())
-
-    @property
-    def nbs_path(self) -> str:
-        return posixpath.join(self.remote_dir, self.nbs_file)
-
-
-# -- helpers -----------------------------------------------------------------------------
 
 def fingerprint(key: paramiko.PKey) -> str:
     """The OpenSSH-style SHA256 fingerprint of a public key."""
@@ -156,89 +48,6 @@ def _kind(kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown transaction kind {kind!r}; expected one of {', '.join(KINDS)}")
     return kind
-
-
-def _safe(text: str, limit: int = 300) -> str:
-    """A server message made safe for logs: digit runs that may be ids hidden, length capped."""
-    text = redact(text.strip(), SERVER_DIGITS)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _first_error(stderr: str) -> str:
-    """The line of psql's stderr that says what failed (never DETAIL/CONTEXT, which may quote data)."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith(_ROWS_MARK)]
-    for marker in ("ERROR:", "FATAL:", "PANIC:", "invalid command", "No such file", "not found",
-                   "Permission denied", "could not", "psql:"):
-        for ln in lines:
-            if marker in ln:
-                return _safe(ln)
-    return _safe(lines[0]) if lines else "no message"
-
-
-class CsvRecordCounter:
-    """Counts the records of a PostgreSQL CSV stream fed in chunks (quoted newlines are data).
-
-    PostgreSQL doubles quotes inside quoted fields, so a newline ends a record exactly when
-    the number of quote characters seen before it is even.
-    """
-
-    def __init__(self) -> None:
-        self.records = 0
-        self.in_quotes = False
-        self.first_line = bytearray()
-        self._first_done = False
-        self.last_byte = b""
-
-    def feed(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        if not self._first_done:
-            nl = chunk.find(b"\n")
-            self.first_line += chunk if nl < 0 else chunk[:nl]
-            self._first_done = nl >= 0 or len(self.first_line) > 65536
-        self.last_byte = chunk[-1:]
-        if b'"' not in chunk:
-            if not self.in_quotes:
-                self.records += chunk.count(b"\n")
-            return
-        parts = chunk.split(b'"')
-        # parts alternate outside/inside quotes, starting in the current state
-        for i, part in enumerate(parts):
-            if (i % 2 == 0) != self.in_quotes:
-                self.records += part.count(b"\n")
-        if len(parts) % 2 == 0:
-            self.in_quotes = not self.in_quotes
-
-    @property
-    def complete(self) -> bool:
-        """The stream ended at a record boundary."""
-        return not self.in_quotes and self.last_byte in (b"", b"\n")
-
-
-def _copy_script(sql: str, statement_timeout_ms: int) -> str:
-    """The psql script run on Nova: read-only session, one COPY streamed to stdout.
-
-    `COPY … TO STDOUT \\g |cat` sends the rows to psql's stdout through `cat` (psql ≥ 14);
-    unlike a bare COPY TO STDOUT, psql then keeps the COPY's row count in ROW_COUNT, which
-    `\\warn` reports on stderr, out of the data stream. No table, no file: nothing is left
-    behind on the host, and a read-only session guarantees it.
-    """
-    body = sql.strip()
-    while body.endswith(";"):
-        body = body[:-1].rstrip()
-    return "\n".join([
-        "\\encoding UTF8",
-        "SET DateStyle = 'ISO, MDY';",
-        "SET IntervalStyle = 'postgres';",
-        "SET extra_float_digits = 1;",
-        f"SET statement_timeout = {int(statement_timeout_ms)};",
-        "SET default_transaction_read_only = on;",
-        "COPY (",
-        body,
-        ") TO STDOUT WITH (FORMAT csv, HEADER) \\g |cat",
-        f"\\warn {_ROWS_MARK} :ROW_COUNT",
-        "",
-    ])
 
 
 class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -293,7 +102,7 @@ class SshSource:
         """
         kind, day = _kind(kind), _day(day)
         sql = load_sql(f"extract_{kind}")
-        script = _copy_script(sql, int(self.settings.command_timeout * 1000))
+        script = copy_script(sql, int(self.settings.command_timeout * 1000))
         command = self.psql_command(day)
         header = ",".join(SPECS[kind].names)
         what = f"{kind} {day}"
@@ -401,7 +210,7 @@ class SshSource:
             raise TransientError(f"connection to {s.host}:{s.port} refused") from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
             client.close()
-            raise TransientError(f"connecting to {s.host}:{s.port} failed: {_safe(str(exc) or type(exc).__name__)}"
+            raise TransientError(f"connecting to {s.host}:{s.port} failed: {safe_message(str(exc) or type(exc).__name__)}"
                                  ) from None
         return client
 
@@ -412,7 +221,7 @@ class SshSource:
                                                        timeout=self.settings.connect_timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise TransientError(f"opening a session on {self.settings.host} failed: "
-                                 f"{_safe(str(exc) or type(exc).__name__)}") from None
+                                 f"{safe_message(str(exc) or type(exc).__name__)}") from None
 
     def _with_retries(self, what: str, action):
         s = self.settings
@@ -447,8 +256,8 @@ class SshSource:
             select.select([chan], [], [], min(remaining, 1.0))
             while chan.recv_stderr_ready():
                 chunk = chan.recv_stderr(_CHUNK)
-                if len(err) < _STDERR_LIMIT:
-                    err.extend(chunk[: _STDERR_LIMIT - len(err)])
+                if len(err) < STDERR_LIMIT:
+                    err.extend(chunk[: STDERR_LIMIT - len(err)])
             while chan.recv_ready():
                 chunk = chan.recv(_CHUNK)
                 if not chunk:
@@ -486,7 +295,7 @@ class SshSource:
                 self._pump(chan, client, sink, err, s.command_timeout, what)
             status = chan.exit_status if chan.exit_status_ready() else -1
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise TransientError(f"{what}: transfer from {s.host} failed: {_safe(str(exc) or type(exc).__name__)}"
+            raise TransientError(f"{what}: transfer from {s.host} failed: {safe_message(str(exc) or type(exc).__name__)}"
                                  ) from None
         finally:
             chan.close()
@@ -496,7 +305,7 @@ class SshSource:
                                  f"({received} bytes received, no exit status)")
         if status != 0:
             raise self._command_error(status, stderr, what)
-        found = _ROWS_RE.findall(stderr)
+        found = ROWS_RE.findall(stderr)
         if not found:
             raise IncompleteExtractError(
                 f"{what}: psql exited 0 but reported no row count; psql on the Nova host must be "
@@ -517,7 +326,7 @@ class SshSource:
 
     def _command_error(self, status: int, stderr: str, what: str) -> SshSourceError:
         s = self.settings
-        message = _first_error(stderr)
+        message = first_error(stderr)
         if status == 3:
             return RemoteSqlError(f"{what}: SQL error on Nova: {message}")
         if status in (126, 127):
@@ -535,7 +344,7 @@ class SshSource:
         try:
             sftp = client.open_sftp()
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise TransientError(f"opening SFTP on {s.host} failed: {_safe(str(exc) or type(exc).__name__)}") from None
+            raise TransientError(f"opening SFTP on {s.host} failed: {safe_message(str(exc) or type(exc).__name__)}") from None
         try:
             try:
                 st = sftp.stat(path)
@@ -566,7 +375,7 @@ class SshSource:
                     size += len(chunk)
             after = sftp.stat(path)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise TransientError(f"SFTP transfer of {path} failed: {_safe(str(exc) or type(exc).__name__)}") from None
+            raise TransientError(f"SFTP transfer of {path} failed: {safe_message(str(exc) or type(exc).__name__)}") from None
         finally:
             sftp.close()
         if (after.st_mtime, after.st_size) != (st.st_mtime, st.st_size) or size != st.st_size:

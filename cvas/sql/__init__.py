@@ -1,4 +1,5 @@
-"""SQL files of cvas, loaded by name; values are always bound as parameters, never formatted in."""
+"""SQL files of cvas, loaded by name; values are always bound as parameters, never formatted in (paths
+where DuckDB takes no parameter: `sql_path`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def load_sql(name: str) -> str:
 def for_duckdb(sql: str) -> str:
     """Turn psql variable references into DuckDB named parameters."""
     return _PSQL_VAR.sub(lambda m: f"${m.group(1)}", sql)
+
+
+def sql_path(path) -> str:
+    """A path as a SQL string literal, quotes doubled: the one way a path is written into SQL
+    text where DuckDB takes no parameter (COPY ... TO, a glob, SET temp_directory)."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def connect(database: str = ":memory:", *, read_only: bool = False, threads: int | None = None):

@@ -14,11 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cvas.core.csvcells import safe_text_columns
 from cvas.steps.exclusions import Exclusions
 from cvas.core.batch import each_day
 from cvas.core.publish import PublishError, copy_and_append, publish_parquet, published_together, staged, write_parquet
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, NUMERIC_RANGES, SERVICE_EXPORT_COLUMNS
-from cvas.sql import connect, load_sql
+from cvas.sql import connect, load_sql, sql_path
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
 
 
 def _check_ranges(day: dt.date, path: Path, table: pa.Table) -> None:
-    """A partition loaded before the plausible ranges existed (DESIGN D15) may hold values that
+    """A partition loaded before the plausible ranges existed (decision D15) may hold values that
     would crash or falsify the counters: refuse it, naming the file, the day and the column."""
     for name in table.column_names:
         if name not in NUMERIC_RANGES:
@@ -143,8 +144,8 @@ def build_counters_days(layout, days: list[dt.date], inputs_of: Callable[[dt.dat
 
 def export_counters(daily_files: list[Path], master: pa.Table, excluded_services: tuple[str, ...],
                     cpc_out: Path, service_out: Path, staging: Path, append: bool = False) -> dict[str, int]:
-    """Rebuild `Counters_CPC.parquet` (all CPCs, D7) and `Counters_Service.csv` (excluded services
-    dropped, RFC 4180 quoting, D10) from the per-day counter files, each replaced atomically.
+    """Rebuild `Counters_CPC.parquet` (all CPCs, decision D7) and `Counters_Service.csv` (excluded services
+    dropped, RFC 4180 quoting, decision D10) from the per-day counter files, each replaced atomically.
 
     With `append`, `daily_files` are days after every day of the published exports: their rows
     are added after the published ones. Both files are ordered by date first and each CSV line
@@ -186,12 +187,14 @@ def _published_counters(path: Path) -> pa.Table:
 
 def _write_service_csv(con: duckdb.DuckDBPyConnection, service: pa.Table, tmp: Path, target: Path,
                        append: bool) -> None:
-    """Fill the staged `tmp` for `target` with `service` as RFC 4180 CSV with a header; with
+    """Fill the staged `tmp` for `target` with `service` as RFC 4180 CSV with a header, its text
+    cells safe for spreadsheets (D18); with
     `append`, the published file's bytes followed by the new rows' lines."""
     rows = tmp.with_name("rows.csv") if append else tmp
-    con.register("service_rows", service)
-    con.execute(f"copy service_rows to '{rows}' (header, delimiter ',')")
-    written = con.execute(f"select count(*) from read_csv('{rows}', header=true, all_varchar=true)").fetchone()[0]
+    con.register("service_rows", safe_text_columns(service))
+    con.execute(f"copy service_rows to {sql_path(rows)} (header, delimiter ',')")
+    written = con.execute("select count(*) from read_csv($rows, header=true, all_varchar=true)",
+                          {"rows": str(rows)}).fetchone()[0]
     if written != service.num_rows:
         raise PublishError(f"{target}: staged CSV has {written} rows, expected {service.num_rows}")
     if append:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class DeliveryError(RuntimeError):
     """Raised when a delivered extract fails its checks (the loader's header check, a record
     count other than the source's): it is not landed, and the previous landing copy, if any,
-    stays (DESIGN D17)."""
+    stays (decision D17)."""
 
 
 def check_delivery(kind: str, path: Path, rows: int) -> None:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from cvas.core.csvcells import safe_cell
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.batch import DaysFailed, each_day
 from cvas.core.publish import publish_parquet, published_together, staged
@@ -28,7 +29,7 @@ from cvas.core.schemas import FLT, INT, NUMERIC_RANGES, STR, TS, KindSpec, spec
 
 log = logging.getLogger(__name__)
 
-# Legacy null markers (LEGACY §3.2), kept as the contract: an unquoted empty field, `""`,
+# Legacy null markers (legacy rule L3.2), kept as the contract: an unquoted empty field, `""`,
 # `NULL` and `null` (quoted or not) are all null. A literal text "null" is therefore lost.
 NULL_MARKERS = ("", "NULL", "null")
 
@@ -108,7 +109,7 @@ class LoadResult:
 def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float = 0.01) -> LoadResult:
     """Parse, validate and deduplicate one day's raw extract of `kind`. Pure: writes nothing.
 
-    The file is the legacy CSV (LEGACY §3.3 column order, PostgreSQL COPY conventions); a
+    The file is the legacy CSV (legacy rule L3.3 column order, PostgreSQL COPY conventions); a
     UTF-8 BOM, CRLF or CR line ends and quoted fields with commas or newlines are accepted.
     The header must be the kind's column names in order (BOM and surrounding whitespace
     stripped, case-sensitive). Null markers: unquoted empty, `""`, `NULL`, `null`.
@@ -118,12 +119,12 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     ` ` or `T` and `HH:MM:SS[.ffffff]` (naive; offsets are rejected); `tmuserid`/`msisdn`
     stay text. A row is rejected, with a reason, when: its field count is wrong; the file ends
     inside its quoted field (a truncated file); a value does not parse; `rev`/`rfnd_amount`
-    is negative; a number is outside its plausible range (D15, `NUMERIC_RANGES`);
+    is negative; a number is outside its plausible range (decision D15, `NUMERIC_RANGES`);
     `trans_type_id` is not the kind's; `instant_rfnd` is not `t`/`f`; the primary date is
     null or not on `day`; a key column is null (except PPD `subscription_id`, RFND `sbnid`).
     A row's reason lists all its problems; it is counted under the class of the first.
 
-    Dedup (LEGACY §7.6 keys, DESIGN D1, D16): only exact copies merge (`duplicates_removed`);
+    Dedup (legacy rule L7.6 keys, decisions D1, D16): only exact copies merge (`duplicates_removed`);
     rows sharing a key but differing in another column are all kept, counted as
     `key_conflicts` and logged (two renewals at the repeated DST hour are two charges).
 
@@ -163,7 +164,7 @@ def parse_extract(kind: str, day: dt.date, path: Path, max_reject_ratio: float =
     table, duplicates, conflicts = _dedup_sorted(ks, typed)
     if conflicts:
         log.warning("%s %s from %s: %d row(s) share their key (%s) with another row and differ in another column: "
-                    "all kept (DESIGN D16)", kind, day, path, conflicts, ", ".join(ks.key))
+                    "all kept (decision D16)", kind, day, path, conflicts, ", ".join(ks.key))
 
     rows_read = raw.num_rows + n_bad_fields
     by_reason = Counter(r.reason_class for r in rejects)
@@ -467,7 +468,7 @@ def _validate(ks: KindSpec, day: dt.date, raw: pa.Table) -> tuple[list[_Check], 
 
 
 def _range_checks(ks: KindSpec, typed: dict[str, pa.ChunkedArray]) -> list[_Check]:
-    """DESIGN D15: a value outside its column's plausible range (NUMERIC_RANGES) is rejected
+    """Decision D15: a value outside its column's plausible range (NUMERIC_RANGES) is rejected
     (negative amounts have their own check)."""
     checks = []
     for name, typ in ks.columns:
@@ -754,7 +755,7 @@ def sort_columns(ks: KindSpec) -> list[str]:
 def _dedup_sorted(ks: KindSpec, table: pa.Table) -> tuple[pa.Table, int, int]:
     """Remove exact copies (rows equal in every column, null equal to null) and sort by key then
     all columns, nulls last. Rows that share a key but differ in another column are all kept
-    (DESIGN D16: a key conflict never drops money; two renewals at the ambiguous hour of a DST
+    (decision D16: a key conflict never drops money; two renewals at the ambiguous hour of a DST
     change are two charges). Returns (table, copies removed, key conflicts): a key conflict is a
     kept row whose complete key equals the previous kept row's."""
     n = table.num_rows
@@ -884,12 +885,14 @@ def load_day(kind: str, day: dt.date, raw: Path, out: Path, rejects_path: Path, 
 
 
 def write_rejects(staging: Path, target: Path, rejects: list[Reject]) -> None:
-    """Publish the rejects CSV (`source_file,line,reason,record`, RFC 4180 quoting)."""
+    """Publish the rejects CSV (`source_file,line,reason,record`, RFC 4180 quoting, text cells safe
+    for spreadsheets: D18)."""
     with staged(staging, target) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(REJECT_COLUMNS)
-            writer.writerows((r.source_file, r.line, r.reason, r.record) for r in rejects)
+            writer.writerows((safe_cell(r.source_file), r.line, safe_cell(r.reason), safe_cell(r.record))
+                             for r in rejects)
 
 
 def write_partition(staging: Path, target: Path, table: pa.Table, schema: pa.Schema) -> None:

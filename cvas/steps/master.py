@@ -1,4 +1,4 @@
-"""The CPC master: Excel workbook → MASTERCPC.csv (LEGACY §4), and reading it back."""
+"""The CPC master: Excel workbook → MASTERCPC.csv (legacy rule L4), and reading it back."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from cvas.core.csvcells import plain_cell, safe_cell
 from cvas.core.csvlines import records
 from cvas.core.schemas import MASTER_COLUMNS
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_HEADERS = ("CPC", "CPC to upgrade", "TME Category", "Service Name", "Subscription Model", "Price")
 
-# First word of `Subscription Model` → period in days (LEGACY §4.3). PPD is the sentinel 99999.
+# First word of `Subscription Model` → period in days (legacy rule L4.3). PPD is the sentinel 99999.
 PERIOD_BY_MODEL_WORD = {
     "Monthly": 30, "Weekly": 7, "Trimonthly": 90, "Bimontly": 60, "One": 1, "3": 3, "45": 45,
     "0": 0, "Other": 0, "Sesion": 0, "PPD": 99999,
@@ -153,12 +154,14 @@ def _price_text(price: float | None) -> str:
 
 
 def master_csv_text(rows: list[MasterRow]) -> str:
-    """MASTERCPC.csv text: header, sorted by cpc, RFC 4180 minimal quoting, floats as repr."""
+    """MASTERCPC.csv text: header, sorted by cpc, RFC 4180 minimal quoting, floats as repr, text cells
+    safe for spreadsheets (D18; `read_master_csv` gives back the names as in the workbook)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(MASTER_COLUMNS)
     for r in rows:
-        writer.writerow([r.cpc, r.service_name, r.tme_category, r.cpc_period, _price_text(r.cpc_price)])
+        writer.writerow([r.cpc, safe_cell(r.service_name), safe_cell(r.tme_category), r.cpc_period,
+                         _price_text(r.cpc_price)])
     return buf.getvalue()
 
 
@@ -193,8 +196,8 @@ def read_master_csv(path: Path) -> pa.Table:
                 raise MasterFormatError(f"{path}: line {line}: duplicate cpc {cpc}")
             seen.add(cpc)
             cpcs.append(cpc)
-            names.append(fields[1])
-            cats.append(fields[2])
+            names.append(plain_cell(fields[1]))
+            cats.append(plain_cell(fields[2]))
             periods.append(period)
             prices.append(price)
     return pa.table({

@@ -1,6 +1,6 @@
 """The NBS user base: one snapshot → one per-day aggregate; the three legacy exports from the per-day files.
 
-Decisions (LEGACY §5, D-10, D-19):
+Decisions (legacy rules L5, L-D10, L-D19):
 
 * encoding: decided once per file, before any row is counted: UTF-8 (a BOM is allowed) if
   the whole file decodes, else cp1252 if it decodes (Windows exports; it differs from
@@ -42,9 +42,10 @@ import pyarrow as pa
 
 from cvas.core import provenance
 from cvas.core.catalogue import published_outputs, writer_lock
+from cvas.core.csvcells import safe_cell
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.freshness import Freshness, Settings
-from cvas.core.layout import Layout, days_in_dir
+from cvas.core.layout import Layout
 from cvas.core.locking import exclusive
 from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged
 from cvas.sql import connect, load_sql
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("cpc", "service_name", "tme_category", "count")
 
-# LEGACY §5.5, compared in lower case after strip; the notes' larger table was never implemented.
+# legacy rule L5.5, compared in lower case after strip; the notes' larger table was never implemented.
 CATEGORY_MAP: dict[str, str] = {
     "education": "Edu_Ima", "images": "Edu_Ima", "news": "News_Sport", "sports": "News_Sport",
 }
@@ -63,7 +64,7 @@ USER_BASE_DAILY_SCHEMA = pa.schema([
     pa.field("tme_category", pa.string()), pa.field("user_base", pa.int64()),
 ])
 
-# LEGACY §5.6: the header of each export (the value column is `User_Base`).
+# legacy rule L5.6: the header of each export (the value column is `User_Base`).
 EXPORT_HEADERS: dict[str, tuple[str, ...]] = {
     "service": ("date", "service_name", "tme_category", "User_Base"),
     "category": ("date", "tme_category", "User_Base"),
@@ -97,7 +98,7 @@ def decode_snapshot(data: bytes) -> tuple[str, str]:
 
 
 def map_category(category: str) -> str:
-    """LEGACY §5.5 on a stripped category."""
+    """legacy rule L5.5 on a stripped category."""
     return CATEGORY_MAP.get(category.lower(), category)
 
 
@@ -201,7 +202,8 @@ def _export_lines(con: duckdb.DuckDBPyConnection, files: list[str], excluded: tu
     lines: dict[str, list[str]] = {}
     for by in EXPORT_HEADERS:
         rows = con.execute(load_sql(f"user_base_by_{by}")).fetchall()
-        lines[by] = ["|".join(f"{v:%Y-%m-%d}" if isinstance(v, dt.date) else str(v) for v in row) for row in rows]
+        lines[by] = ["|".join(f"{v:%Y-%m-%d}" if isinstance(v, dt.date) else str(safe_cell(v)) for v in row)
+                     for row in rows]
     return lines
 
 
@@ -269,13 +271,3 @@ def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dic
     log.info("user base exports: %s with %d day(s) read, %d days in total; lines %s", mode, len(days),
              len(plan.listing), ", ".join(f"{k} {v}" for k, v in counts.items()))
     return {"mode": mode, "days_read": len(days), "days": len(plan.listing), "lines": counts}
-
-
-def snapshot_days(layout: Layout) -> set[dt.date]:
-    """Days with a fetched snapshot (one listing)."""
-    return days_in_dir(layout.user_base_snapshot_root, "_NBS_Base.csv", "%Y%m%d")
-
-
-def daily_days(layout: Layout) -> set[dt.date]:
-    """Days with a per-day aggregate (one listing)."""
-    return days_in_dir(layout.user_base_daily_root, ".parquet")

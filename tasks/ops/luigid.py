@@ -94,10 +94,13 @@ def wait_for_other_workers(tasks, *, limit_s: float = 6 * 3600, poll_s: float = 
     return False
 
 
-def wait_before_rerun(sleep: Callable[[float], None] = time.sleep) -> float:
-    """Sleep luigid's whole DONE cooldown: any worker's completeness check refreshes a task's
-    DONE time, so the per-task times of `wait_out_done_cooldown` can be overtaken."""
-    seconds = luigi.scheduler.scheduler().stable_done_cooldown_secs + 0.5
-    log.info("waiting %.1fs for luigid's DONE cooldown before the rerun", seconds)
+def wait_before_rerun(sleep: Callable[[float], None] = time.sleep, tell: Callable[[str], None] = log.info) -> float:
+    """Sleep luigid's whole DONE cooldown, saying so through `tell` first: any worker's
+    completeness check refreshes a task's DONE time, so the per-task times of
+    `wait_out_done_cooldown` can be overtaken."""
+    cooldown = luigi.scheduler.scheduler().stable_done_cooldown_secs
+    seconds = cooldown + 0.5
+    tell(f"waiting {seconds:.1f}s for luigid's DONE cooldown ([scheduler] stable_done_cooldown_secs = {cooldown}): "
+         "luigid ignores a rerun of a task that went DONE less than that ago")
     sleep(seconds)
     return seconds

@@ -12,7 +12,7 @@ from tasks.base import CvasTask, DayParameter
 from tasks.config import cvas, layout, make_source
 
 
-# RENO is most of a day's rows (LEGACY §14.2: about 43k of 46k a day). Its batches go first, so
+# RENO is most of a day's rows (legacy rule L14.2: about 43k of 46k a day). Its batches go first, so
 # the other kinds' batches run beside them on the other workers instead of after them, and a
 # backfill chunk waits on the largest batch no longer than it must (luigi's scheduler runs
 # the highest priority first, and a task's priority reaches the tasks it requires).

@@ -38,7 +38,7 @@ class FetchUserBase(CvasTask):
 
 class AggregateUserBase(CvasTask):
     """`user_base/daily/<date>.parquet`: one snapshot summed per (cpc, service_name, tme_category),
-    names stripped, categories mapped (LEGACY §5.3, §5.5), every service kept.
+    names stripped, categories mapped (legacy rules L5.3, L5.5), every service kept.
 
     The excluded services are dropped by ExportUserBase, so a changed keyword list never
     requires re-reading snapshots. Complete when the file exists and the snapshot is unchanged.
@@ -73,7 +73,7 @@ class AggregateUserBase(CvasTask):
 
 
 class ExportUserBase(CvasTask):
-    """`User_Base/user_base_by_{service,category,cpc}.csv` (LEGACY §5.6), from the per-day files
+    """`User_Base/user_base_by_{service,category,cpc}.csv` (legacy rule L5.6), from the per-day files
     only, without the excluded services ([cvas] excluded_services).
 
     Appends the new days when they follow the exported ones, else rebuilds from every
