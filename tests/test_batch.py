@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import logging
 import re
 
@@ -30,8 +31,9 @@ def nova(tmp_path_factory):
     return simulate(tmp_path_factory.mktemp("nova"), START, DAYS, new_per_day=20, seed=13)
 
 
-def backfill(root, nova, start=START, end=END, **kwargs):
-    """run_backfill into `root`; returns (exit code, progress lines, families that ran as batches)."""
+def backfill(root, nova, start=START, end=END, settings=None, **kwargs):
+    """run_backfill into `root` (the simulated source, or as `settings` say); returns (exit code,
+    progress lines, families that ran as batches)."""
     from tasks.base import CvasTask
     from tasks.pipeline import run_backfill
 
@@ -47,7 +49,7 @@ def backfill(root, nova, start=START, end=END, **kwargs):
 
     outcome.reset()   # what the CLI does for each command
     try:
-        with luigi_settings(simulated_settings(root, nova)):
+        with luigi_settings(simulated_settings(root, nova) | (settings or {})):
             code = run_backfill(start, end, progress=lines.append, **kwargs)
     finally:
         luigi.Task._event_callbacks[CvasTask][luigi.Event.START].discard(started)
@@ -74,10 +76,41 @@ def test_batched_backfill_publishes_what_day_by_day_publishes(nova, day_by_day, 
     timed = [r.getMessage() for r in caplog.records if r.name == "cvas.tasks" and " ran in " in r.getMessage()]
     assert any(re.fullmatch(rf"LoadTransactions\(reno\) {START}\.\.{END} \({DAYS} days\) ran in \d+\.\d\ds", m)
                for m in timed), timed
+    # and a profile line per run: its family, days, seconds and the phases counted inside it
+    profiles = [json.loads(r.getMessage().removeprefix("profile ")) for r in caplog.records
+                if r.name == "cvas.tasks" and r.getMessage().startswith("profile ")]
+    loads = [p for p in profiles if p["family"] == "LoadTransactions"]
+    assert len(loads) == len(KINDS) and all(p["days"] == DAYS for p in loads)
+    assert all(0 < p["phases"]["sidecars and hashing"] < p["seconds"] for p in loads)
     assert differences(published(day_by_day), published(root)) == []
     assert sidecars(day_by_day) == sidecars(root)
     # `published` compares reports and rejects byte for byte with the root's path masked; the
     # landing copies and partitions are the same bytes as they are
+    lay, ref = Layout(root), Layout(day_by_day)
+    for kind in KINDS:
+        for day in (START, END):
+            for path in (Layout.raw, Layout.transactions):
+                assert path(lay, kind, day).read_bytes() == path(ref, kind, day).read_bytes()
+
+
+def test_a_batched_backfill_from_directory_drops_publishes_what_day_by_day_publishes(nova, day_by_day, tmp_path):
+    """The directory source's range extract (a run of days in one pass) and each day's files
+    published together give the files the simulated source gives one day at a time."""
+    from cvas.sources.directory import DirectorySource
+    from cvas.sources.simulated import SimulatedSource
+
+    drops, source = DirectorySource(tmp_path / "drops"), SimulatedSource(nova.database)
+    for day in (START + dt.timedelta(days=i) for i in range(DAYS)):
+        for kind in KINDS:
+            drops.daily_file(kind, day).parent.mkdir(parents=True, exist_ok=True)
+            source.extract_transactions(kind, day, drops.daily_file(kind, day))
+        drops.user_base_file(day).parent.mkdir(parents=True, exist_ok=True)
+        source.extract_user_base(day, drops.user_base_file(day))
+    root = tmp_path / "data"
+    code, _, batches = backfill(root, nova, settings={("cvas", "source"): "directory",
+                                                      ("directory_source", "root"): drops.root})
+    assert code == 0 and {"FetchTransactions", "LoadTransactions", "DailyCounters"} <= set(batches)
+    assert differences(published(day_by_day), published(root)) == []
     lay, ref = Layout(root), Layout(day_by_day)
     for kind in KINDS:
         for day in (START, END):

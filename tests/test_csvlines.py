@@ -36,3 +36,25 @@ def test_fields_longer_than_the_csv_module_default_are_read():
 
 def test_the_format_parameters_reach_the_reader():
     assert spans('a|"b\nc|d\n', delimiter="|", quoting=csv.QUOTE_NONE) == [(1, 1, ["a", '"b']), (2, 2, ["c", "d"])]
+
+
+def test_the_quick_count_agrees_with_the_csv_module_or_declines():
+    import itertools
+
+    from cvas.core.csvlines import count_records, count_records_quick
+
+    pieces = [b"a", b",", b'"', b"\n", b'""', b"\r\n", b'",', b"\n\n", b"x\x00"]
+    decided = 0
+    for n in range(6):
+        for combo in itertools.product(pieces, repeat=n):
+            data = b"".join(combo)
+            quick = count_records_quick(data)
+            if quick is None:
+                continue
+            lines = physical_lines(data.decode())
+            assert quick == count_records(lines), data
+            decided += 1
+    assert decided > 5_000
+    assert count_records_quick(b'h1,h2\n"a ""quoted"" one","with\nbreak"\n\nb,c') == 3
+    assert count_records_quick(b'h\nab"c\n') is None        # a quote inside an unquoted field
+    assert count_records_quick(b'h\n"open\n') is None       # ends inside quotes

@@ -183,3 +183,19 @@ def test_user_base_copy(root, tmp_path):
 def test_unknown_kind(root, tmp_path):
     with pytest.raises(ValueError, match="unknown transaction kind"):
         DirectorySource(root).extract_transactions("xyz", D1, tmp_path / "x.csv")
+
+
+def test_a_range_extract_gives_each_day_its_one_day_extract(root, tmp_path):
+    historical_cnr(root)                                               # D1..D3, D2 without rows
+    write(root / "Historical_Data" / "cnr_atlas_z.csv", CNR_HEADER + "\n" + cnr(8, "2026-02-12 13:00:00") + "\n")
+    write(root / "Daily_Data" / "2026-02-13" / "cnr_atlas_day.csv", CNR_HEADER + "\n" + cnr(9, "2026-02-13 01:00:00") + "\n")
+    days = [D1, D2, D3, dt.date(2026, 2, 13)]
+    source = DirectorySource(root)
+    counts = source.extract_transactions_days("cnr", days, lambda d: tmp_path / "range" / f"{d}.csv")
+    for day in days:
+        one = tmp_path / "one" / f"{day}.csv"
+        assert counts[day] == source.extract_transactions("cnr", day, one)
+        assert (tmp_path / "range" / f"{day}.csv").read_bytes() == one.read_bytes()
+    assert counts == {D1: 2, D2: 0, D3: 4, dt.date(2026, 2, 13): 1}
+    with pytest.raises(SourceError, match="no cnr extract for 2026-02-14"):
+        source.extract_transactions_days("cnr", [D3, dt.date(2026, 2, 14)], lambda d: tmp_path / "x" / f"{d}.csv")

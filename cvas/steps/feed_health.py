@@ -37,6 +37,7 @@ from cvas.core.layout import Layout
 from cvas.core.publish import write_text_atomic
 from cvas.core.quality import read_quality
 from cvas.core.schemas import spec
+from cvas.core.timing import phase
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def assess(layout: Layout, kind: str, day: dt.date) -> FeedHealth:
     return health
 
 
+@phase("feed health")
 def check_feed(layout: Layout, kind: str, day: dt.date) -> FeedHealth:
     """Assess a loaded (kind, day); publish the verdict when flagged, else remove an older one."""
     health = assess(layout, kind, day)

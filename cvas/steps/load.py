@@ -22,7 +22,8 @@ import pyarrow.csv as pacsv
 
 from cvas.core.csvcells import safe_cell
 from cvas.core.csvlines import physical_lines, records
-from cvas.core.publish import publish_parquet, staged
+from cvas.core.batch import DaysFailed, each_day
+from cvas.core.publish import publish_parquet, published_together, staged
 from cvas.core.quality import write_quality
 from cvas.core.schemas import FLT, INT, NUMERIC_RANGES, STR, TS, KindSpec, spec
 
@@ -912,3 +913,29 @@ def load_into_layout(layout, kind: str, day: dt.date, max_reject_ratio: float = 
                       params={"date": str(day), "kind": kind}, rows=report["rows_written"],
                       extra={"quality": {k: report[k] for k in ("rows_read", "rejected", "duplicates_removed")}})
     return report
+
+
+def load_days_into_layout(layout, kind: str, days: list[dt.date], max_reject_ratio: float = 0.01) -> dict:
+    """Load the landing copies of `kind` for `days` (`load_into_layout` each, the files of every
+    day published together: `published_together`), then check the feed health of each day that
+    has its quality report (`check_feed`, which reads the reports of earlier days: so after they
+    are published). Returns {day: (quality report, feed health)}. A day that fails, fails alone
+    (`each_day`: DaysFailed names it; one day raises its own error), its health checked too
+    when it is over the reject limit."""
+    from cvas.steps.feed_health import check_feed
+
+    days = sorted(days)
+    reports: dict[dt.date, dict[str, Any]] = {}
+    error: Exception | None = None
+    with published_together(layout.staging):
+        try:
+            reports = each_day(f"load {kind}", days,
+                               lambda d: load_into_layout(layout, kind, d, max_reject_ratio=max_reject_ratio))
+        except (DaysFailed, RejectRatioExceeded) as exc:
+            error = exc
+    failures = error.failures if isinstance(error, DaysFailed) else {days[0]: error} if error else {}
+    reports.update({d: e.report for d, e in failures.items() if isinstance(e, RejectRatioExceeded)})
+    health = each_day(f"feed health {kind}", sorted(reports), lambda d: check_feed(layout, kind, d))
+    if error is not None:
+        raise error
+    return {d: (reports[d], health[d]) for d in days}

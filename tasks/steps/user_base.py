@@ -6,6 +6,7 @@ import luigi
 
 from cvas.core import provenance
 from cvas.core.batch import each_day
+from cvas.core.publish import published_together
 from cvas.steps.fetch import fetch_user_base
 from cvas.steps.user_base import build_user_base_daily, export_user_base
 from tasks import datasets
@@ -27,8 +28,9 @@ class FetchUserBase(CvasTask):
             if built:
                 return
             lay, source = layout(), make_source()
-            rows = each_day("fetch user base", self.pending(),
-                            lambda d: fetch_user_base(source, d, lay.user_base_snapshot(d), lay.staging))
+            with published_together(lay.staging):
+                rows = each_day("fetch user base", self.pending(),
+                                lambda d: fetch_user_base(source, d, lay.user_base_snapshot(d), lay.staging))
             self.set_status_message(f"{sum(rows.values())} rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
@@ -62,7 +64,8 @@ class AggregateUserBase(CvasTask):
                                   params={"date": str(day)}, rows=info["groups"], extra={"snapshot": info})
                 return info
 
-            infos = each_day("user base", sorted(days), one_day)
+            with published_together(lay.staging):
+                infos = each_day("user base", sorted(days), one_day)
             self.set_status_message(f"{sum(i['rows'] for i in infos.values())} rows, "
                                     f"{sum(i['groups'] for i in infos.values())} groups")
 
