@@ -35,7 +35,8 @@ import pytest
 from cvas.core import provenance
 from cvas.steps.exclusions import ExclusionListError, load_exclusions
 from cvas.core.layout import Layout
-from cvas.steps.load import ExtractFormatError, RejectRatioExceeded, load_into_layout
+from cvas.steps.load import load_into_layout
+from cvas.steps.load_contract import ExtractFormatError, RejectRatioExceeded
 from cvas.steps.master import MasterFormatError, master_csv_text, read_master_csv, read_master_xlsx
 from cvas.core.schemas import KINDS, spec
 from cvas.steps.user_base import SnapshotFormatError, build_user_base_daily

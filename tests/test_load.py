@@ -22,13 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cvas.steps.load import (
-    ExtractFormatError,
-    RejectRatioExceeded,
-    load_day,
-    parse_extract,
-    sort_columns,
-)
+from cvas.steps.extract_dedup import sort_columns
+from cvas.steps.load import load_day, parse_extract
+from cvas.steps.load_contract import ExtractFormatError, RejectRatioExceeded
 from cvas.core.quality import read_quality
 from cvas.core.schemas import SPECS, spec
 
@@ -96,18 +92,18 @@ def test_golden_rejects_point_at_their_record():
                                          ("reno_cr_stray_quote", False)])
 def test_quick_and_careful_reject_locators_agree(case, quick):
     """The numpy locator either agrees with the csv-module scan or declines (None)."""
-    import cvas.steps.load as load
     from cvas.core.schemas import spec as kind_spec
+    from cvas.steps import extract_file, extract_rejects, extract_types
 
     path = GOLDEN / f"{case}_in.csv"
     ks = kind_spec(case.split("_", 1)[0])
-    data = load.map_file(path)
-    body = load.check_header(path, data, ks.names)
-    raw, bad_texts = load._read_strings(path, data, body, ks.names)
-    checks, _ = load._validate(ks, DAY, raw)
-    rows = np.flatnonzero(load._any(checks, raw.num_rows))
-    careful = load._locate_csv(path, data, body, raw, rows, len(bad_texts), len(ks.names))
-    fast = load._locate_quick(data, body, raw, rows, bad_texts, len(ks.names))
+    data = extract_file.map_file(path)
+    body = extract_file.check_header(path, data, ks.names)
+    raw, bad_texts = extract_file.read_strings(path, data, body, ks.names)
+    checks, _ = extract_types.validate(ks, DAY, raw)
+    rows = np.flatnonzero(extract_types.any_failed(checks, raw.num_rows))
+    careful = extract_rejects._locate_csv(path, data, body, raw, rows, len(bad_texts), len(ks.names))
+    fast = extract_rejects._locate_quick(data, body, raw, rows, bad_texts, len(ks.names))
     assert careful
     assert fast == (careful if quick else None)
 
