@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import luigi
-from luigi.execution_summary import LuigiStatusCode, _summary_dict
+from luigi.execution_summary import LuigiStatusCode
 
 from cvas.core.catalogue import (dataset, downstream, enabled, grid_columns, label as dataset_label, leaves,
                                  output_path, product_days, products, split_label)
@@ -127,14 +127,14 @@ def _build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int
         with (exclusive if products else shared)(lay.lock("products")):
             result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
                                  workers=workers or cvas().workers, log_level="WARNING")
-    outcome.current.record(result)
+    failed = outcome.current.record(result)
     if central and result.status == LuigiStatusCode.NOT_RUN:
         # another worker sharing luigid holds the tasks: wait for it, and succeed with it
         from tasks.ops.luigid import wait_for_other_workers
 
         if wait_for_other_workers(tasks):
             return 0, []
-    return exit_code(result.status), sorted(_summary_dict(result.worker)["failed"], key=lambda t: t.task_id)
+    return exit_code(result.status), failed
 
 
 def build_batched(tasks: list[luigi.Task], **kwargs) -> tuple[int, list[luigi.Task]]:

@@ -207,3 +207,16 @@ def read_master_csv(path: Path) -> pa.Table:
         "cpc_period": pa.array(periods, pa.int64()),
         "cpc_price": pa.array(prices, pa.float64()),
     })
+
+
+def publish_master(layout, master_xlsx: Path) -> int:
+    """MASTERCPC.csv from the Excel master, with its sidecar recording the workbook as fingerprinted
+    before it was read; returns its rows."""
+    from cvas.core import provenance
+    from cvas.core.publish import write_text_atomic
+
+    read = provenance.fingerprints({"master_xlsx": Path(master_xlsx)})
+    rows = read_master_xlsx(Path(master_xlsx))
+    write_text_atomic(layout.staging, layout.master_cpc, master_csv_text(rows))
+    provenance.record(layout, layout.master_cpc, inputs=read, params={}, rows=len(rows))
+    return len(rows)

@@ -41,13 +41,14 @@ import duckdb
 import pyarrow as pa
 
 from cvas.core import provenance
-from cvas.core.catalogue import published_outputs, writer_lock
+from cvas.core.batch import each_day
+from cvas.core.catalogue import DATASETS, published_outputs, writer_lock
 from cvas.core.csvcells import safe_cell
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.freshness import Freshness, Settings
 from cvas.core.layout import Layout
 from cvas.core.locking import exclusive
-from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged
+from cvas.core.publish import PublishError, copy_and_append, publish_parquet, published_together, staged
 from cvas.sql import connect, load_sql
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,21 @@ def build_user_base_daily(snapshot: Path, day: dt.date, out: Path, staging: Path
 
 
 # -- the exports ---------------------------------------------------------------------------
+
+def build_user_base_days(layout: Layout, days: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
+    """The per-day aggregates of `days` (build_user_base_daily each), each with its sidecar recording
+    its snapshot as fingerprinted before it was read, published together; a bad day fails alone
+    (`each_day`). Returns {day: the snapshot's facts}."""
+    def one_day(day: dt.date) -> dict[str, Any]:
+        read = provenance.fingerprints(DATASETS["user_base_daily"].inputs(layout, day, None, Settings()))
+        info = build_user_base_daily(layout.user_base_snapshot(day), day, layout.user_base_daily(day), layout.staging)
+        provenance.record(layout, layout.user_base_daily(day), inputs=read, params={"date": str(day)},
+                          rows=info["groups"], extra={"snapshot": info})
+        return info
+
+    with published_together(layout.staging):
+        return each_day("user base", sorted(days), one_day)
+
 
 def _export_lines(con: duckdb.DuckDBPyConnection, files: list[str], excluded: tuple[str, ...]) -> dict[str, list[str]]:
     """The export lines (without header) of `files`, per export."""

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import luigi
 
-from cvas.core import provenance
 from cvas.steps.counters import build_counters_days
 from cvas.steps.exclusions import load_exclusions
 from cvas.steps.exports import publish_counter_exports
-from cvas.steps.master import master_csv_text, read_master_xlsx
-from cvas.core.publish import write_text_atomic
+from cvas.steps.master import publish_master
 from tasks import datasets
 from tasks.base import CvasTask, DayParameter
 from tasks.config import excluded_services, exclusions_path, layout
@@ -54,12 +52,8 @@ class MasterCpc(CvasTask):
         with self.once() as built:
             if built:
                 return
-            lay = layout()
-            inputs = datasets.inputs(self)
-            read = provenance.fingerprints(inputs)
-            rows = read_master_xlsx(inputs["master_xlsx"])
-            write_text_atomic(lay.staging, lay.master_cpc, master_csv_text(rows))
-            provenance.record(lay, lay.master_cpc, inputs=read, params={}, rows=len(rows))
+            rows = publish_master(layout(), datasets.inputs(self)["master_xlsx"])
+            self.progress(100, f"{rows} CPCs")
 
 
 class ExportCounters(CvasTask):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import luigi
 
-from cvas.core import provenance
 from cvas.core.batch import each_day
 from cvas.core.publish import published_together
 from cvas.steps.fetch import fetch_user_base
-from cvas.steps.user_base import build_user_base_daily, export_user_base
+from cvas.steps.user_base import build_user_base_days, export_user_base
 from tasks import datasets
 from tasks.base import CvasTask, DayParameter
 from tasks.config import excluded_services, layout, make_source
@@ -54,18 +53,7 @@ class AggregateUserBase(CvasTask):
         with self.once() as built:
             if built:
                 return
-            lay = layout()
-            days = {task.date: task for task in self.day_tasks() if task.date in self.pending()}
-
-            def one_day(day):
-                read = provenance.fingerprints(datasets.inputs(days[day]))
-                info = build_user_base_daily(lay.user_base_snapshot(day), day, lay.user_base_daily(day), lay.staging)
-                provenance.record(lay, lay.user_base_daily(day), inputs=read,
-                                  params={"date": str(day)}, rows=info["groups"], extra={"snapshot": info})
-                return info
-
-            with published_together(lay.staging):
-                infos = each_day("user base", sorted(days), one_day)
+            infos = build_user_base_days(layout(), self.pending())
             self.set_status_message(f"{sum(i['rows'] for i in infos.values())} rows, "
                                     f"{sum(i['groups'] for i in infos.values())} groups")
 
