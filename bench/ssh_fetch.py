@@ -32,7 +32,7 @@ def fetch_once(source, kind: str, day: dt.date, scratch: Path, local_psql: list[
     the ssh figure is measured. Returns rows, bytes, seconds and MB/s for each path.
     """
     from cvas.sources.psql_copy import copy_script   # the very script the source sends
-    from cvas.sql import load_sql
+    from cvas.sql import extract_query
 
     scratch.mkdir(parents=True, exist_ok=True)
     dest = scratch / f"bench_{kind}_{day}.csv"
@@ -43,9 +43,11 @@ def fetch_once(source, kind: str, day: dt.date, scratch: Path, local_psql: list[
     result = {"kind": kind, "day": day.isoformat(), "rows": rows, "bytes": size,
               "ssh_s": ssh_s, "ssh_mb_s": size / 1e6 / ssh_s, "ssh_rows_s": rows / ssh_s}
     if local_psql:
-        script = copy_script(load_sql(f"extract_{kind}"), int(source.settings.command_timeout * 1000))
+        sql, variables = extract_query(kind)
+        script = copy_script(sql, int(source.settings.command_timeout * 1000))
         argv = [*local_psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"start_ts={day}",
-                "-v", f"end_ts={day + dt.timedelta(days=1)}", "-f", "-"]
+                "-v", f"end_ts={day + dt.timedelta(days=1)}",
+                *(x for k, v in sorted(variables.items()) for x in ("-v", f"{k}={v}")), "-f", "-"]
         local_dest = scratch / f"bench_{kind}_{day}.local.csv"
         t0 = time.perf_counter()
         with open(local_dest, "wb") as out:

@@ -11,7 +11,7 @@ import duckdb
 from cvas.core.batch import contiguous_runs
 from cvas.core.schemas import spec
 from cvas.sources import SourceError
-from cvas.sql import connect, for_duckdb, load_sql, sql_path
+from cvas.sql import connect, extract_query, for_duckdb, load_sql, sql_path
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,10 @@ class SimulatedSource:
         if not first <= day <= last:
             raise SourceError(f"{day} is outside the simulated range {first}..{last} of {self.database}")
 
-    def _copy(self, sql_name: str, day: dt.date, dest: Path) -> int:
-        sql = for_duckdb(load_sql(sql_name))
-        params = {"start_ts": f"{day:%Y-%m-%d}", "end_ts": f"{day + dt.timedelta(days=1):%Y-%m-%d}"}
+    def _copy(self, sql_name: str, day: dt.date, dest: Path, sql: str | None = None,
+              variables: dict[str, str] | None = None) -> int:
+        sql = for_duckdb(sql if sql is not None else load_sql(sql_name))
+        params = {"start_ts": f"{day:%Y-%m-%d}", "end_ts": f"{day + dt.timedelta(days=1):%Y-%m-%d}", **(variables or {})}
         params = {k: v for k, v in params.items() if f"${k}" in sql}
         con = self._connect()
         try:
@@ -79,7 +80,8 @@ class SimulatedSource:
     def extract_transactions(self, kind: str, day: dt.date, dest: Path) -> int:
         """Write `kind`'s rows of `day` to `dest` in the legacy CSV format; returns the data rows."""
         kind = spec(kind).kind
-        count = self._copy(f"extract_{kind}", day, dest)
+        sql, variables = extract_query(kind)
+        count = self._copy(f"extract_{kind}", day, dest, sql, variables)
         log.info("simulated %s %s: %d rows", kind, day, count)
         return count
 
@@ -91,7 +93,8 @@ class SimulatedSource:
         through the same CSV writer: byte for byte the one-day extract.
         """
         ks = spec(kind)
-        sql = for_duckdb(load_sql(f"extract_{ks.kind}"))
+        sql, variables = extract_query(ks.kind)
+        sql = for_duckdb(sql)
         names = ", ".join(f'"{n}"' for n in ks.names)
         counts: dict[dt.date, int] = {}
         con = self._connect()
@@ -99,7 +102,8 @@ class SimulatedSource:
             for run in contiguous_runs(days):
                 self._check_day(con, run[0])
                 self._check_day(con, run[-1])
-                params = {"start_ts": f"{run[0]:%Y-%m-%d}", "end_ts": f"{run[-1] + dt.timedelta(days=1):%Y-%m-%d}"}
+                params = {"start_ts": f"{run[0]:%Y-%m-%d}", "end_ts": f"{run[-1] + dt.timedelta(days=1):%Y-%m-%d}",
+                          **variables}
                 con.execute(f"create or replace temp table extract_run as select *, "
                             f"cast({ks.date_column} as date) as extract_day from ({sql})", params)
                 for day in run:

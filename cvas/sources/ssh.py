@@ -22,7 +22,7 @@ from cvas.sources.psql_copy import (ROWS_RE, STDERR_LIMIT, CsvRecordCounter, cop
 from cvas.sources.ssh_settings import (AuthenticationError, CommandTimeout, HostKeyError, IncompleteExtractError,
                                        RemoteCommandError, RemoteSqlError, SshSettings, SshSourceError,
                                        StaleSnapshotError, TransientError)
-from cvas.sql import load_sql
+from cvas.sql import extract_query
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,9 @@ class SshSource:
         its reported row count equals the rows received.
         """
         kind, day = _kind(kind), _day(day)
-        sql = load_sql(f"extract_{kind}")
+        sql, variables = extract_query(kind)
         script = copy_script(sql, int(self.settings.command_timeout * 1000))
-        command = self.psql_command(day)
+        command = self.psql_command(day, variables)
         header = ",".join(SPECS[kind].names)
         what = f"{kind} {day}"
         return self._with_retries(what, lambda client: self._stream_copy(client, command, script, Path(dest),
@@ -118,8 +118,9 @@ class SshSource:
         day = _day(day)
         return self._with_retries(f"NBS snapshot {day}", lambda client: self._fetch_snapshot(client, day, Path(dest)))
 
-    def psql_command(self, day: dt.date) -> str:
-        """The remote command line for one day's extract: every word shell-quoted."""
+    def psql_command(self, day: dt.date, variables: dict[str, str] | None = None) -> str:
+        """The remote command line for one day's extract, with the extract's own psql `variables`
+        (cvas.sql.extract_query): every word shell-quoted."""
         s = self.settings
         day = _day(day)
         argv = [s.psql_path, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
@@ -128,8 +129,10 @@ class SshSource:
             argv += ["-h", s.db_host]
         if s.db_port:
             argv += ["-p", str(s.db_port)]
-        argv += ["-v", f"start_ts={day.isoformat()}",
-                 "-v", f"end_ts={(day + dt.timedelta(days=1)).isoformat()}", "-f", "-"]
+        argv += ["-v", f"start_ts={day.isoformat()}", "-v", f"end_ts={(day + dt.timedelta(days=1)).isoformat()}"]
+        for name, value in sorted((variables or {}).items()):
+            argv += ["-v", f"{name}={value}"]
+        argv += ["-f", "-"]
         return shlex.join(argv)
 
     def run_command(self, command: str, stdin: bytes = b"", timeout: float | None = None) -> tuple[int, bytes, bytes]:

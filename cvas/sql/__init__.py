@@ -18,6 +18,19 @@ def load_sql(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
+# The extraction query of each kind and its own psql variables besides the day's window: ACT and RENO
+# are one query over their trans_type_id (a psql variable, bound on psql's command line on Nova and as
+# a parameter in DuckDB); every other kind has a file of its own.
+_EXTRACTS = {"act": ("extract_charges", {"trans_type_id": "1"}), "reno": ("extract_charges", {"trans_type_id": "2"})}
+
+
+def extract_query(kind: str) -> tuple[str, dict[str, str]]:
+    """The extraction SQL of `kind` (psql variable syntax) and the variables it takes besides
+    start_ts and end_ts."""
+    name, variables = _EXTRACTS.get(kind, (f"extract_{kind}", {}))
+    return load_sql(name), dict(variables)
+
+
 def for_duckdb(sql: str) -> str:
     """Turn psql variable references into DuckDB named parameters."""
     return _PSQL_VAR.sub(lambda m: f"${m.group(1)}", sql)

@@ -13,7 +13,7 @@ import pytest
 from cvas.core.schemas import KINDS, SPECS
 from cvas.sources import SourceError
 from cvas.sources.simulated import SimulatedSource
-from cvas.sql import load_sql
+from cvas.sql import extract_query, load_sql
 
 pytestmark = pytest.mark.slow   # see pyproject: make test-fast leaves it out
 
@@ -245,10 +245,10 @@ def test_extracts_while_another_reader_holds_the_database(simulated_nova, source
         reader.close()
 
 
-@pytest.mark.parametrize("name", [f"extract_{k}" for k in KINDS] + ["nbs_snapshot"])
-def test_sql_is_one_portable_statement(name):
-    sql = load_sql(name)
-    assert psql_variables(sql) == ({"end_ts"} if name == "nbs_snapshot" else {"start_ts", "end_ts"})
+@pytest.mark.parametrize("kind", [*KINDS, "nbs_snapshot"])
+def test_sql_is_one_portable_statement(kind):
+    sql, variables = extract_query(kind) if kind in KINDS else (load_sql(kind), {})
+    assert psql_variables(sql) == ({"end_ts"} if kind == "nbs_snapshot" else {"start_ts", "end_ts", *variables})
     # code without comments and string literals: one statement, lower case, no engine dialect
     code = re.sub(r"'[^']*'", "''", "\n".join(line.split("--", 1)[0] for line in sql.splitlines()))
     assert ";" not in code

@@ -1,10 +1,13 @@
--- ACT: activations (trans_type_id 1), incl. free trials (rev 0) and upgrade activations
--- (channel UPGRADE), in the half-open window [start_ts, end_ts) on tlog_ts. legacy rules L2.3, L2.4, L2.5.
+-- ACT and RENO, the charges of subscriptions, in the half-open window [start_ts, end_ts) on tlog_ts:
+-- ACT (trans_type_id 1) the activations, incl. free trials (rev 0) and upgrade activations (channel
+-- UPGRADE); RENO (trans_type_id 2) the renewals, the same 15 columns (the channel text is still
+-- channel_act). The kind's trans_type_id is a psql variable like the window (cvas.sql.extract_query).
+-- legacy rules L2.3, L2.4, L2.5.
 with
 
 transactions as (
     select * from telefonicaes_sub_mgr_fact
-    where trans_type_id = 1
+    where trans_type_id = cast(:'trans_type_id' as integer)
       and tlog_ts >= cast(:'start_ts' as timestamp)
       and tlog_ts < cast(:'end_ts' as timestamp)
 ),
