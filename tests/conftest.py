@@ -73,6 +73,17 @@ def backfilled_root(tmp_path_factory, nova, start, end) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def private_copy(built: Path, nova, tmp_path: Path):
+    """A private copy of a built data root (mtimes kept), with cvas's settings pointing at it."""
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(built, copy)
+    with luigi_settings(simulated_settings(copy, nova)):
+        yield copy
+
+
 @pytest.fixture
 def luigi_config(tmp_path):
     """Point the [cvas] settings at a temporary data root and log folder (never the checkout's);

@@ -24,7 +24,7 @@ from cvas.core import provenance
 from cvas.core.layout import Layout, sidecar
 from cvas.core.locking import registered_run
 from cvas.core.publish import staged
-from tests.conftest import backfilled_root, luigi_settings, simulated_settings
+from tests.conftest import backfilled_root, private_copy
 
 pytestmark = pytest.mark.slow   # see pyproject: make test-fast leaves it out
 
@@ -50,9 +50,7 @@ def built(nova, tmp_path_factory) -> Path:
 @pytest.fixture
 def root(built, nova, tmp_path):
     """A private copy of the built root, with cvas's settings pointing at it."""
-    copy = tmp_path / "data"
-    shutil.copytree(built, copy)
-    with luigi_settings(simulated_settings(copy, nova)):
+    with private_copy(built, nova, tmp_path) as copy:
         yield copy
 
 

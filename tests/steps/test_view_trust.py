@@ -27,7 +27,7 @@ from cvas.core import provenance
 from cvas.core.freshness import DAMAGED, Freshness
 from cvas.core.layout import Layout, parts
 from tests.cli_runs import REPO, env_for, run_cvas, write_cfg
-from tests.conftest import backfilled_root, luigi_settings, simulated_settings
+from tests.conftest import backfilled_root, private_copy
 
 pytestmark = pytest.mark.slow   # see pyproject: make test-fast leaves it out
 
@@ -81,9 +81,7 @@ def directory_cfg(tmp_path: Path, root: Path, drops: Path, nova, without: dt.dat
 
 @pytest.fixture
 def root(built, nova, tmp_path):
-    copy = tmp_path / "data"
-    shutil.copytree(built, copy)
-    with luigi_settings(simulated_settings(copy, nova)):
+    with private_copy(built, nova, tmp_path) as copy:
         yield copy
 
 
