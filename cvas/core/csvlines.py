@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import mmap
+import os
+from pathlib import Path
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -103,3 +106,11 @@ def _reader(lines: Iterable[str], fmtparams: dict):
     if csv.field_size_limit() < _FIELD_LIMIT:
         csv.field_size_limit(_FIELD_LIMIT)
     return csv.reader(lines, **fmtparams)
+
+
+def map_file(path: Path) -> mmap.mmap | bytes:
+    """The file's bytes, memory-mapped (no copy; the mapping closes when unreferenced)."""
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)

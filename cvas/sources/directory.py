@@ -342,7 +342,7 @@ def _records(path: Path) -> Iterator[tuple[int, int, int, list[str]]]:
 
 def count_records(path: Path) -> int:
     """The number of non-blank CSV records in `path`, header included (as `_records` splits them)."""
-    from cvas.steps.extract_file import map_file
+    from cvas.core.csvlines import map_file
 
     quick = csvlines.count_records_quick(map_file(path))
     if quick is not None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import mmap
-import os
 import re
 from pathlib import Path
 
@@ -34,14 +32,6 @@ def check_file(path: Path, data, names: list[str]) -> int:
     if np.frombuffer(data, dtype=np.uint8).max(initial=0) >= 0x80:   # the usual extract is all ASCII
         _check_utf8(path, data)
     return body_start
-
-
-def map_file(path: Path) -> mmap.mmap | bytes:
-    """The file's bytes, memory-mapped (no copy; the mapping closes when unreferenced)."""
-    with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return b""
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def line_of(data: bytes, offset: int) -> int:

@@ -28,7 +28,8 @@ class DeliveryError(RuntimeError):
 def check_delivery(kind: str, path: Path, rows: int) -> None:
     """An extract may become the landing copy only with the kind's header on line 1 (the
     loader's check) and exactly the `rows` data records the source said it wrote."""
-    from cvas.steps.extract_file import check_header, map_file
+    from cvas.core.csvlines import map_file
+    from cvas.steps.extract_file import check_header
     from cvas.steps.load_contract import ExtractFormatError
 
     try:

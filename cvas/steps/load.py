@@ -19,7 +19,8 @@ from cvas.core.quality import write_quality
 from cvas.core.schemas import TS, spec
 
 from cvas.steps.extract_dedup import dedup_sorted
-from cvas.steps.extract_file import CUT_REASON, check_file, last_record_cut_in_quotes, map_file, read_strings
+from cvas.core.csvlines import map_file
+from cvas.steps.extract_file import CUT_REASON, check_file, last_record_cut_in_quotes, read_strings
 from cvas.steps.extract_rejects import collect_rejects
 from cvas.steps.extract_types import Check, any_failed, validate
 from cvas.steps.load_contract import (NO_DICTIONARY, REJECT_COLUMNS, LoadResult, Reject,

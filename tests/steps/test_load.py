@@ -93,11 +93,12 @@ def test_golden_rejects_point_at_their_record():
 def test_quick_and_careful_reject_locators_agree(case, quick):
     """The numpy locator either agrees with the csv-module scan or declines (None)."""
     from cvas.core.schemas import spec as kind_spec
+    from cvas.core.csvlines import map_file
     from cvas.steps import extract_file, extract_rejects, extract_types
 
     path = GOLDEN / f"{case}_in.csv"
     ks = kind_spec(case.split("_", 1)[0])
-    data = extract_file.map_file(path)
+    data = map_file(path)
     body = extract_file.check_header(path, data, ks.names)
     raw, bad_texts = extract_file.read_strings(path, data, body, ks.names)
     checks, _ = extract_types.validate(ks, DAY, raw)
