@@ -24,29 +24,6 @@ log = logging.getLogger(__name__)
 
 # -- writing -----------------------------------------------------------------------------
 
-_INFO_PARTS = """
-    'chrg_refid=346' || lpad(cast(phone8 as varchar), 8, '0') as p_ref,
-    case when has_camp then 'campaign=' || campaign end as p_camp,
-    case when has_prov then 'TEFProvider=' || provider end as p_prov,
-    case when has_medium then 'TEFmedium=' || medium end as p_medium,
-    case when has_tefcamp then 'TEFcampaign=tc' || cast(tefcamp as varchar) end as p_tefcamp
-"""
-
-# generic_act_info in four key orders; order 1 puts TEFcampaign= before campaign= (legacy rule L-D24)
-_INFO = """
-    case s.variant
-        when 0 then concat_ws(';', s.p_ref, 'cpc=' || k.cpc, s.p_camp, s.p_prov, s.p_medium, s.p_tefcamp)
-        when 1 then concat_ws(';', 'cpc=' || k.cpc, s.p_ref, s.p_tefcamp, s.p_camp, s.p_medium, s.p_prov)
-        when 2 then concat_ws(';', s.p_prov, s.p_medium, s.p_tefcamp, s.p_ref, 'cpc=' || k.cpc, s.p_camp)
-        else concat_ws(';', 'cpc=' || k.cpc, s.p_tefcamp, s.p_ref, s.p_prov, s.p_camp, s.p_medium)
-    end
-"""
-
-
-def _vocab(values: tuple[str, ...]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
-
-
 def _write_database(path: Path, data: dict, start: dt.date, end: dt.date, days: int, seed: int,
                     new_per_day: int) -> dict[str, int]:
     # one writer thread: parallel inserts leave half-filled, poorly compressed row groups
@@ -64,7 +41,7 @@ def _write_database(path: Path, data: dict, start: dt.date, end: dt.date, days: 
         counts = {}
         for table in ("telefonicaes_sub_mgr_fact", "channel_dim", "delaydcttlog_v1_0_0_fact",
                       "refund_v1_0_0_fact", "sim_cpc", "sim_subscription"):
-            counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
+            counts[table] = con.table(table).count("*").fetchone()[0]
         con.execute("checkpoint")
     finally:
         con.close()
@@ -99,22 +76,7 @@ def _write_identities(con: duckdb.DuckDBPyConnection, data: dict) -> tuple[pa.Ar
     cat: Catalogue = data["cat"]
     ident = pa.table({k: v for k, v in data["ident"].items() if k != "user_idx"})
     con.register("ident_arrow", ident)
-    con.execute(f"""
-        create temp table subs as
-        select
-            sub, subscription_id,
-            case tm_kind when 0 then '834' else '34' end || lpad(cast(tm16 as varchar), 16, '0') as tmuserid,
-            '346' || lpad(cast(phone8 as varchar), 8, '0') as phone,
-            variant,
-            {_INFO_PARTS}
-        from (
-            select *,
-                {_vocab(CAMPAIGNS)}[camp + 1] as campaign,
-                {_vocab(PROVIDERS)}[prov + 1] as provider,
-                {_vocab(MEDIA)}[med + 1] as medium
-            from ident_arrow
-        )
-    """)
+    con.execute(load_sql("sim_subs"), {"campaigns": list(CAMPAIGNS), "providers": list(PROVIDERS), "media": list(MEDIA)})
     con.unregister("ident_arrow")
 
     # per identity: tmuserid, and generic_act_info for its first (slot 0) and upgrade
@@ -122,13 +84,7 @@ def _write_identities(con: duckdb.DuckDBPyConnection, data: dict) -> tuple[pa.Ar
     con.register("slots_arrow", pa.table({
         "sub": data["ident"]["sub"], "cpc_a": cat.cpc[data["cat_a"]], "cpc_b": cat.cpc[data["cat_b"]]}))
     tmuserids = con.execute("select tmuserid from subs order by sub").fetch_arrow_table().column(0).combine_chunks()
-    infos = con.execute(f"""
-        select {_INFO} as info
-        from subs as s
-        join (select sub, 0 as slot, cast(cpc_a as varchar) as cpc from slots_arrow
-              union all select sub, 1 as slot, cast(cpc_b as varchar) as cpc from slots_arrow) as k on s.sub = k.sub
-        order by k.sub, k.slot
-    """).fetch_arrow_table().column(0).combine_chunks()
+    infos = con.execute(load_sql("sim_act_infos")).fetch_arrow_table().column(0).combine_chunks()
     sub_ids = con.execute("select subscription_id from subs order by sub").fetch_arrow_table().column(0).to_numpy()
     con.unregister("slots_arrow")
     return tmuserids, infos, sub_ids
@@ -167,13 +123,7 @@ def _write_cancellations(con: duckdb.DuckDBPyConnection, data: dict) -> None:
     con.register("cnr_arrow", pa.table({
         "seq": np.arange(c["sub"].size), "sub": c["sub"], "ts": ts_array(c["ts"]), "cpc": c["cpc"],
         "mode": c["mode"]}))
-    modes = _vocab(tuple(m for m, _ in CNR_MODES))
-    con.execute(f"""
-        insert into delaydcttlog_v1_0_0_fact
-        select e.ts, cast(s.subscription_id as varchar), s.tmuserid, e.cpc, {modes}[e.mode + 1]
-        from cnr_arrow as e join subs as s on e.sub = s.sub
-        order by e.seq
-    """)
+    con.execute(load_sql("sim_cancellations"), {"modes": [m for m, _ in CNR_MODES]})
     con.unregister("cnr_arrow")
 
 
@@ -181,19 +131,7 @@ def _write_refunds(con: duckdb.DuckDBPyConnection, data: dict) -> None:
     r = data["refund"]
     con.register("refund_arrow", pa.table({
         "seq": np.arange(r["sub"].size), **{k: v for k, v in r.items() if k != "ts"}, "ts": ts_array(r["ts"])}))
-    con.execute(f"""
-        insert into refund_v1_0_0_fact
-        select
-            s.tmuserid, e.cpc, e.ts, cast(e.cents / 100 as decimal(10, 2)),
-            case when e.no_sbn then '' else 'sbnId=' || cast(s.subscription_id as varchar) || ',' end
-            || case when e.auto
-                    then 'reason=Charge error,' || {_vocab(AUTO_TEXTS)}[e.auto_text + 1]
-                    else 'reason=' || {_vocab(REFUND_REASONS)}[e.reason + 1]
-                         || case when e.no_sbn then ',ticket=' || cast(e.ticket as varchar) else '' end
-               end
-        from refund_arrow as e join subs as s on e.sub = s.sub
-        order by e.seq
-    """)
+    con.execute(load_sql("sim_refunds"), {"auto_texts": list(AUTO_TEXTS), "reasons": list(REFUND_REASONS)})
     con.unregister("refund_arrow")
 
 
@@ -209,13 +147,7 @@ def _write_segments(con: duckdb.DuckDBPyConnection, data: dict) -> None:
     con.register("segments_arrow", pa.table({
         "seq": np.arange(g["sub"].size), "sub": g["sub"], "cpc": g["cpc"], "start_ts": ts_array(g["start"]),
         "end_ts": ts_array(g["end"], g["end"] < hi_s), "chan": g["chan"].astype(np.int16), "cents": g["cents"]}))
-    con.execute(f"""
-        insert into sim_subscription
-        select s.subscription_id, s.tmuserid, s.phone, e.cpc, e.start_ts, e.end_ts,
-               {_vocab(tuple(chan_names))}[e.chan + 1], cast(e.cents / 100 as decimal(10, 2))
-        from segments_arrow as e join subs as s on e.sub = s.sub
-        order by e.seq
-    """)
+    con.execute(load_sql("sim_segments"), {"channels": chan_names})
     con.unregister("segments_arrow")
 
 
