@@ -86,7 +86,7 @@ def test_no_csv_cell_cvas_writes_starts_a_formula(built):
     written = [p for p in sorted(root.rglob("*.csv"))
                if not p.relative_to(root).as_posix().startswith(LANDING)]
     names = {p.relative_to(root).as_posix() for p in written}
-    assert {"Counters/Counters_Service.csv", "reference/MASTERCPC.csv", "User_Base/user_base_by_service.csv",
+    assert {"Counters/Counters_Service.csv", "MASTERCPC.csv", "User_Base/user_base_by_service.csv",
             "User_Base/user_base_by_category.csv", "User_Base/user_base_by_cpc.csv"} <= names, names
     for path in written:
         for line, row in enumerate(_cells(path), 1):
@@ -104,7 +104,7 @@ def test_formula_like_names_are_written_as_text_and_read_back_intact(built):
     assert by_cpc[cpc["category"]][header.index("tme_category")] == "'" + CATEGORY
     # RFC 4180 quoting kept: the quotes and the comma of the formula stay inside one field
     assert b'"\'=HYPERLINK(""http://x"",""y"")"' in (root / "Counters" / "Counters_Service.csv").read_bytes()
-    master = {int(r[0]): r for r in _cells(root / "reference" / "MASTERCPC.csv")[1:]}
+    master = {int(r[0]): r for r in _cells(root / "MASTERCPC.csv")[1:]}
     assert master[cpc["hyperlink"]][1] == "'" + HYPERLINK and master[cpc["category"]][2] == "'" + CATEGORY
     by_service = _cells(root / "User_Base" / "user_base_by_service.csv")
     assert ["'" + NBS_NAME, "'" + NBS_CATEGORY] in [r[1:3] for r in by_service[1:]]

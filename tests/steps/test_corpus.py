@@ -815,7 +815,7 @@ def render_doc() -> str:
         "",
         "## Spreadsheet formulas in text cells (decision D18)",
         "",
-        "Every CSV cvas writes (`Counters/Counters_Service.csv`, `reference/MASTERCPC.csv`, the three "
+        "Every CSV cvas writes (`Counters/Counters_Service.csv`, `MASTERCPC.csv`, the three "
         "`User_Base/user_base_by_*.csv`, `rejects/<kind>/<date>.csv`, the analyst commands' `--csv` files) writes a "
         "text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return with a single quote in front, as "
         "OWASP's CSV-injection guidance says: Excel and LibreOffice show it as text instead of evaluating it. RFC "
