@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CVAS := $(VENV)/bin/cvas
 
-.PHONY: help install demo daily backfill test bench clean luigid luigid-stop
+.PHONY: help install demo daily backfill test test-fast bench bench-backfill clean luigid luigid-stop
 
 # List the targets and what each does (this text).
 help:
@@ -39,9 +39,17 @@ test: install
 	bash scripts/ensure_test_deps.sh
 	PYTHONDONTWRITEBYTECODE=1 scripts/unchanged.sh $(PY) -m pytest -q -p no:cacheprovider
 
-# Print the benchmark figures (runs for about 25 minutes).
+# The tests that need no server, no cvas process and no year of history (under a minute), for the inner loop.
+test-fast: install
+	PYTHONDONTWRITEBYTECODE=1 scripts/unchanged.sh $(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+# Print the benchmark figures (runs for about 30 minutes).
 bench: install
 	$(PY) -m bench
+
+# Only the backfill figures: a year (and BENCH_BATCH_YEARS years) from drops vs one bare DuckDB pass, with the profile.
+bench-backfill: install
+	$(PY) -m bench backfill
 
 # Start the central scheduler and visualiser (http://127.0.0.1:8082/) in the background, state in var/luigid.
 luigid: install

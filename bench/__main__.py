@@ -7,7 +7,10 @@ for the batched backfill and adoption figures BENCH_BATCH_NEW_PER_DAY (750, ~30k
 transactions a day), BENCH_BATCH_DAYS (365) and BENCH_BATCH_YEARS (3; 0 or 1 skips the
 multi-year run). Those backfills are `cvas backfill` processes as users run them: the
 directory source (the simulated Nova's extracts written as drops first, untimed), luigi.cfg's
-own workers, the peak RSS of the whole process tree.
+own workers, the peak RSS of the whole process tree; each against one bare DuckDB `COPY …
+PARTITION_BY` pass per kind over the same drops, timed right after it, and with its profile
+(where its time goes, from the run's log: bench/backfill.py). `python -m bench backfill`
+(make bench-backfill) runs only those backfills, without adoption.
 
 The first table, `cvas daily` at growing history, times exactly what `make daily` runs: a
 fresh `cvas daily --date D` process (every task of DailyPipeline, interpreter start included,
@@ -541,75 +544,107 @@ def cvas_run(work: Path, root: Path, nova: Path, drops: Path, *commands: list[st
     return sum(wall for wall, _ in runs), max(peak for _, peak in runs)
 
 
-def bare_conversion(layout, start: dt.date, end: dt.date, out: Path) -> tuple[float, int]:
-    """Seconds DuckDB alone takes to turn every landing CSV of the range into one typed Parquet
-    file per day and kind (types inferred by read_csv), and the rows converted."""
-    import duckdb
-
-    from cvas.core.schemas import KINDS
-
-    out.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    rows, day = 0, start
-    t = time.perf_counter()
-    while day <= end:
-        for kind in KINDS:
-            (n,) = con.execute(f"copy (select * from read_csv('{layout.raw(kind, day)}', header=true)) "
-                               f"to '{out / f'{kind}-{day}.parquet'}' (format parquet)").fetchone()
-            rows += n
-        day += dt.timedelta(days=1)
-    seconds = time.perf_counter() - t
-    con.close()
-    shutil.rmtree(out, ignore_errors=True)
-    return seconds, rows
-
-
-def backfill_targets(work: Path) -> None:
-    """`cvas backfill` of a steady-state year from the directory source (the whole process tree,
-    every output) against DuckDB's bare CSV->Parquet conversion of the same landing CSVs; then
-    `cvas adopt` of that history as a legacy tree plus the backfill after it; then the rows/s of
-    a BATCH_YEARS-year backfill."""
+def backfill_year(work: Path, days: int, label: str) -> dict:
+    """`cvas backfill` of `days` steady-state days from the directory source (the whole process
+    tree, every output), its profile (bench.backfill), and one bare DuckDB `COPY … PARTITION_BY`
+    pass per kind over the same day files, timed right after it (the ratio is taken within one
+    run: the machine's speed drifts between runs)."""
+    from bench.backfill import bare_partitioned, breakdown, read_profile
     from cvas.core.layout import Layout
-    from cvas.simulator.legacy import write_legacy_tree
     from cvas.simulator.simulate import simulate
+    from cvas.sources.directory import DirectorySource
 
-    nova, drops = work / "nova-batch", work / "drops-batch"
-    info = simulate(nova, START, BATCH_DAYS, new_per_day=BATCH_NEW_PER_DAY, seed=3, steady=True)
-    end = info.end
-    write_drops(nova, drops, START, end)
-    root = work / "data-batch"
-    wall, peak = cvas_run(work, root, nova, drops, ["backfill", "--start", str(START), "--end", str(end)])
-    lay = Layout(root)
-    bare, rows = bare_conversion(lay, START, end, work / "bare")
+    nova, drops, root = work / f"nova-{label}", work / f"drops-{label}", work / f"data-{label}"
+    t = time.perf_counter()
+    info = simulate(nova, START, days, new_per_day=BATCH_NEW_PER_DAY, seed=3, steady=True)
+    write_drops(nova, drops, START, info.end)
+    print(f"  ({label}: simulated {days} days and wrote their drops in {time.perf_counter() - t:.0f} s, untimed)",
+          file=sys.stderr, flush=True)
+    logs = set((work / "log").glob("*.log"))
+    os.sync()   # the drops' dirty pages would be written out during the timed run's fsyncs
+    wall, peak = cvas_run(work, root, nova, drops, ["backfill", "--start", str(START), "--end", str(info.end)])
+    rows = rows_between(Layout(root), START, info.end)
+    bare, bare_rows = bare_partitioned(DirectorySource(drops), START, info.end, work / "bare")
+    runs = read_profile(sorted(set((work / "log").glob("*.log")) - logs))
+    return {"nova": nova, "drops": drops, "root": root, "info": info, "wall": wall, "peak": peak, "rows": rows,
+            "bare": bare, "bare_rows": bare_rows, "profile": breakdown(runs, wall)}
+
+
+def say_profile(got: dict) -> None:
+    """The backfill's time by phase: task time summed over the worker processes (luigi.cfg's
+    workers run tasks side by side), and the wall time during which no task ran."""
+    phases, covered, summed = got["profile"]
+    wall = got["wall"]
+    say("  profile: task run() time summed over the workers",
+        f"{summed:.1f} s (tasks ran during {covered:.1f} s of the {wall:.1f} s wall: "
+        f"parallelism {summed / max(covered, 1e-9):.2f})")
+    for name, seconds in phases.items():
+        say(f"  profile: {name}", f"{seconds:.1f} s ({seconds / max(summed, 1e-9):.0%} of task time)")
+    say("  profile: Luigi scheduling, planning, process start (no task running)",
+        f"{wall - covered:.1f} s ({(wall - covered) / wall:.0%} of wall)")
+
+
+def backfill_targets(work: Path, adopt: bool = True) -> None:
+    """`cvas backfill` of a steady-state year from the directory source against one bare DuckDB
+    pass over the same CSVs, with its profile; then (with `adopt`) `cvas adopt` of that history
+    as a legacy tree plus the backfill after it; then the rows/s of a BATCH_YEARS-year backfill."""
+    from cvas.simulator.legacy import write_legacy_tree
+
+    year = backfill_year(work, BATCH_DAYS, "batch")
+    wall, rows, bare = year["wall"], year["rows"], year["bare"]
     say(f"cvas backfill of {BATCH_DAYS} days, every output, directory source ({rows:,} rows, "
         f"{rows / BATCH_DAYS:,.0f}/day)",
-        f"{wall:.1f} s, {rows / wall:,.0f} rows/s, peak {peak:,.0f} MiB (process tree; target <= 1,536 MiB)")
-    say("bare DuckDB CSV->typed Parquet of the same CSVs, one file per day and kind",
-        f"{bare:.1f} s; backfill ratio {wall / bare:.2f} (target <= 2)")
+        f"{wall:.1f} s (target <= 75), {rows / wall:,.0f} rows/s, peak {year['peak']:,.0f} MiB "
+        "(process tree; target <= 1,536 MiB)")
+    say("bare DuckDB: one COPY (read_csv([every day file], typed columns)) TO … (PARTITION_BY (year_month, day)) "
+        "per kind", f"{bare:.1f} s ({year['bare_rows']:,} rows); backfill ratio {wall / bare:.2f} (target <= 3.5)")
+    say_profile(year)
 
-    legacy = work / "legacy-batch"
-    write_legacy_tree(info.database, legacy, info.days, [])
-    adopted = work / "data-adopt"
-    wall_a, peak_a = cvas_run(work, adopted, nova, drops, ["adopt", str(legacy)],
-                              ["backfill", "--start", str(START), "--end", str(end)])
-    say(f"cvas adopt of {BATCH_DAYS} legacy days + the backfill after it",
-        f"{wall_a:.1f} s, peak {peak_a:,.0f} MiB; ratio to the bare conversion {wall_a / bare:.2f} (target <= 3)")
-    for path in (legacy, adopted, root, drops):
+    if adopt:
+        legacy, adopted, end = work / "legacy-batch", work / "data-adopt", year["info"].end
+        write_legacy_tree(year["info"].database, legacy, year["info"].days, [])
+        wall_a, peak_a = cvas_run(work, adopted, year["nova"], year["drops"], ["adopt", str(legacy)],
+                                  ["backfill", "--start", str(START), "--end", str(end)])
+        say(f"cvas adopt of {BATCH_DAYS} legacy days + the backfill after it",
+            f"{wall_a:.1f} s, peak {peak_a:,.0f} MiB; ratio to the bare pass {wall_a / bare:.2f}")
+        for path in (legacy, adopted):
+            shutil.rmtree(path, ignore_errors=True)
+    for path in (year["root"], year["drops"], year["nova"]):
         shutil.rmtree(path, ignore_errors=True)
 
     if BATCH_YEARS > 1:
-        days = 365 * BATCH_YEARS
-        nova_y, drops_y, root_y = work / "nova-years", work / "drops-years", work / "data-years-batch"
-        info_y = simulate(nova_y, START, days, new_per_day=BATCH_NEW_PER_DAY, seed=3, steady=True)
-        write_drops(nova_y, drops_y, START, info_y.end)
-        wall_y, peak_y = cvas_run(work, root_y, nova_y, drops_y,
-                                  ["backfill", "--start", str(START), "--end", str(info_y.end)])
-        rows_y = rows_between(Layout(root_y), START, info_y.end)
+        years = backfill_year(work, 365 * BATCH_YEARS, "years")
+        wall_y, rows_y = years["wall"], years["rows"]
         say(f"cvas backfill of {BATCH_YEARS} years ({rows_y:,} rows)",
             f"{wall_y:.0f} s, {rows_y / wall_y:,.0f} rows/s vs {rows / wall:,.0f} for one year "
-            f"(ratio {(rows_y / wall_y) / (rows / wall):.2f}, target >= 0.9), peak {peak_y:,.0f} MiB")
-        for path in (root_y, nova_y, drops_y):
+            f"(ratio {(rows_y / wall_y) / (rows / wall):.2f}, target >= 0.9), peak {years['peak']:,.0f} MiB; "
+            f"bare pass {years['bare']:.1f} s, ratio {wall_y / years['bare']:.2f}")
+        say_profile(years)
+        for path in (years["root"], years["drops"], years["nova"]):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def print_table() -> None:
+    width = max(len(k) for k, _ in figures)
+    print(f"\ncvas benchmark — {dt.date.today()}, {os.uname().nodename}, {os.cpu_count()} cores, "
+          f"scale {DAILY_NEW_PER_DAY} new subscriptions/day ({NEW_PER_DAY} for the 1M-row day, "
+          f"{BATCH_NEW_PER_DAY} for the backfills); median of {REPEAT} runs unless one-off "
+          f"({DAILY_REPEAT} for cvas daily)")
+    for k, v in figures:
+        print(f"| {k:<{width}} | {v} |")
+
+
+def backfill_only() -> None:
+    """`python -m bench backfill` (make bench-backfill): only the backfill figures, without adoption."""
+    sys.path.insert(0, str(REPO))
+    work = Path(tempfile.mkdtemp(prefix="cvas-bench-"))
+    print(f"cvas backfill benchmark: {BATCH_DAYS} days at {BATCH_NEW_PER_DAY} new subscriptions/day "
+          f"(and {BATCH_YEARS} years when > 1); work dir {work}", file=sys.stderr)
+    try:
+        backfill_targets(work, adopt=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_table()
 
 
 def main() -> None:
@@ -672,13 +707,13 @@ def main() -> None:
         say(f"ssh+psql fetch, one {r['kind']} day ({r['rows']:,} rows)", f"{r['ssh_s']:.2f} s, {r['ssh_rows_s']:,.0f} rows/s")
         say("local psql, same query (the limit)",
             f"{r['local_s']:.2f} s, {r['local_rows_s']:,.0f} rows/s; ssh/local throughput {r['ssh_vs_local']:.0%}")
-    width = max(len(k) for k, _ in figures)
-    print(f"\ncvas benchmark — {dt.date.today()}, {os.uname().nodename}, {os.cpu_count()} cores, "
-          f"scale {DAILY_NEW_PER_DAY} new subscriptions/day ({NEW_PER_DAY} for the 1M-row day); "
-          f"median of {REPEAT} runs unless one-off ({DAILY_REPEAT} for cvas daily)")
-    for k, v in figures:
-        print(f"| {k:<{width}} | {v} |")
+    print_table()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["backfill"]:
+        backfill_only()
+    elif sys.argv[1:]:
+        raise SystemExit("usage: python -m bench [backfill]")
+    else:
+        main()

@@ -8,8 +8,9 @@ import shutil
 import time
 
 from cvas.core.layout import Layout
-from cvas.steps.subscriptions import (VIEW_KINDS, build_subscription_view, connect, copy_view_from_state, make_state,
-                                      read_view_meta, register_transactions)
+from cvas.core.schemas import VIEW_KINDS
+from cvas.steps.subscription_duckdb import connect, copy_view_from_state, make_state, register_transactions
+from cvas.steps.subscriptions import build_subscription_view, read_view_meta
 
 
 def bench_view(layout: Layout, as_of: dt.date, *, repeat: int = 3, threads: int | None = None) -> dict:

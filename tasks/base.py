@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from cvas.core.failures import clear_failure, record_failure
 from cvas.core.locking import exclusive, shared
 from cvas.core.layout import Layout
 from cvas.core.logs import redact
+from cvas.core.timing import take as take_phases
 from cvas.ops.preflight import check_not_future
 from tasks import datasets
 from tasks.config import layout
@@ -265,13 +268,25 @@ class CvasTask(luigi.Task):
                     log.warning("could not record the failure of %s: %s", task, exc)
 
 
+@CvasTask.event_handler(luigi.Event.START)
+def _start_phases(task: CvasTask) -> None:  # noqa: ARG001
+    """A task run counts its own phases: not what its process counted before (scheduling, or a
+    forked worker's copy of its parent's counts)."""
+    take_phases()
+
+
 @CvasTask.event_handler(luigi.Event.PROCESSING_TIME)
 def _log_run_time(task: CvasTask, seconds: float) -> None:
     """One line per task run in the run's log, with its duration: where a slow run spent its time
-    (fired in the process that ran the task, a forked worker's included)."""
+    (fired in the process that ran the task, a forked worker's included); then a `profile` line:
+    when it started, and the seconds of its phases (`cvas.core.timing`) that the run counted."""
     if task.is_batch:
         kind = task.param_kwargs.get("kind")
         what = f"{task.task_family}({kind or ''}) {task.date[0]}..{task.date[-1]} ({len(task.date)} days)"
     else:
         what = str(task)
     log.info("%s ran in %.2fs", what.replace("() ", " "), seconds)
+    profile = {"family": task.task_family, "days": len(task.date) if task.is_batch else 1,
+               "start": round(time.time() - seconds, 3), "seconds": round(seconds, 3),
+               "phases": {name: round(s, 3) for name, s in sorted(take_phases().items())}}
+    log.info("profile %s", json.dumps(profile))

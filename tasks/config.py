@@ -10,7 +10,7 @@ import luigi
 import luigi.configuration
 from luigi.task_register import Register
 
-from cvas.core.layout import Layout, migrate
+from cvas.core.layout import Layout
 from cvas.core.schemas import DEFAULT_EXCLUDED_SERVICES
 from cvas.sources import Source
 
@@ -205,17 +205,9 @@ def master_xlsx_path() -> Path:
     return config_path(cvas().master_xlsx)
 
 
-_migrated: set[Path] = set()
-
-
 def layout() -> Layout:
-    """The layout of the configured data root (renamed dataset folders are moved once per
-    process, see `cvas.core.layout.migrate`)."""
-    lay = Layout(config_path(cvas().data_root))
-    if lay.root not in _migrated:
-        migrate(lay)
-        _migrated.add(lay.root)
-    return lay
+    """The layout of the configured data root."""
+    return Layout(config_path(cvas().data_root))
 
 
 def excluded_services() -> tuple[str, ...]:
@@ -237,7 +229,7 @@ def make_source() -> Source:
         from cvas.sources.directory import DirectorySource
 
         # the historical-file index is kept between runs, outside every dataset root
-        return DirectorySource(config_path(directory_source().root), cache_dir=layout().root / ".cache" / "directory_source")
+        return DirectorySource(config_path(directory_source().root), cache_dir=layout().cache("directory_source"))
     return make_ssh_source()
 
 

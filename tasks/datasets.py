@@ -11,7 +11,7 @@ from typing import Any
 
 import luigi
 
-from cvas.core.catalogue import DAY_KIND, DATASETS, Settings, dataset, enabled, product_days
+from cvas.core.catalogue import DAY_KIND, DATASETS, Settings, dataset, enabled
 from cvas.core.freshness import Cell, Freshness
 from cvas.core.schemas import KINDS
 from tasks.config import cvas, excluded_services, exclusions_path, layout, master_xlsx_path
@@ -54,8 +54,7 @@ def task_for(name: str, day: dt.date | None = None, kind: str | None = None) -> 
     cls = task_class(name)
     params: dict[str, Any] = {}
     if "date" in cls.get_param_names():
-        # a copy of the newest output: the task of the newest day a run building `day` refreshes
-        params["date"] = max(product_days(layout(), day)) if dataset(name).newest_of and day is not None else day
+        params["date"] = day
     if dataset(name).key == DAY_KIND:
         params["kind"] = kind
     return cls(**params)

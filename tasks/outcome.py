@@ -22,8 +22,10 @@ class Outcome:
     scheduling: list[str] = field(default_factory=list)
     loaded: list[tuple[dt.date, str]] = field(default_factory=list)   # (day, kind) loaded by this command
 
-    def record(self, result) -> None:
-        """Add one luigi.build(detailed_summary=True) result."""
+    def record(self, result) -> list:
+        """Add one luigi.build(detailed_summary=True) result; returns the tasks that failed in it, by
+        task id (luigi has no public list of a build's failed tasks: its worker's history, which its
+        own execution summary reads, is read here and nowhere else)."""
         worker = result.worker
         history = worker._add_task_history  # what luigi's own execution summary reads
         pending = {t for t, status, _ in history if status == "PENDING"}
@@ -50,6 +52,7 @@ class Outcome:
             day = params.get("date")
             self.failures.append(Failure(task.task_family, str(day) if day else None, params.get("kind"),
                                          error, message))
+        return sorted(failed, key=lambda t: t.task_id)
 
 
 def _explanation(worker, task_id: str) -> str:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import luigi
-from luigi.execution_summary import LuigiStatusCode, _summary_dict
+from luigi.execution_summary import LuigiStatusCode
 
 from cvas.core.catalogue import (dataset, downstream, enabled, grid_columns, label as dataset_label, leaves,
                                  output_path, product_days, products, split_label)
@@ -50,10 +50,15 @@ class DailyPipeline(luigi.WrapperTask):
 
 
 def product_tasks(day: dt.date) -> list[luigi.Task]:
-    """The product tasks of a run that builds `day`: those of `day` and of the newest as-of day
-    when later (catalogue.product_days), upstream first, each once."""
-    found = [datasets.task_for(name, d) for d in product_days(layout(), day) for name in products(datasets.switches())]
-    return list(dict.fromkeys(found))
+    """The product tasks of `day` (exports, view, newest copy, user base, report), upstream first."""
+    return [datasets.task_for(name, day) for name in products(datasets.switches())]
+
+
+def refresh_tasks(day: dt.date) -> list[luigi.Task]:
+    """The product tasks a run that builds `day` ends with, decided once before they run: those of
+    `day` and of the newest day when later (catalogue.product_days: a late or re-delivered day
+    makes the newest view and report stale), each once."""
+    return list(dict.fromkeys(t for d in product_days(layout(), day) for t in product_tasks(d)))
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -122,14 +127,14 @@ def _build(tasks: list[luigi.Task], *, central: bool | None = None, workers: int
         with (exclusive if products else shared)(lay.lock("products")):
             result = luigi.build(tasks, detailed_summary=True, local_scheduler=not central,
                                  workers=workers or cvas().workers, log_level="WARNING")
-    outcome.current.record(result)
+    failed = outcome.current.record(result)
     if central and result.status == LuigiStatusCode.NOT_RUN:
         # another worker sharing luigid holds the tasks: wait for it, and succeed with it
         from tasks.ops.luigid import wait_for_other_workers
 
         if wait_for_other_workers(tasks):
             return 0, []
-    return exit_code(result.status), sorted(_summary_dict(result.worker)["failed"], key=lambda t: t.task_id)
+    return exit_code(result.status), failed
 
 
 def build_batched(tasks: list[luigi.Task], **kwargs) -> tuple[int, list[luigi.Task]]:
@@ -167,9 +172,10 @@ def day_leaves(day: dt.date) -> list[luigi.Task]:
 
 
 def run_daily(day: dt.date, **kwargs) -> int:
-    """The day's per-day outputs, then (alone on the data root) its products."""
+    """The day's per-day outputs, then (alone on the data root) its products, and those of the
+    newest day when it is later (a late day)."""
     code = build(day_leaves(day), **kwargs)
-    return max(code, build([DailyPipeline(date=day)], products=True, **kwargs))
+    return max(code, build([DailyPipeline(date=day), *refresh_tasks(day)], products=True, **kwargs))
 
 
 def run_backfill(start: dt.date, end: dt.date, *, batch_days: int | None = None, only_missing: bool = False,
@@ -223,9 +229,9 @@ def day_tasks(lay, steps: list[tuple[dt.date, str, str]]) -> dict[dt.date, set[l
 
 def final_tasks(lay, start: dt.date, end: dt.date) -> list[luigi.Task]:
     """What a backfill of [start, end] builds once, after its per-day outputs: the whole-history
-    products (`product_tasks`: exports, view, user base, report), never per day; with them every
+    products (`refresh_tasks`: exports, view, user base, report), never per day; with them every
     kept as-of view of the range that is not fresh (marked or damaged: the repair `cvas verify` names)."""
-    finals = product_tasks(end)
+    finals = refresh_tasks(end)
     finals += [t for t in (datasets.task_for("subscriptions", d) for d in sorted(as_of_days(lay))
                            if start <= d <= end) if t not in finals and not t.complete()]
     return finals

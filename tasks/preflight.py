@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import difflib
 import re
@@ -70,6 +71,14 @@ def _closest(name: str, valid, otherwise: str) -> str:
 
 
 
+def day_argument(text: str) -> dt.date:
+    """A day given on the command line (`YYYY-MM-DD`), as argparse's `type`."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def check_config() -> Path:
     """Find the configuration (tasks.config.find_config) and check its section and key names;
     returns its path. Every cvas command, and `luigi --module tasks…`, starts with it."""
@@ -126,7 +135,7 @@ def check_settings() -> None:
             key = re.search(r"'(\w+)'", str(exc))
             raise PreflightError(f"invalid setting in {_config_file()}: [{name}] {key[1] if key else ''}: {cause}",
                                  BAD_CONFIG) from None
-    from cvas.steps.subscriptions import checked_memory_limit
+    from cvas.steps.subscription_duckdb import checked_memory_limit
 
     try:
         checked_memory_limit(cvas().duckdb_memory_limit or "1GB")

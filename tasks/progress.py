@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from cvas.core.freshness import counter_days
+from cvas.core.catalogue import days_of
 from cvas.core.layout import Layout
 
 INTERVAL_SECONDS = 2.0
@@ -30,7 +30,7 @@ def watch_days(layout: Layout, days: list[dt.date], before: int, total: int, t0:
     def poll() -> None:
         seen = 0
         while not stop.wait(interval):
-            built = counter_days(layout)
+            built = days_of(layout, "daily_counters")
             done = sorted(d for d in pending if d in built and (d not in marked or _rebuilt(layout, d, t0)))
             if len(done) > seen:
                 seen = len(done)

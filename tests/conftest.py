@@ -90,7 +90,7 @@ def layout(tmp_path) -> Layout:
     return Layout(tmp_path / "data")
 
 
-# A second, later row for a CPC already in the master: the real workbook has one (LEGACY §4.4).
+# A second, later row for a CPC already in the master: the real workbook has one (legacy rule L4.4).
 DUPLICATED_MASTER_ROW = (41949, None, "APP1999", "TOP VIDEO (O", "NO", "Free Time", "Tribuu Media", "Baja",
                          "Top Video (old)", "Weekly subscription", 1.99, 21)
 

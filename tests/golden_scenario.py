@@ -1,4 +1,4 @@
-"""The golden mini-scenario of LEGACY §15.3 (2026-02-10), as rows per kind. Ids are synthetic."""
+"""The golden mini-scenario of legacy rule L15.3 (2026-02-10), as rows per kind. Ids are synthetic."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ ROWS = {
         _sub("834000000000000001", "34600000001", 45531, 1, ts(10), 1001, channel_id=1, channel_act="ORGANIC", rev=0.0),
         _sub("834000000000000001", "34600000001", 45530, 1, ts(12), 1001, channel_id=9, channel_act="UPGRADE", rev=8.26),
         _sub("834000000000000002", "34600000002", 44009, 1, ts(9), 1002, channel_id=2, channel_act="WEB", rev=1.64),
-        # empty msisdn and empty channel: kept by the exclusion filter (D5), a regular activation (D2)
+        # empty msisdn and empty channel: kept by the exclusion filter (decision D5), a regular activation (decision D2)
         _sub("834000000000000003", None, 44009, 1, ts(11), 1003, channel_id=77, channel_act=None, rev=1.64),
     ],
     "reno": [
@@ -66,7 +66,7 @@ MASTER = [
 
 
 def write_drop(path, kind: str, rows: list[dict]) -> None:
-    """A legacy daily CSV (LEGACY §3.3 column order; RFND dates are date-only)."""
+    """A legacy daily CSV (legacy rule L3.3 column order; RFND dates are date-only)."""
     import csv
 
     from cvas.core.schemas import spec

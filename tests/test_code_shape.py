@@ -158,3 +158,8 @@ def test_the_cycle_check_finds_a_cycle_through_a_function_level_import(tmp_path)
     graph = import_graph(tmp_path)
     assert cycles(graph) == [["cvas.core.a", "cvas.steps.b"]]
     assert "cvas.steps.b" in graph["cvas.core.a"]
+def test_no_module_over_500_lines():
+    long = sorted(f"{p.relative_to(REPO).as_posix()} ({n} lines)"
+                  for p in [*REPO.glob("cvas/**/*.py"), *REPO.glob("tasks/**/*.py")]
+                  if (n := len(p.read_text(encoding="utf-8").splitlines())) > MODULE_LIMIT)
+    assert long == []

@@ -1,4 +1,4 @@
-"""The analysts' tools of LEGACY §11, done right: revenue by service and month, refunds per CPC,
+"""The analysts' tools of legacy rule L11, done right: revenue by service and month, refunds per CPC,
 lifetime and LTV from the subscription view, and the user-base consistency check.
 
 Each returns a `Table` (raw values, printed for people by `format_table`, written as CSV by
@@ -139,7 +139,7 @@ def revenue_by_service_month(service_csv: Path, services: list[str] | None, mont
     months, by name) in each month (columns, sorted) and a TOTAL column, from Counters_Service.csv.
 
     Read with the csv module, so quoted service names with commas stay one field (the legacy
-    D-11 misread them); names compare exactly after stripping both sides; amounts are summed
+    misread them, legacy rule L-D11); names compare exactly after stripping both sides; amounts are summed
     as decimals, so the totals carry no binary rounding.
     """
     wanted = None if services is None else _ordered_names(services)
@@ -194,7 +194,7 @@ def revenue_by_service_month(service_csv: Path, services: list[str] | None, mont
 # -- rfnd_analysis -----------------------------------------------------------------------
 
 def refunds_by_cpc(layout: Layout, months: list[str], master: pa.Table) -> Table:
-    """LEGACY rfnd_analysis per (year_month, cpc) from the RFND partitions of `months`:
+    """The legacy rfnd_analysis (legacy rule L11) per (year_month, cpc) from the RFND partitions of `months`:
     amount (2 dp), Σ rfnd_cnt, distinct users overall, regular ('f') and automatic ('t'),
     with service name and category (empty when the CPC is not in the master). Ordered by
     month, count descending, then cpc (the legacy left ties unordered). A month without a
@@ -242,8 +242,8 @@ def service_cpcs(master: pa.Table, service: str) -> list[int]:
 
 def lifetime_value(view: Path, master: pa.Table, service: str, months: list[str]) -> Table:
     """Per activation month: the subscriptions whose cpc_list holds a CPC of `service`, their
-    mean lifetime_days (to the view's as-of date, D6) and mean total_revenue_with_upgrade
-    (the D4 revenue: upgrade charges added once, the activation never twice). A month without
+    mean lifetime_days (to the view's as-of date, decision D6) and mean total_revenue_with_upgrade
+    (the decision D4 revenue: upgrade charges added once, the activation never twice). A month without
     subscriptions has count 0 and no means.
     """
     months = check_months(months)

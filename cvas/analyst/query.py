@@ -1,8 +1,8 @@
-"""The investigation tool (LEGACY §11 check_users, query_*_from_tx): a subscription's or user's view rows and timeline.
+"""`cvas query` (legacy rule L11: check_users, query_*_from_tx): a subscription's or user's view rows and timeline.
 
 It is a manual tool: its result holds msisdn and tmuserid and is meant for the terminal.
 Nothing here logs those values (only counts); every searched value is bound as a SQL
-parameter, never formatted into SQL text (LEGACY D-20).
+parameter, never formatted into SQL text (legacy rule L-D20).
 """
 
 from __future__ import annotations

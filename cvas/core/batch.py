@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from cvas.core.publish import publish_queued
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -30,10 +32,15 @@ def each_day(what: str, days: Sequence[dt.date], work: Callable[[dt.date], T]) -
 
     One day behaves exactly as calling `work` (its own error is raised). With several, a
     failed day is logged and the others still run; `DaysFailed` then names the failed ones.
+    Inside `cvas.core.publish.published_together`, each day's files are published when its
+    `work` returns or fails.
     """
     days = sorted(days)
     if len(days) == 1:
-        return {days[0]: work(days[0])}
+        try:
+            return {days[0]: work(days[0])}
+        finally:
+            publish_queued()
     results: dict[dt.date, T] = {}
     failures: dict[dt.date, BaseException] = {}
     for day in days:
@@ -42,6 +49,8 @@ def each_day(what: str, days: Sequence[dt.date], work: Callable[[dt.date], T]) -
         except Exception as exc:  # noqa: BLE001 - a day's failure is its own, reported below
             log.error("%s %s failed: %s", what, day, exc)
             failures[day] = exc
+        finally:
+            publish_queued()
     if failures:
         raise DaysFailed(what, failures, len(days))
     return results

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from cvas.core import provenance
-from cvas.core.layout import (PART_FILE, Layout, as_of_days, day_of_name, newest_transaction_day, stat_listing,
-                              transaction_digest)
+from cvas.core.layout import (PART_FILE, Layout, as_of_days, day_of_name, days_in_dir, newest_transaction_day,
+                              stat_listing, transaction_days, transaction_digest)
 from cvas.core.schemas import KINDS, VIEW_KINDS
 
 # keys: what one output of a dataset is identified by
@@ -65,10 +65,8 @@ class Dataset:
               files up to the day (days after it, built later in the same run, do not count)
     parted    its outputs are folders of parts whose sidecars record each part's size and mtime:
               a part that differs is damage, found by a stat before anything reads or links it
-    newest_of the per-day dataset whose newest output this whole-history output is a copy of: its
-              task is the one of that newest day when it is later than the day asked for
-    days      the days with a published output (one listing), for `newest_of`
-    sidecar   whether a provenance sidecar is written (a missing one means stale, DESIGN D13)
+    days      the days with a published output (one listing)
+    sidecar   whether a provenance sidecar is written (a missing one means stale, decision D13)
     quality   a load's quality report can mark a day failed
     health    a feed-health verdict (`health/<kind>/<date>.json`) can mark a day flagged
     source    a landing copy delivered by a source: a missing one is fetched only to build
@@ -89,7 +87,6 @@ class Dataset:
     expect: tuple[tuple[str, Callable[[Layout, "dt.date | None", Settings], Any]], ...] = ()
     listing: tuple[str, str] | None = None
     parted: bool = False
-    newest_of: str | None = None
     days: Callable[[Layout], set[dt.date]] | None = None
     sidecar: bool = True
     quality: bool = False
@@ -157,9 +154,24 @@ def _view_digest(layout: Layout, day: dt.date | None, settings: Settings) -> str
     return transaction_digest(layout, day, VIEW_KINDS)
 
 
+def days_of(layout: Layout, name: str, kind: str | None = None) -> set[dt.date]:
+    """The days dataset `name` (of `kind`) holds: those whose file, as the layout names it, exists,
+    from one listing per folder (per month folder for the transactions). The one answer to
+    "which days does dataset X hold"; a file the layout does not name is never a day."""
+    ds = dataset(name)
+    if ds.days is not None:
+        return ds.days(layout)
+    sample = ds.outputs(layout, _SAMPLE, kind)[0]
+    literal, fmt = next((lit, f) for lit, _, f in _DAY_TEXTS if lit in sample.name)
+    suffix = sample.name.replace(literal, "", 1)
+    if sample.parent.name == f"year_month={_SAMPLE:%Y-%m}":   # Hive month partitions
+        return transaction_days(layout, kind)
+    return days_in_dir(sample.parent, suffix, fmt)
+
+
 def newest_day(layout: Layout, name: str) -> dt.date | None:
-    """The newest day with a published output of the per-day dataset `name` (its `days`)."""
-    days = DATASETS[name].days(layout)
+    """The newest day with a published output of the per-day dataset `name`."""
+    days = days_of(layout, name)
     return max(days) if days else None
 
 
@@ -232,7 +244,7 @@ _ENTRIES = (
             upstream=(Upstream("subscriptions"),),
             expect=(("as_of", functools.partial(_newest_view, key="as_of")),
                     ("output_hash", functools.partial(_newest_view, key="output_hash"))),
-            parted=True, newest_of="subscriptions", product=True, lock="subscriptions"),
+            parted=True, product=True, lock="subscriptions"),
     Dataset("user_base_snapshot", DAY, lambda lay, d, k: (lay.user_base_snapshot(d),), sidecar=False, source=True,
             switch="user_base"),
     Dataset("user_base_daily", DAY, lambda lay, d, k: (lay.user_base_daily(d),),

@@ -1,4 +1,4 @@
-"""Text cells of every CSV cvas writes, made safe for spreadsheets (DESIGN D18, OWASP CSV injection)."""
+"""Text cells of every CSV cvas writes, made safe for spreadsheets (decision D18, OWASP CSV injection)."""
 
 from __future__ import annotations
 

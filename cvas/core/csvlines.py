@@ -66,6 +66,38 @@ def count_records(lines: Iterable[str], **fmtparams) -> int:
         raise CsvLineError(str(exc), reader.line_num, reader.line_num) from None
 
 
+def count_records_quick(data) -> int | None:
+    """`count_records` of a file's bytes `data` without the csv module, or None when this count
+    cannot be sure to agree with it: a record ends at a line feed outside quotes (quotes
+    counted by parity), and is counted unless empty. The parity agrees with the csv module
+    when every opening quote starts a field (after `,`, a line feed, the file's start or a
+    closing quote: `""`) and every closing quote ends one (before `,`, a line feed, a quote or
+    the end); a file with a CR or NUL byte, or ending inside quotes, is left to the csv module."""
+    import numpy as np
+
+    arr = np.frombuffer(data, dtype=np.uint8)
+    if not len(arr):
+        return 0
+    if data.find(b"\r") >= 0 or data.find(b"\x00") >= 0:
+        return None
+    newlines = np.flatnonzero(arr == 10)
+    quotes = np.flatnonzero(arr == 34)
+    if len(quotes):
+        if len(quotes) % 2:
+            return None                                   # ends inside quotes
+        opening, closing = quotes[0::2], quotes[1::2]
+        before = arr[np.maximum(opening - 1, 0)]
+        after = arr[np.minimum(closing + 1, len(arr) - 1)]
+        if not (np.isin(before, (44, 10, 34)) | (opening == 0)).all():
+            return None
+        if not (np.isin(after, (44, 10, 34)) | (closing == len(arr) - 1)).all():
+            return None
+        newlines = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(arr)]))
+    return int((ends > starts).sum())
+
+
 def _reader(lines: Iterable[str], fmtparams: dict):
     """A csv.reader over `lines` that takes fields up to _FIELD_LIMIT."""
     if csv.field_size_limit() < _FIELD_LIMIT:

@@ -28,7 +28,7 @@ def clear_failure(layout: Layout, output: Path) -> None:
 
 def failures(layout: Layout) -> dict[Path, dict]:
     """Every output whose last build failed -> its record (one listing of `_failed/`, usually empty)."""
-    root = layout.root / "_failed"
+    root = layout.failed_root
     if not root.exists():
         return {}
     out = {}

@@ -7,9 +7,9 @@ rule to every dataset of the catalogue, in this order:
              quality check or its last build failed: `cvas.core.failures`)
 2. failed    a reload failed its quality check after the output was published
 3. invalidated   `cvas invalidate` / `cvas verify` left a tombstone on it
-4. damaged   published bytes that no longer match their own sidecar (DESIGN D14): written
+4. damaged   published bytes that no longer match their own sidecar (decision D14): written
              after it (replaced outside cvas) with another hash; rebuilt, never taken as a reload
-5. stale     no sidecar or an unreadable one (DESIGN D13), a recorded setting, listing or input
+5. stale     no sidecar or an unreadable one (decision D13), a recorded setting, listing or input
              that differs from the current one, or a companion output that is absent
 6. flagged   present and fresh, but the feed-health check flagged the day (`cvas.steps.feed_health`):
              published, complete, and not rebuilt for it
@@ -36,7 +36,7 @@ from typing import Any
 from cvas.core import provenance
 from cvas.core.catalogue import Dataset, Settings, counter_inputs, dataset, day_listing
 from cvas.core.failures import failures
-from cvas.core.layout import Layout, days_in_dir, part_stats, sidecar, tombstone, through, transaction_days
+from cvas.core.layout import Layout, part_stats, sidecar, tombstone, through
 from cvas.core.quality import read_quality
 
 PRESENT, MISSING, STALE, FAILED, INVALID = "present", "missing", "stale", "failed", "invalidated"
@@ -46,8 +46,7 @@ DAMAGED = "damaged"
 STATES = (PRESENT, MISSING, STALE, FAILED, INVALID, FLAGGED, DAMAGED)
 
 __all__ = ["DAMAGED", "FAILED", "FLAGGED", "INVALID", "MISSING", "PRESENT", "STALE", "STATES", "Cell", "Extension",
-           "Freshness", "Settings", "clear_invalidation", "counter_days", "counter_inputs", "invalidated",
-           "is_invalidated", "loaded_days", "raw_days", "state"]
+           "Freshness", "Settings", "clear_invalidation", "counter_inputs", "invalidated", "is_invalidated", "state"]
 
 
 @dataclass(frozen=True)
@@ -219,7 +218,7 @@ class Freshness:
                 and all(c is not None and c[1] <= own[1] for c in current.values()):
             return ""  # every input is older than the output: nothing can have changed
         meta = self._sidecar(paths)
-        if meta is None:  # DESIGN D13: an unreadable sidecar is a missing one
+        if meta is None:  # decision D13: an unreadable sidecar is a missing one
             return f"unreadable provenance sidecar {os.path.relpath(paths.sidecar, self.layout.root)}"
         changed = [key for key, now in ds.expect if _dotted(meta, key) != now(self.layout, day, self.settings)]
         if ds.listing is not None:
@@ -233,7 +232,7 @@ class Freshness:
                 changed.append(per_day)
         recorded = meta.get("inputs") or {}
         changed += [n for n, p in paths.inputs.items() if not provenance.same_stat(recorded.get(n), p, current[n])]
-        # a damaged input (D14) is rebuilt from its own inputs first: never a reload
+        # a damaged input (decision D14) is rebuilt from its own inputs first: never a reload
         damaged = [n for n in changed if n in paths.inputs and n not in ds.external
                    and self._damaged(paths.inputs[n], str(sidecar(self.layout, Path(paths.inputs[n]))))]
         changed = [n for n in changed if n not in damaged]
@@ -251,7 +250,7 @@ class Freshness:
         return self._meta[path]
 
     def _damaged(self, output: str, side_path: str) -> str:
-        """DESIGN D14: why a published output is damaged ('' when it is not): its bytes differ from
+        """Decision D14: why a published output is damaged ('' when it is not): its bytes differ from
         the hash its own sidecar recorded. Only an output written after its sidecar (replaced
         outside cvas: cvas writes the sidecar just after the output) is hashed."""
         side, own = self.stat(side_path), self.stat(output)
@@ -339,21 +338,9 @@ def _dotted(meta: dict[str, Any], key: str) -> Any:
 
 # -- listings and invalidation marks ---------------------------------------------------------
 
-def raw_days(layout: Layout, kind: str) -> set[dt.date]:
-    return days_in_dir(layout.raw(kind, dt.date(2000, 1, 1)).parent, ".csv")
-
-
-def loaded_days(layout: Layout, kind: str) -> set[dt.date]:
-    return transaction_days(layout, kind)
-
-
-def counter_days(layout: Layout) -> set[dt.date]:
-    return days_in_dir(layout.daily_counters_root, ".parquet")
-
-
 def invalidated(layout: Layout) -> set[Path]:
     """Every output currently marked for rebuild (usually none: one empty listing)."""
-    root = layout.root / "_invalid"
+    root = layout.invalid_root
     if not root.exists():
         return set()
     return {layout.root / p.relative_to(root) for p in root.rglob("*") if p.is_file()}

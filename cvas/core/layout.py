@@ -16,15 +16,6 @@ from cvas.core.schemas import spec
 
 log = logging.getLogger(__name__)
 
-# Dataset folders renamed since data roots were first written (old, new), relative to the root:
-# `migrate` moves an existing root's folder, sidecars and rebuild marks to the new name once.
-RENAMED: tuple[tuple[str, str], ...] = (("counters_daily", "daily_counters"),)
-
-
-class LayoutMigrationError(RuntimeError):
-    """Raised when a renamed dataset folder exists under both its old and its new name."""
-
-
 def month_of(day: dt.date) -> str:
     """The Hive partition value `YYYY-MM` of a day."""
     return f"{day:%Y-%m}"
@@ -44,9 +35,31 @@ class Layout:
         object.__setattr__(self, "root", Path(self.root))
 
     # -- staging and bookkeeping -------------------------------------------------
+    # every bookkeeping folder of a data root, named here only: none is a dataset, readers never
+    # enter them, and stray detection leaves them alone
     @property
     def staging(self) -> Path:
+        """Work in progress, renamed into place when published (same filesystem as the datasets)."""
         return self.root / ".staging"
+
+    @property
+    def meta_root(self) -> Path:
+        """The provenance sidecars (`sidecar`)."""
+        return self.root / "_meta"
+
+    @property
+    def invalid_root(self) -> Path:
+        """The rebuild marks (`tombstone`)."""
+        return self.root / "_invalid"
+
+    @property
+    def failed_root(self) -> Path:
+        """The records of failed builds (`failure_record`)."""
+        return self.root / "_failed"
+
+    def cache(self, name: str) -> Path:
+        """A cache kept between runs (a source's index of its files), outside every dataset."""
+        return self.root / ".cache" / name
 
     @property
     def logs(self) -> Path:
@@ -68,13 +81,17 @@ class Layout:
         return self.root / ".locks" / f"{name}.lock"
 
     # -- transactions ------------------------------------------------------------
+    @property
+    def raw_root(self) -> Path:
+        return self.root / "raw"
+
     def raw(self, kind: str, day: dt.date) -> Path:
         """The landing copy of one day's extract, in the legacy CSV format."""
         spec(kind)
-        return self.root / "raw" / kind / f"{day:%Y-%m-%d}.csv"
+        return self.raw_root / kind / f"{day:%Y-%m-%d}.csv"
 
     def transactions_root(self, kind: str | None = None) -> Path:
-        """The legacy path (DESIGN D19): the legacy's analyst scripts read
+        """The legacy path (decision D19): the legacy's analyst scripts read
         `Parquet_Data/transactions/<kind>/year_month=YYYY-MM/*.parquet` from the data root."""
         base = self.root / "Parquet_Data" / "transactions"
         return base / spec(kind).kind if kind else base
@@ -87,7 +104,11 @@ class Layout:
     def quality(self, kind: str, day: dt.date) -> Path:
         """The per-day quality report of a load (rows read, written, duplicates, rejects)."""
         spec(kind)
-        return self.root / "quality" / kind / f"{day:%Y-%m-%d}.json"
+        return self.quality_root / kind / f"{day:%Y-%m-%d}.json"
+
+    @property
+    def quality_root(self) -> Path:
+        return self.root / "quality"
 
     def health(self, kind: str, day: dt.date) -> Path:
         """The feed-health verdict of a flagged (kind, day); absent when the day looked normal."""
@@ -96,7 +117,11 @@ class Layout:
     def rejects(self, kind: str, day: dt.date) -> Path:
         """Rows quarantined by a load, with source file, line and reason."""
         spec(kind)
-        return self.root / "rejects" / kind / f"{day:%Y-%m-%d}.csv"
+        return self.rejects_root / kind / f"{day:%Y-%m-%d}.csv"
+
+    @property
+    def rejects_root(self) -> Path:
+        return self.root / "rejects"
 
     # -- counters ----------------------------------------------------------------
     @property
@@ -167,6 +192,10 @@ class Layout:
             raise ValueError(f"unknown user base export {by!r}")
         return self.root / "User_Base" / f"user_base_by_{by}.csv"
 
+    def adopt_unassigned(self, kind: str, month: str) -> Path:
+        """Legacy rows without a date found by `cvas adopt` (kept, never loaded)."""
+        return self.root / "adopt" / "unassigned" / f"{kind}-{month}.parquet"
+
     # -- reports -----------------------------------------------------------------
     @property
     def reports_root(self) -> Path:
@@ -175,29 +204,6 @@ class Layout:
     def report(self, day: dt.date) -> Path:
         """The self-contained HTML daily report of one day."""
         return self.reports_root / f"{day:%Y-%m-%d}.html"
-
-
-def migrate(layout: Layout) -> list[tuple[Path, Path]]:
-    """Give an existing data root the current folder names (`RENAMED`): each old dataset folder,
-    its sidecar folder under `_meta/` and its rebuild marks under `_invalid/` is renamed in
-    one atomic rename, logged, and only when the new name is free. Files keep their mtimes,
-    so every output stays fresh. Returns the renames done (none on an up-to-date root)."""
-    done: list[tuple[Path, Path]] = []
-    for old_name, new_name in RENAMED:
-        for base in (layout.root, layout.root / "_meta", layout.root / "_invalid"):
-            old, new = base / old_name, base / new_name
-            if not old.is_dir():
-                continue
-            if new.exists():
-                raise LayoutMigrationError(f"{old} and {new} both exist: {old_name}/ was renamed {new_name}/; "
-                                           f"move the files of {old} into {new} and remove {old}")
-            try:
-                os.rename(old, new)
-            except FileNotFoundError:
-                continue  # another process renamed it first
-            log.warning("renamed %s to %s (the dataset's current name)", old, new)
-            done.append((old, new))
-    return done
 
 
 @functools.lru_cache(maxsize=1 << 16)   # listings of a year of days are decided many times a run
@@ -362,19 +368,19 @@ def sidecar(layout: Layout, output: Path) -> Path:
     Kept outside the dataset directories so a reader globbing `*.parquet` or `*.csv` never
     meets it.
     """
-    return layout.root / "_meta" / (str(_relative(layout, output)) + ".json")
+    return layout.meta_root / (str(_relative(layout, output)) + ".json")
 
 
 def tombstone(layout: Layout, output: Path) -> Path:
     """The invalidation marker of an output: present means "rebuild me", while the old file
     stays readable until the rebuild replaces it atomically."""
-    return layout.root / "_invalid" / _relative(layout, output)
+    return layout.invalid_root / _relative(layout, output)
 
 
 def failure_record(layout: Layout, output: Path) -> Path:
     """The record of the last failed attempt to build an output: `<root>/_failed/<relative path>.json`,
     removed when a build succeeds (a failed fetch or load leaves no output to show otherwise)."""
-    return layout.root / "_failed" / (str(_relative(layout, output)) + ".json")
+    return layout.failed_root / (str(_relative(layout, output)) + ".json")
 
 
 def _relative(layout: Layout, output: Path) -> Path:

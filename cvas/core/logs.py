@@ -132,7 +132,7 @@ def rotate_logs(log_dir: Path, keep_days: int = KEEP_DAYS, now: dt.datetime | No
 
     Only files named by `run_log_name` are candidates, and a file still written to within the
     window (its mtime) is kept. Files are removed whole, never edited: the legacy rotation
-    rewrote each log keeping only timestamped lines and so dropped every traceback (D-16).
+    rewrote each log keeping only timestamped lines and so dropped every traceback (legacy rule L-D16).
     """
     now = now or dt.datetime.now()
     cutoff = now - dt.timedelta(days=keep_days)

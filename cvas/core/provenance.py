@@ -12,7 +12,8 @@ from typing import Any
 from cvas import __version__
 from cvas.core.layout import Layout, parts, sidecar
 from cvas.core.logs import run_id as current_run_id
-from cvas.core.publish import write_text_atomic
+from cvas.core.publish import staged_file, write_text_atomic
+from cvas.core.timing import phase
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def file_hash(path: Path) -> str:
     if Path(path).is_dir():
         return parts_hash({p.name: file_hash(p) for p in parts(Path(path)).values()})
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with phase("sidecars and hashing"), open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return "sha256:" + digest.hexdigest()
@@ -91,16 +92,19 @@ def same_stat(recorded: dict[str, Any] | None, path: Path, now: list[int] | None
     return file_hash(path) == recorded.get("hash")
 
 
+@phase("sidecars and hashing")
 def record(layout: Layout, output: Path, *, inputs: dict[str, Path | dict[str, Any]], params: dict[str, Any],
            rows: int | None, run_id: str | None = None, extra: dict[str, Any] | None = None,
            output_hash: str | None = None) -> dict[str, Any]:
-    """Write the sidecar of `output` (call it just after publishing `output`).
+    """Write the sidecar of `output` (call it just after publishing `output`; inside
+    `published_together`, its hash is of the queued file that becomes `output`).
 
     `inputs` are paths or, better, the `fingerprints` taken before the step read them (a path
     is fingerprinted now, which is right only when nothing can have replaced it meanwhile)."""
+    built = staged_file(output)
     meta = {
         "output": str(Path(output).resolve().relative_to(layout.root.resolve())),
-        "output_hash": output_hash or (file_hash(output) if Path(output).exists() else None),
+        "output_hash": output_hash or (file_hash(built) if built.exists() else None),
         "inputs": {name: p if isinstance(p, dict) else fingerprint(p) for name, p in sorted(inputs.items())},
         "params": params,
         "rows": rows,
@@ -115,7 +119,7 @@ def record(layout: Layout, output: Path, *, inputs: dict[str, Path | dict[str, A
 
 
 def read(layout: Layout, output: Path) -> dict[str, Any] | None:
-    """The sidecar of `output`, or None when it has none or it is unreadable (D13: stale either way)."""
+    """The sidecar of `output`, or None when it has none or it is unreadable (decision D13: stale either way)."""
     path = sidecar(layout, output)
     meta = read_json(path)
     if meta is None and path.exists():
@@ -140,15 +144,3 @@ def sidecar_problem(layout: Layout, output: Path) -> str | None:
     if not path.exists():
         return "no provenance sidecar"
     return None if read_json(path) is not None else f"unreadable provenance sidecar {path.relative_to(layout.root)}"
-
-
-def changed_inputs(layout: Layout, output: Path, inputs: dict[str, Path]) -> list[str]:
-    """Names of the inputs whose current fingerprint differs from the recorded one.
-
-    An output without a sidecar reports `["<no provenance>"]`.
-    """
-    meta = read(layout, output)
-    if meta is None:
-        return ["<no provenance>"]
-    recorded = meta.get("inputs", {})
-    return [name for name, path in sorted(inputs.items()) if not same_file(recorded.get(name), path)]

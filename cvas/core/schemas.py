@@ -15,7 +15,7 @@ INT = pa.int64()
 FLT = pa.float64()
 TS = pa.timestamp("us")
 
-# Columns shared by the four telefonicaes_sub_mgr_fact extracts (LEGACY §3.3).
+# Columns shared by the four telefonicaes_sub_mgr_fact extracts (legacy rule L3.3).
 _TAIL = [
     ("trans_date", TS), ("act_date", TS), ("reno_date", TS), ("camp_name", STR),
     ("tef_prov", INT), ("campana_medium", STR), ("campana_id", STR), ("subscription_id", INT),
@@ -30,7 +30,7 @@ class KindSpec:
     kind: str
     columns: tuple[tuple[str, pa.DataType], ...]
     date_column: str          # the primary date: decides the day and the partition
-    key: tuple[str, ...]      # dedup identity within a day (LEGACY §7.6, DESIGN D1)
+    key: tuple[str, ...]      # dedup identity within a day (legacy rule L7.6, decision D1)
     trans_type_id: int | None = None
 
     @property
@@ -59,7 +59,7 @@ SPECS: dict[str, KindSpec] = {
                      "refnd_date", ("sbnid", "tmuserid", "cpc", "refnd_date", "instant_rfnd")),
 }
 
-# DESIGN D15: the plausible range [low, high) of every numeric transaction column; a value
+# decision D15: the plausible range [low, high) of every numeric transaction column; a value
 # outside is rejected with its reason (`out_of_range`). Money fits the DECIMAL(18, 2) the SQL
 # sums in (negative amounts have their own reason); a refund count stays small enough that
 # years of them sum within int64; codes (cpc, channel, provider) are not negative. Ids and the
@@ -73,7 +73,7 @@ NUMERIC_RANGES: dict[str, tuple[int, int]] = {
     "sbn_id": (-INT64_LIMIT, INT64_LIMIT), "sbnid": (-INT64_LIMIT, INT64_LIMIT),
 }
 
-# Per-day counters (LEGACY §9.4/§9.5): the 15 columns of Counters_CPC, canonical order.
+# Per-day counters (legacy rules L9.4/L9.5): the 15 columns of Counters_CPC, canonical order.
 COUNTER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("date", pa.date32()), ("cpc", INT), ("act_count", INT), ("act_free", INT), ("act_pay", INT),
     ("upg_count", INT), ("reno_count", INT), ("dct_count", INT), ("upg_dct_count", INT),
@@ -82,17 +82,17 @@ COUNTER_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 COUNTER_SCHEMA = pa.schema([pa.field(n, t) for n, t in COUNTER_COLUMNS])
 
-# Counters_Service.csv (LEGACY §9.6): 18 columns.
+# Counters_Service.csv (legacy rule L9.6): 18 columns.
 SERVICE_EXPORT_COLUMNS: tuple[str, ...] = (
     "date", "service_name", "tme_category", "cpc", "cpc_period", "cpc_price", "act_count", "act_free",
     "act_pay", "upg_count", "reno_count", "dct_count", "upg_dct_count", "cnr_count", "ppd_count",
     "rfnd_count", "rfnd_amount", "rev",
 )
 
-# MASTERCPC.csv (LEGACY §4.4).
+# MASTERCPC.csv (legacy rule L4.4).
 MASTER_COLUMNS: tuple[str, ...] = ("cpc", "service_name", "tme_category", "cpc_period", "cpc_price")
 
-# Services dropped from the service export and the user base (LEGACY §5.4, DESIGN D7).
+# Services dropped from the service export and the user base (legacy rule L5.4, decision D7).
 DEFAULT_EXCLUDED_SERVICES: tuple[str, ...] = ("nubico", "challenge arena", "movistar apple music", "juegos onmo")
 
 

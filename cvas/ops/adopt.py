@@ -57,7 +57,7 @@ class MonthCount:
 
 def legacy_parquet_months(root: Path, kind: str) -> dict[str, list[Path]]:
     """`{year_month: [files]}` of the legacy store `Parquet_Data/transactions/<kind>/`: where the
-    layout keeps transactions too (DESIGN D19), with the legacy's `<uuid>-0.parquet` files."""
+    layout keeps transactions too (decision D19), with the legacy's `<uuid>-0.parquet` files."""
     base = Layout(root).transactions_root(kind)
     months: dict[str, list[Path]] = {}
     if base.exists():
@@ -104,7 +104,7 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
     Raises AdoptError when a file is unreadable or a month's counts do not reconcile.
     """
     legacy_root = _elsewhere(Path(legacy_root), layout)
-    directory = DirectorySource(legacy_root, cache_dir=layout.root / ".cache" / "adopt")
+    directory = DirectorySource(legacy_root, cache_dir=layout.cache("adopt"))
     counts: dict[tuple[str, str], MonthCount] = defaultdict(MonthCount)
     scratch = layout.staging / "adopt"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def adopt(legacy_root: Path, layout: Layout, *, kinds: tuple[str, ...] = KINDS,
                 days = pc.cast(table.column(ks.date_column), pa.date32())
                 undated = table.filter(pc.is_null(days))
                 if undated.num_rows:
-                    target = layout.root / "adopt" / "unassigned" / f"{kind}-{month}.parquet"
+                    target = layout.adopt_unassigned(kind, month)
                     publish_parquet(layout.staging, target, undated)
                     counts[(kind, month)].unassigned += undated.num_rows
                     counts[(kind, month)].parquet += undated.num_rows

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from cvas.core import provenance
 from cvas.core.layout import parts
 from cvas.sql import connect, load_sql, sql_path
-from cvas.steps.load import REJECT_COLUMNS
+from cvas.steps.load_contract import REJECT_COLUMNS
 
 
 def view_difference(published: Path, reference: Path) -> str | None:

@@ -67,7 +67,7 @@ def _short(text: str) -> str:
 def mark_failed_landing_copies(layout: Layout, failures: list[Failure]) -> list[Path]:
     """Mark for rebuild the landing copy of each load in `failures` that failed on its data, so
     the next run fetches it again; returns the marked copies. The copy stays as it is until an
-    extract that passes its checks replaces it (DESIGN D17)."""
+    extract that passes its checks replaces it (decision D17)."""
     from cvas.ops.status import mark_for_rebuild
 
     marked = []

@@ -8,7 +8,7 @@ from pathlib import Path
 from cvas.core.layout import Layout, transaction_files
 from cvas.core.quality import read_quality
 from cvas.core.schemas import KINDS
-from cvas.core.freshness import counter_days, loaded_days
+from cvas.core.catalogue import days_of
 from cvas.sql import connect
 
 
@@ -30,21 +30,21 @@ def summarize(layout: Layout, log_dir: Path, config: Path) -> dict:
             "select cpc, any_value(service_name) as service, round(sum(rev), 2) as revenue "
             "from read_csv($p, header=true) group by cpc order by revenue desc, cpc limit 5",
             {"p": str(layout.counters_service)}).fetchall()
-    days = sorted(counter_days(layout))
+    days = sorted(days_of(layout, "daily_counters"))
     return {
         "configuration": str(config),
         "days_built": len(days),
         "first_day": str(days[0]) if days else None,
         "last_day": str(days[-1]) if days else None,
-        "partial_days": len(set().union(*(loaded_days(layout, k) for k in KINDS)) - set(days)),
+        "partial_days": len(set().union(*(days_of(layout, "transactions", k) for k in KINDS)) - set(days)),
         "rows": rows,
         "rejected": rejected,
         "top_cpcs": [{"cpc": c, "service": s, "revenue": r} for c, s, r in top],
         "outputs": {
             "transactions": str(layout.transactions_root()),
-            "raw extracts": str(layout.root / "raw"),
-            "quality reports": str(layout.root / "quality"),
-            "rejected rows": str(layout.root / "rejects"),
+            "raw extracts": str(layout.raw_root),
+            "quality reports": str(layout.quality_root),
+            "rejected rows": str(layout.rejects_root),
             "daily counters": str(layout.daily_counters_root),
             "Counters_CPC": str(layout.counters_cpc),
             "Counters_Service": str(layout.counters_service),

@@ -23,7 +23,7 @@ def write_legacy_tree(database: Path, root: Path, parquet_days: list[dt.date], c
     without a date in `__HIVE_DEFAULT_PARTITION__` per kind) and `root/Historical_Data/<kind>_atlas_*.csv`
     holding the `csv_days`. Returns the source rows written per kind."""
     source = SimulatedSource(database)
-    store = Layout(root)   # the legacy store is where the layout keeps transactions (DESIGN D19)
+    store = Layout(root)   # the legacy store is where the layout keeps transactions (decision D19)
     rng = uuid.UUID(int=seed)
     written = {}
     with tempfile.TemporaryDirectory() as tmp:

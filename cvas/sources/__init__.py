@@ -15,7 +15,7 @@ class Source(Protocol):
     """A provider of the legacy extracts.
 
     `extract_transactions` writes one kind's rows for one day to `dest` in the legacy CSV
-    format (LEGACY §3.3 column order, PostgreSQL COPY CSV with header) and returns the
+    format (legacy rule L3.3 column order, PostgreSQL COPY CSV with header) and returns the
     number of data rows written. `extract_user_base` writes that day's NBS snapshot.
     Both write only to `dest`, a staging path; publishing is the caller's job.
     """

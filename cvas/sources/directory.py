@@ -152,6 +152,32 @@ class DirectorySource:
                  ", ".join(Path(ix.path).name for ix in covering))
         return rows
 
+    def extract_transactions_days(self, kind: str, days: list[dt.date], dest_of) -> dict[dt.date, int]:
+        """Write `kind`'s extract of each of `days` to `dest_of(day)`, byte for byte the one-day
+        extract; returns the data records per day. One pass over the run: the drops are listed
+        once, each historical file covering a day is indexed once and opened once for all the
+        days it covers. A day the source cannot answer raises SourceError (the caller then
+        fetches day by day, so that day fails alone)."""
+        ks = spec(kind)
+        counts: dict[dt.date, int] = {}
+        historical: list[dt.date] = []
+        for day in sorted(days):
+            if self.daily_file(kind, day).is_file() or self.daily_dir(day).is_dir():
+                counts[day] = self.extract_transactions(kind, day, Path(dest_of(day)))
+            else:
+                historical.append(day)
+        if historical:
+            indexes = [self._index(ks, f) for f in self.historical_files(kind)]
+            covering = {day: [ix for ix in indexes if ix.covers(day)] for day in historical}
+            lacking = [day for day, ixs in covering.items() if not ixs]
+            if lacking:
+                raise SourceError(f"no {kind} extract for {', '.join(map(str, lacking))}: no daily drop and no "
+                                  f"{self.historical_dir / (kind + '_atlas*.csv')} covers the day")
+            counts.update(self._write_days(covering, dest_of))
+        log.info("directory %s %d days %s..%s: %d records", kind, len(days), min(days), max(days),
+                 sum(counts.values()))
+        return counts
+
     def extract_user_base(self, day: dt.date, dest: Path) -> int:
         """Copy the day's NBS snapshot to `dest`; return its number of data rows."""
         src = self.user_base_file(day)
@@ -247,16 +273,29 @@ class DirectorySource:
             raise
 
     def _write_day(self, covering: list[_FileIndex], day: dt.date, dest: Path) -> int:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        rows = 0
-        with open(dest, "wb") as out:
-            for n, ix in enumerate(covering):
-                with open(ix.path, "rb") as src:
-                    if n == 0:
-                        _copy_range(src, out, 0, ix.header_end)
-                    for start, end in ix.days.get(day, []):
-                        _copy_range(src, out, start, end)
-                rows += ix.counts.get(day, 0)
+        return self._write_days({day: covering}, lambda _: dest)[day]
+
+    def _write_days(self, covering: dict[dt.date, list[_FileIndex]], dest_of) -> dict[dt.date, int]:
+        """Each day's extract from the historical files covering it (`covering`: in name order),
+        every file opened once: its header from the first file, then its records from each file."""
+        handles: dict[str, object] = {}
+        rows: dict[dt.date, int] = {}
+        try:
+            for day, indexes in sorted(covering.items()):
+                dest = Path(dest_of(day))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                rows[day] = 0
+                with open(dest, "wb") as out:
+                    for n, ix in enumerate(indexes):
+                        src = handles.get(ix.path) or handles.setdefault(ix.path, open(ix.path, "rb"))
+                        if n == 0:
+                            _copy_range(src, out, 0, ix.header_end)
+                        for start, end in ix.days.get(day, []):
+                            _copy_range(src, out, start, end)
+                        rows[day] += ix.counts.get(day, 0)
+        finally:
+            for src in handles.values():
+                src.close()
         return rows
 
 
@@ -303,6 +342,11 @@ def _records(path: Path) -> Iterator[tuple[int, int, int, list[str]]]:
 
 def count_records(path: Path) -> int:
     """The number of non-blank CSV records in `path`, header included (as `_records` splits them)."""
+    from cvas.steps.extract_file import map_file
+
+    quick = csvlines.count_records_quick(map_file(path))
+    if quick is not None:
+        return quick
     with open(path, "rb") as fh:
         try:
             return csvlines.count_records(raw.decode("utf-8", errors="surrogateescape") for raw in fh)

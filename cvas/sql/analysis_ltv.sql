@@ -1,5 +1,5 @@
--- calculate_lt_ltv (LEGACY §11): per activation month, the subscriptions on any CPC of a service,
--- their mean lifetime and mean LTV (total_revenue_with_upgrade, D4).
+-- calculate_lt_ltv (legacy rule L11): per activation month, the subscriptions on any CPC of a service,
+-- their mean lifetime and mean LTV (total_revenue_with_upgrade, decision D4).
 -- Inputs: subscriptions (the view), $months (activation months), $cpcs (the service's CPCs).
 
 with

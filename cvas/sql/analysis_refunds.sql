@@ -1,4 +1,4 @@
--- rfnd_analysis (LEGACY §11): refunds per (year_month, cpc) of the chosen months, with service metadata.
+-- rfnd_analysis (legacy rule L11): refunds per (year_month, cpc) of the chosen months, with service metadata.
 -- Inputs: $files (the months' RFND partition files, layout-made), master (MASTERCPC.csv).
 -- Like the legacy tool it applies neither the exclusion list nor the service exclusions.
 

@@ -1,10 +1,10 @@
--- Per-CPC counters of one day (LEGACY §9.4 with DESIGN D2, D5, D11).
+-- Per-CPC counters of one day (legacy rule L9.4 with decisions D2, D5, D11).
 -- Inputs (registered by cvas.counters): the day's six partitions act, reno, dct, cnr, rfnd,
 -- ppd and the exclusion sets ex_msisdn(v), ex_tmuserid(v). Parameters: $day, $last_updated.
 
 with
 
--- exclusions never drop a row whose id is null (D5): `x in (...)` is null there, coalesced to false
+-- exclusions never drop a row whose id is null (decision D5): `x in (...)` is null there, coalesced to false
 act_kept as (
     select cpc, channel_act, rev from act
     where not coalesce(msisdn in (select v from ex_msisdn), false)
@@ -39,7 +39,7 @@ rfnd_kept as (
     where not coalesce(tmuserid in (select v from ex_tmuserid), false)
 ),
 
--- one row per event with its counter bucket; a null channel is a regular event (D2)
+-- one row per event with its counter bucket; a null channel is a regular event (decision D2)
 events as (
     select cpc, case when channel_act = 'UPGRADE' then 'upg' else 'act' end as bucket,
            rev, null::bigint as n, null::double as amount
@@ -56,7 +56,7 @@ events as (
     select cpc, 'rfnd', null, rfnd_cnt, rfnd_amount from rfnd_kept
 ),
 
--- every CPC with any event gets a row, UPGRADE-only DCT CPCs included (D11);
+-- every CPC with any event gets a row, UPGRADE-only DCT CPCs included (decision D11);
 -- money is summed as exact cents, then exposed as double like the legacy files
 final as (
     select

@@ -1,4 +1,4 @@
--- Counters_Service.csv (LEGACY §9.6, DESIGN D7/D10): CPC-level counters with service metadata.
+-- Counters_Service.csv (legacy rule L9.6, decisions D7/D10): CPC-level counters with service metadata.
 -- Inputs: counters (all per-day counter rows), master (MASTERCPC.csv), excluded(keyword).
 
 with
@@ -18,7 +18,7 @@ mapped as (
     left join master as m on m.cpc = c.cpc
 ),
 
--- excluded services: case-insensitive substring of the service name (LEGACY §5.4)
+-- excluded services: case-insensitive substring of the service name (legacy rule L5.4)
 final as (
     select * from mapped
     where not exists (

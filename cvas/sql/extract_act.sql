@@ -1,5 +1,5 @@
 -- ACT: activations (trans_type_id 1), incl. free trials (rev 0) and upgrade activations
--- (channel UPGRADE), in the half-open window [start_ts, end_ts) on tlog_ts. LEGACY §2.3-2.5.
+-- (channel UPGRADE), in the half-open window [start_ts, end_ts) on tlog_ts. legacy rules L2.3, L2.4, L2.5.
 with
 
 transactions as (
@@ -15,7 +15,7 @@ channels as (
 
 -- generic_act_info is 'key=value;key=value;...' in any order. Searching ';key=' in
 -- ';' || info anchors each key at a field start, so 'campaign=' no longer matches inside
--- 'TEFcampaign=' (fixes LEGACY D-24). An absent key gives '' as in the legacy.
+-- 'TEFcampaign=' (fixes legacy rule L-D24). An absent key gives '' as in the legacy.
 final as (
     select
         ft.msisdn as tmuserid,

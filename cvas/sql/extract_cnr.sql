@@ -1,6 +1,6 @@
 -- CNR: cancellations (deferred deactivation requests) from the delayed-deactivation log,
 -- one output row per source row, in the half-open window [start_ts, end_ts) on
--- "timestamp". LEGACY §2.4-2.5.
+-- "timestamp". legacy rules L2.4, L2.5.
 with
 
 cancellations as (

@@ -1,6 +1,6 @@
 -- DCT: deactivations (trans_type_id 3), incl. the DCT an upgrade writes on the free CPC
 -- (channel UPGRADE), in the half-open window [start_ts, end_ts) on tlog_ts. 13 columns:
--- channel_dct instead of channel_id/channel_act, no rev. LEGACY §2.3-2.5.
+-- channel_dct instead of channel_id/channel_act, no rev. legacy rules L2.3, L2.4, L2.5.
 with
 
 transactions as (
@@ -16,7 +16,7 @@ channels as (
 
 -- generic_act_info is 'key=value;key=value;...' in any order. Searching ';key=' in
 -- ';' || info anchors each key at a field start, so 'campaign=' no longer matches inside
--- 'TEFcampaign=' (fixes LEGACY D-24). An absent key gives '' as in the legacy.
+-- 'TEFcampaign=' (fixes legacy rule L-D24). An absent key gives '' as in the legacy.
 final as (
     select
         ft.msisdn as tmuserid,

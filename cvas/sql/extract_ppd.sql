@@ -1,6 +1,6 @@
 -- PPD: pay-per-download one-off purchases (trans_type_id 4; subscription_id may be null),
 -- in the half-open window [start_ts, end_ts) on tlog_ts. 14 columns: channel_id but no
--- channel text (the legacy joined channel_dim and selected nothing from it). LEGACY §2.3-2.5.
+-- channel text (the legacy joined channel_dim and selected nothing from it). legacy rules L2.3, L2.4, L2.5.
 with
 
 transactions as (
@@ -12,7 +12,7 @@ transactions as (
 
 -- generic_act_info is 'key=value;key=value;...' in any order. Searching ';key=' in
 -- ';' || info anchors each key at a field start, so 'campaign=' no longer matches inside
--- 'TEFcampaign=' (fixes LEGACY D-24). An absent key gives '' as in the legacy.
+-- 'TEFcampaign=' (fixes legacy rule L-D24). An absent key gives '' as in the legacy.
 final as (
     select
         ft.msisdn as tmuserid,

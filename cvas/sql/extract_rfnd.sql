@@ -1,6 +1,6 @@
 -- RFND: refunds grouped per (sbnid, tmuserid, cpc, refnd_date, instant_rfnd), from the
--- rows in the half-open window [start_ts, end_ts) on "timestamp". LEGACY §2.4-2.5;
--- a regular and an automatic refund of one subscription on one day stay two rows (D1).
+-- rows in the half-open window [start_ts, end_ts) on "timestamp". legacy rules L2.4, L2.5;
+-- a regular and an automatic refund of one subscription on one day stay two rows (decision D1).
 with
 
 refunds as (

@@ -1,4 +1,4 @@
--- NBS user-base snapshot at the end of a day (LEGACY §2.7): one row per group of
+-- NBS user-base snapshot at the end of a day (legacy rule L2.7): one row per group of
 -- subscriptions alive at end_ts (the next day's 00:00:00), with the service attributes
 -- of their CPC. Excluded services are included, as in the real snapshot.
 with

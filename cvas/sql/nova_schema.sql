@@ -1,4 +1,4 @@
--- The Nova source tables the extracts read (LEGACY §2.2), with their real column names
+-- The Nova source tables the extracts read (legacy rule L2.2), with their real column names
 -- and types, plus the simulator's own tables (sim_*). Runs on DuckDB and PostgreSQL 15.
 
 create table telefonicaes_sub_mgr_fact (

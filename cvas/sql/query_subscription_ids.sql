@@ -1,4 +1,4 @@
--- Subscription ids whose transactions name a user (LEGACY §11 query_*_from_tx, step 1).
+-- Subscription ids whose transactions name a user (legacy rule L11 query_*_from_tx, step 1).
 -- Inputs: the transaction views act, reno, dct, cnr, rfnd. Parameters: $tmuserid, $msisdn
 -- (one of them null), $as_of (null = no limit). Values are bound, never formatted in.
 

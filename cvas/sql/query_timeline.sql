@@ -1,4 +1,4 @@
--- The full transaction timeline of some subscriptions (LEGACY §11 query_*_from_tx, step 2).
+-- The full transaction timeline of some subscriptions (legacy rule L11 query_*_from_tx, step 2).
 -- Inputs: the transaction views act, reno, dct, cnr, rfnd. Parameters: $ids (BIGINT[]),
 -- $as_of (null = no limit). CNR sorts as trans_type_id 99 and RFND as 100, as the legacy.
 

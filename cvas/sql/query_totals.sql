@@ -1,4 +1,4 @@
--- Per-subscription totals of a timeline (LEGACY §11): rows per kind, revenue, refunds.
+-- Per-subscription totals of a timeline (legacy rule L11): rows per kind, revenue, refunds.
 -- Input: timeline (the result of query_timeline.sql).
 
 with

@@ -1,4 +1,4 @@
--- A user's events outside any subscription (LEGACY §11 query_*_from_tx, step 3): PPD
+-- A user's events outside any subscription (legacy rule L11 query_*_from_tx, step 3): PPD
 -- one-off purchases, plus refunds that carry no subscription id.
 -- Inputs: ppd, rfnd. Parameters: $tmuserids, $msisdns (VARCHAR[]), $as_of (null = no limit).
 

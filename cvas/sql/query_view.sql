@@ -1,4 +1,4 @@
--- Subscriptions of the view that match the search (LEGACY §11 check_users), newest
+-- Subscriptions of the view that match the search (legacy rule L11 check_users), newest
 -- activation first. Input: view_rows (one view file). Parameters: $subscription_id,
 -- $tmuserid, $msisdn (null when not searched), $ids (BIGINT[]: ids found in transactions).
 

@@ -9,7 +9,7 @@
 --   trans_date, then ACT before RENO, then regular before UPGRADE, then a hash of the other
 --   columns (cpc, channel, rev, act_date, camp_name, tmuserid, msisdn).
 -- The hash only separates rows equal on (subscription_id, trans_date, kind): a key conflict
--- the loader keeps (D16); rows equal in every hashed column tie and give the same values.
+-- the loader keeps (decision D16); rows equal in every hashed column tie and give the same values.
 -- "first" is the minimum of `ord`, "latest"/"current" the maximum. DCT ties: (trans_date,
 -- channel_dct); CNR ties: (cancel_date, mode); the greatest wins, nulls last.
 -- A subscription id seen only in DCT, CNR or RFND rows keeps a row (first_ord null): a
@@ -46,8 +46,8 @@ ordered as (
     from tx
 ),
 
--- one pass per subscription. The activation is the earliest regular (non-UPGRADE; D2: a
--- null channel is regular) ACT; the upgrade charges are the UPGRADE ACTs (D4), so no ACT is
+-- one pass per subscription. The activation is the earliest regular (non-UPGRADE; decision D2: a
+-- null channel is regular) ACT; the upgrade charges are the UPGRADE ACTs (decision D4), so no ACT is
 -- counted twice. Money is summed in exact cents.
 per_subscription as (
     select
@@ -91,7 +91,7 @@ cpc_firsts as (
     group by subscription_id
 ),
 
--- the latest qualifying deactivation: a null channel_dct is a regular deactivation (D2)
+-- the latest qualifying deactivation: a null channel_dct is a regular deactivation (decision D2)
 deactivations as (
     select
         subscription_id,
@@ -113,7 +113,7 @@ cancellations as (
     group by sbn_id
 ),
 
--- refund_count is the number of refunded charges, sum(rfnd_cnt) (D9)
+-- refund_count is the number of refunded charges, sum(rfnd_cnt) (decision D9)
 refunds as (
     select
         sbnid as subscription_id,

@@ -1,5 +1,5 @@
--- The subscription lifecycle table as of the end of $as_of (LEGACY §8.3, 34 columns, with
--- DESIGN D2, D3, D4, D6, D9 and LEGACY D-17/D-18 fixed).
+-- The subscription lifecycle table as of the end of $as_of (legacy rule L8.3, 34 columns, with
+-- decisions D2, D3, D4, D6, D9 and legacy rules L-D17/L-D18 fixed).
 -- Input: `state`, the per-subscription aggregates as of $as_of (subscription_state.sql, built
 -- from every transaction file or folded from an earlier state). Parameter: $as_of (DATE).
 -- Only events dated on or before $as_of count (ACT/RENO/DCT by trans_date, CNR by
@@ -67,7 +67,7 @@ final as (
         activation_campaign,
         activation_channel,
         cast(activation_revenue as double) as activation_revenue,
-        -- the month of activation_date itself, so the two never disagree (D-17)
+        -- the month of activation_date itself, so the two never disagree (legacy rule L-D17)
         strftime(activation_date, '%Y-%m') as activation_month,
         renewal_count,
         cast(renewal_revenue as double) as renewal_revenue,
@@ -83,13 +83,13 @@ final as (
         last_refund_date,
         cast(activation_revenue + renewal_revenue as double) as total_revenue,
         cast(activation_revenue + renewal_revenue + upgrade_revenue as double) as total_revenue_with_upgrade,
-        -- D3: a qualifying DCT ends the subscription; a CNR alone is a pending request
+        -- decision D3: a qualifying DCT ends the subscription; a CNR alone is a pending request
         case
             when deactivation_date is not null then 'Deactivated'
             when cancellation_date is not null then 'Cancelled'
             else 'Active'
         end as subscription_status,
-        -- D6: calendar-day boundaries to the end date, else to the as-of date
+        -- decision D6: calendar-day boundaries to the end date, else to the as-of date
         date_diff('day', activation_date,
                   coalesce(deactivation_date, cancellation_date, cast($as_of as date))) as lifetime_days,
         coalesce(deactivation_date, cancellation_date) as end_date

@@ -1,4 +1,4 @@
--- user_base_by_category.csv (LEGACY §5.6): (date, tme_category) → User_Base. Input: kept.
+-- user_base_by_category.csv (legacy rule L5.6): (date, tme_category) → User_Base. Input: kept.
 
 with
 

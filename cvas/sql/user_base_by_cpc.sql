@@ -1,4 +1,4 @@
--- user_base_by_cpc.csv (LEGACY §5.6): (date, cpc) → User_Base, cpc in numeric order. Input: kept.
+-- user_base_by_cpc.csv (legacy rule L5.6): (date, cpc) → User_Base, cpc in numeric order. Input: kept.
 
 with
 

@@ -1,4 +1,4 @@
--- user_base_by_service.csv (LEGACY §5.6): (date, service_name, tme_category) → User_Base.
+-- user_base_by_service.csv (legacy rule L5.6): (date, service_name, tme_category) → User_Base.
 -- Input: kept (user_base_kept.sql). Binary collation = Python code-point order.
 
 with

@@ -1,4 +1,4 @@
--- Per-day user-base rows without the excluded services (LEGACY §5.4): a keyword that is a
+-- Per-day user-base rows without the excluded services (legacy rule L5.4): a keyword that is a
 -- case-insensitive substring of the (already stripped) service name drops the row.
 -- Inputs (registered by cvas.userbase): daily (the per-day aggregate files), excluded(keyword).
 

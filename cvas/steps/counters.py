@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -13,7 +16,8 @@ import pyarrow.parquet as pq
 
 from cvas.core.csvcells import safe_text_columns
 from cvas.steps.exclusions import Exclusions
-from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged, write_parquet
+from cvas.core.batch import each_day
+from cvas.core.publish import PublishError, copy_and_append, publish_parquet, published_together, staged, write_parquet
 from cvas.core.schemas import COUNTER_SCHEMA, KINDS, NUMERIC_RANGES, SERVICE_EXPORT_COLUMNS
 from cvas.sql import connect, load_sql, sql_path
 
@@ -28,9 +32,18 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return connect(threads=2)
 
 
+def counters_connection(exclusions: Exclusions) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection holding the exclusion sets, for the counters of one or many days."""
+    con = _connect()
+    con.register("ex_msisdn", pa.table({"v": pa.array(sorted(exclusions.msisdn), pa.large_string())}))
+    con.register("ex_tmuserid", pa.table({"v": pa.array(sorted(exclusions.tmuserid), pa.large_string())}))
+    return con
+
+
 def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,
-                           computed_at: dt.datetime) -> pa.Table:
-    """The counters of `day` from exactly that day's six partitions (no other file is read)."""
+                           computed_at: dt.datetime, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """The counters of `day` from exactly that day's six partitions (no other file is read);
+    `con`, a `counters_connection(exclusions)`, serves many days (one is opened otherwise)."""
     missing = [k for k in KINDS if k not in partitions or not Path(partitions[k]).exists()]
     if missing:
         raise CounterInputError(f"counters for {day}: missing transaction partition(s) for {', '.join(missing)}")
@@ -38,16 +51,17 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
     tables = {kind: pq.ParquetFile(partitions[kind]).read() for kind in KINDS}
     for kind in KINDS:
         _check_ranges(day, partitions[kind], tables[kind])
-    con = _connect()
+    session = con or counters_connection(exclusions)
     try:
         for kind in KINDS:
-            con.register(kind, tables[kind])
-        con.register("ex_msisdn", pa.table({"v": pa.array(sorted(exclusions.msisdn), pa.large_string())}))
-        con.register("ex_tmuserid", pa.table({"v": pa.array(sorted(exclusions.tmuserid), pa.large_string())}))
-        table = con.execute(load_sql("daily_counters"), {"day": day, "last_updated": computed_at}).fetch_arrow_table()
-        null_cpc = sum(con.execute(f"select count(*) from {k} where cpc is null").fetchone()[0] for k in KINDS)
+            session.register(kind, tables[kind])
+        table = session.execute(load_sql("daily_counters"), {"day": day, "last_updated": computed_at}).fetch_arrow_table()
+        for kind in KINDS:
+            session.unregister(kind)
     finally:
-        con.close()
+        if con is None:
+            session.close()
+    null_cpc = sum(tables[k].column("cpc").null_count for k in KINDS)
     if null_cpc:
         log.warning("counters %s: %d transaction row(s) without a CPC are not counted", day, null_cpc)
     table = table.cast(COUNTER_SCHEMA)
@@ -56,7 +70,7 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
 
 
 def _check_ranges(day: dt.date, path: Path, table: pa.Table) -> None:
-    """A partition loaded before the plausible ranges existed (DESIGN D15) may hold values that
+    """A partition loaded before the plausible ranges existed (decision D15) may hold values that
     would crash or falsify the counters: refuse it, naming the file, the day and the column."""
     for name in table.column_names:
         if name not in NUMERIC_RANGES:
@@ -76,17 +90,62 @@ def _check_ranges(day: dt.date, path: Path, table: pa.Table) -> None:
 
 
 def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: Exclusions,
-                         out: Path, staging: Path, computed_at: dt.datetime | None = None) -> int:
-    """Compute and publish one day's counters; returns the number of CPC rows (0 is a valid day)."""
-    table = compute_daily_counters(day, partitions, exclusions, computed_at or dt.datetime.now().replace(microsecond=0))
+                         out: Path, staging: Path, computed_at: dt.datetime | None = None,
+                         con: duckdb.DuckDBPyConnection | None = None) -> int:
+    """Compute and publish one day's counters; returns the number of CPC rows (0 is a valid day).
+    `con` as in `compute_daily_counters`."""
+    table = compute_daily_counters(day, partitions, exclusions, computed_at or dt.datetime.now().replace(microsecond=0),
+                                   con=con)
     publish_parquet(staging, out, table)
     return table.num_rows
 
 
+def build_counters_days(layout, days: list[dt.date], inputs_of: Callable[[dt.date], dict[str, Path]],
+                        exclusions: Exclusions, threads: int = 2) -> dict[dt.date, int]:
+    """Build and publish the counters of `days` with their sidecars; returns CPC rows per day.
+
+    `inputs_of(day)` are the files the day's sidecar records (its six partitions by kind, and
+    what else the catalogue names), fingerprinted before they are read. `threads` days are
+    computed at once, each thread on its own connection holding the exclusion sets;
+    the days are published in order, together (`published_together`), and a day that fails,
+    fails alone (`each_day`)."""
+    from cvas.core import provenance
+
+    connections: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue()
+    for _ in range(threads):
+        connections.put(counters_connection(exclusions))
+
+    def compute(day: dt.date) -> tuple[dict, pa.Table]:
+        inputs = inputs_of(day)
+        read = provenance.fingerprints(inputs)   # before reading: a file replaced meanwhile shows as changed
+        con = connections.get()
+        try:
+            return read, compute_daily_counters(day, {k: inputs[k] for k in KINDS}, exclusions,
+                                                dt.datetime.now().replace(microsecond=0), con=con)
+        finally:
+            connections.put(con)
+
+    def publish(day: dt.date) -> int:
+        read, table = computed[day].result()
+        publish_parquet(layout.staging, layout.daily_counters(day), table)
+        provenance.record(layout, layout.daily_counters(day), inputs=read, params={"date": str(day)},
+                          rows=table.num_rows)
+        return table.num_rows
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            computed = {day: pool.submit(compute, day) for day in sorted(days)}
+            with published_together(layout.staging):
+                return each_day("counters", sorted(days), publish)
+    finally:
+        while not connections.empty():
+            connections.get().close()
+
+
 def export_counters(daily_files: list[Path], master: pa.Table, excluded_services: tuple[str, ...],
                     cpc_out: Path, service_out: Path, staging: Path, append: bool = False) -> dict[str, int]:
-    """Rebuild `Counters_CPC.parquet` (all CPCs, D7) and `Counters_Service.csv` (excluded services
-    dropped, RFC 4180 quoting, D10) from the per-day counter files, each replaced atomically.
+    """Rebuild `Counters_CPC.parquet` (all CPCs, decision D7) and `Counters_Service.csv` (excluded services
+    dropped, RFC 4180 quoting, decision D10) from the per-day counter files, each replaced atomically.
 
     With `append`, `daily_files` are days after every day of the published exports: their rows
     are added after the published ones. Both files are ordered by date first and each CSV line

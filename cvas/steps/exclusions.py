@@ -1,4 +1,4 @@
-"""The counter exclusion list `Users_No_Limits.csv` (LEGACY §9.2, DESIGN D5), both formats."""
+"""The counter exclusion list `Users_No_Limits.csv` (legacy rule L9.2, decision D5), both formats."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def load_exclusions(path: Path | None) -> Exclusions:
     """Read the list: headered `msisdn,tmuserid` or the legacy headerless one-msisdn-per-line file.
 
     A missing or unset file excludes nothing (logged). Empty values are ignored; values stay
-    strings (the legacy int parse of the headerless form broke every counter, D-13). The file
+    strings (the legacy int parse of the headerless form broke every counter, legacy rule L-D13). The file
     must be UTF-8 (a BOM is allowed) and well-formed CSV (an unterminated quote is an error);
     errors name the physical line where the record starts, never a value.
     """

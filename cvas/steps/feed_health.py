@@ -33,10 +33,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cvas.core.layout import Layout, days_in_dir
+from cvas.core.layout import Layout
 from cvas.core.publish import write_text_atomic
 from cvas.core.quality import read_quality
-from cvas.core.schemas import KINDS, spec
+from cvas.core.schemas import spec
+from cvas.core.timing import phase
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def assess(layout: Layout, kind: str, day: dt.date) -> FeedHealth:
     return health
 
 
+@phase("feed health")
 def check_feed(layout: Layout, kind: str, day: dt.date) -> FeedHealth:
     """Assess a loaded (kind, day); publish the verdict when flagged, else remove an older one."""
     health = assess(layout, kind, day)
@@ -179,15 +181,3 @@ def read_health(layout: Layout, kind: str, day: dt.date) -> FeedHealth | None:
         return FeedHealth(**data)
     except (FileNotFoundError, ValueError, TypeError):
         return None
-
-
-def flagged_between(layout: Layout, start: dt.date, end: dt.date,
-                    kinds: tuple[str, ...] = KINDS) -> list[FeedHealth]:
-    """Every flagged verdict of [start, end] (one listing per kind: only flagged days have a file)."""
-    out = []
-    for kind in kinds:
-        for day in sorted(d for d in days_in_dir(layout.health(kind, start).parent, ".json") if start <= d <= end):
-            health = read_health(layout, kind, day)
-            if health is not None and health.flagged:
-                out.append(health)
-    return sorted(out, key=lambda h: (h.date, KINDS.index(h.kind)))

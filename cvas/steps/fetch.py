@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cvas.core.batch import each_day
-from cvas.core.publish import staged
+from cvas.core.publish import published_together, staged
 from cvas.core.schemas import spec
 from cvas.sources import Source, SourceError
 from cvas.sources.directory import count_records
@@ -22,13 +22,14 @@ log = logging.getLogger(__name__)
 class DeliveryError(RuntimeError):
     """Raised when a delivered extract fails its checks (the loader's header check, a record
     count other than the source's): it is not landed, and the previous landing copy, if any,
-    stays (DESIGN D17)."""
+    stays (decision D17)."""
 
 
 def check_delivery(kind: str, path: Path, rows: int) -> None:
     """An extract may become the landing copy only with the kind's header on line 1 (the
     loader's check) and exactly the `rows` data records the source said it wrote."""
-    from cvas.steps.load import ExtractFormatError, check_header, map_file
+    from cvas.steps.extract_file import check_header, map_file
+    from cvas.steps.load_contract import ExtractFormatError
 
     try:
         check_header(path, map_file(path), spec(kind).names)
@@ -67,32 +68,35 @@ def fetch_transactions_days(source: Source, kind: str, days: list[dt.date], out_
     """Publish the landing CSV `out_of(day)` of each of `days`; returns rows per day.
 
     A source that extracts ranges (`extract_transactions_days`) does it in one pass, into a
-    scratch folder under `staging`; each day is then published alone. If the range fails,
-    every day is fetched on its own, so a bad day fails alone (`cvas.core.batch.DaysFailed`).
+    scratch folder under `staging`; each day is then checked alone, and the days that pass are
+    published together (`published_together`). If the range fails, every day is fetched on
+    its own, so a bad day fails alone (`cvas.core.batch.DaysFailed`).
     """
     days = sorted(days)
     extract_days = getattr(source, "extract_transactions_days", None)
-    if extract_days is None or len(days) == 1:
-        return each_day(f"fetch {kind}", days, lambda d: fetch_transactions(source, kind, d, out_of(d), staging))
-    staging.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"fetch-{kind}.", dir=staging))
-    try:
-        try:
-            counts = extract_days(kind, days, lambda d: scratch / f"{d}.csv")
-        except SourceError as exc:
-            log.warning("range extract of %s %s..%s failed (%s); fetching day by day", kind, days[0], days[-1], exc)
+    with published_together(staging):
+        if extract_days is None or len(days) == 1:
             return each_day(f"fetch {kind}", days, lambda d: fetch_transactions(source, kind, d, out_of(d), staging))
+        staging.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"fetch-{kind}.", dir=staging))
+        try:
+            try:
+                counts = extract_days(kind, days, lambda d: scratch / f"{d}.csv")
+            except SourceError as exc:
+                log.warning("range extract of %s %s..%s failed (%s); fetching day by day", kind, days[0], days[-1], exc)
+                return each_day(f"fetch {kind}", days,
+                                lambda d: fetch_transactions(source, kind, d, out_of(d), staging))
 
-        def publish(day: dt.date) -> int:
-            with staged(staging, out_of(day)) as tmp:
-                os.replace(scratch / f"{day}.csv", tmp)
-                _accept(source, kind, tmp, counts[day], out_of(day))
-            log.info("fetched %s %s from %s: %d rows", kind, day, source.name, counts[day])
-            return counts[day]
+            def publish(day: dt.date) -> int:
+                with staged(staging, out_of(day)) as tmp:
+                    os.replace(scratch / f"{day}.csv", tmp)
+                    _accept(source, kind, tmp, counts[day], out_of(day))
+                log.info("fetched %s %s from %s: %d rows", kind, day, source.name, counts[day])
+                return counts[day]
 
-        return each_day(f"fetch {kind}", days, publish)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+            return each_day(f"fetch {kind}", days, publish)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def fetch_user_base(source: Source, day: dt.date, out: Path, staging: Path) -> int:

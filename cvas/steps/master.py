@@ -1,4 +1,4 @@
-"""The CPC master: Excel workbook → MASTERCPC.csv (LEGACY §4), and reading it back."""
+"""The CPC master: Excel workbook → MASTERCPC.csv (legacy rule L4), and reading it back."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_HEADERS = ("CPC", "CPC to upgrade", "TME Category", "Service Name", "Subscription Model", "Price")
 
-# First word of `Subscription Model` → period in days (LEGACY §4.3). PPD is the sentinel 99999.
+# First word of `Subscription Model` → period in days (legacy rule L4.3). PPD is the sentinel 99999.
 PERIOD_BY_MODEL_WORD = {
     "Monthly": 30, "Weekly": 7, "Trimonthly": 90, "Bimontly": 60, "One": 1, "3": 3, "45": 45,
     "0": 0, "Other": 0, "Sesion": 0, "PPD": 99999,
@@ -207,3 +207,16 @@ def read_master_csv(path: Path) -> pa.Table:
         "cpc_period": pa.array(periods, pa.int64()),
         "cpc_price": pa.array(prices, pa.float64()),
     })
+
+
+def publish_master(layout, master_xlsx: Path) -> int:
+    """MASTERCPC.csv from the Excel master, with its sidecar recording the workbook as fingerprinted
+    before it was read; returns its rows."""
+    from cvas.core import provenance
+    from cvas.core.publish import write_text_atomic
+
+    read = provenance.fingerprints({"master_xlsx": Path(master_xlsx)})
+    rows = read_master_xlsx(Path(master_xlsx))
+    write_text_atomic(layout.staging, layout.master_cpc, master_csv_text(rows))
+    provenance.record(layout, layout.master_cpc, inputs=read, params={}, rows=len(rows))
+    return len(rows)

@@ -1,6 +1,6 @@
 """The NBS user base: one snapshot → one per-day aggregate; the three legacy exports from the per-day files.
 
-Decisions (LEGACY §5, D-10, D-19):
+Decisions (legacy rules L5, L-D10, L-D19):
 
 * encoding: decided once per file, before any row is counted: UTF-8 (a BOM is allowed) if
   the whole file decodes, else cp1252 if it decodes (Windows exports; it differs from
@@ -41,20 +41,21 @@ import duckdb
 import pyarrow as pa
 
 from cvas.core import provenance
-from cvas.core.catalogue import published_outputs, writer_lock
+from cvas.core.batch import each_day
+from cvas.core.catalogue import DATASETS, published_outputs, writer_lock
 from cvas.core.csvcells import safe_cell
 from cvas.core.csvlines import physical_lines, records
 from cvas.core.freshness import Freshness, Settings
-from cvas.core.layout import Layout, days_in_dir
+from cvas.core.layout import Layout
 from cvas.core.locking import exclusive
-from cvas.core.publish import PublishError, copy_and_append, publish_parquet, staged
+from cvas.core.publish import PublishError, copy_and_append, publish_parquet, published_together, staged
 from cvas.sql import connect, load_sql
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("cpc", "service_name", "tme_category", "count")
 
-# LEGACY §5.5, compared in lower case after strip; the notes' larger table was never implemented.
+# legacy rule L5.5, compared in lower case after strip; the notes' larger table was never implemented.
 CATEGORY_MAP: dict[str, str] = {
     "education": "Edu_Ima", "images": "Edu_Ima", "news": "News_Sport", "sports": "News_Sport",
 }
@@ -64,7 +65,7 @@ USER_BASE_DAILY_SCHEMA = pa.schema([
     pa.field("tme_category", pa.string()), pa.field("user_base", pa.int64()),
 ])
 
-# LEGACY §5.6: the header of each export (the value column is `User_Base`).
+# legacy rule L5.6: the header of each export (the value column is `User_Base`).
 EXPORT_HEADERS: dict[str, tuple[str, ...]] = {
     "service": ("date", "service_name", "tme_category", "User_Base"),
     "category": ("date", "tme_category", "User_Base"),
@@ -98,7 +99,7 @@ def decode_snapshot(data: bytes) -> tuple[str, str]:
 
 
 def map_category(category: str) -> str:
-    """LEGACY §5.5 on a stripped category."""
+    """legacy rule L5.5 on a stripped category."""
     return CATEGORY_MAP.get(category.lower(), category)
 
 
@@ -194,6 +195,21 @@ def build_user_base_daily(snapshot: Path, day: dt.date, out: Path, staging: Path
 
 # -- the exports ---------------------------------------------------------------------------
 
+def build_user_base_days(layout: Layout, days: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
+    """The per-day aggregates of `days` (build_user_base_daily each), each with its sidecar recording
+    its snapshot as fingerprinted before it was read, published together; a bad day fails alone
+    (`each_day`). Returns {day: the snapshot's facts}."""
+    def one_day(day: dt.date) -> dict[str, Any]:
+        read = provenance.fingerprints(DATASETS["user_base_daily"].inputs(layout, day, None, Settings()))
+        info = build_user_base_daily(layout.user_base_snapshot(day), day, layout.user_base_daily(day), layout.staging)
+        provenance.record(layout, layout.user_base_daily(day), inputs=read, params={"date": str(day)},
+                          rows=info["groups"], extra={"snapshot": info})
+        return info
+
+    with published_together(layout.staging):
+        return each_day("user base", sorted(days), one_day)
+
+
 def _export_lines(con: duckdb.DuckDBPyConnection, files: list[str], excluded: tuple[str, ...]) -> dict[str, list[str]]:
     """The export lines (without header) of `files`, per export."""
     con.execute("create or replace temp table daily as select * from read_parquet($files)", {"files": files})
@@ -271,13 +287,3 @@ def _export_user_base(layout: Layout, excluded_services: tuple[str, ...]) -> dic
     log.info("user base exports: %s with %d day(s) read, %d days in total; lines %s", mode, len(days),
              len(plan.listing), ", ".join(f"{k} {v}" for k, v in counts.items()))
     return {"mode": mode, "days_read": len(days), "days": len(plan.listing), "lines": counts}
-
-
-def snapshot_days(layout: Layout) -> set[dt.date]:
-    """Days with a fetched snapshot (one listing)."""
-    return days_in_dir(layout.user_base_snapshot_root, "_NBS_Base.csv", "%Y%m%d")
-
-
-def daily_days(layout: Layout) -> set[dt.date]:
-    """Days with a per-day aggregate (one listing)."""
-    return days_in_dir(layout.user_base_daily_root, ".parquet")

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import luigi
 
-from cvas.core import provenance
-from cvas.core.batch import each_day
-from cvas.steps.counters import build_daily_counters
+from cvas.steps.counters import build_counters_days
 from cvas.steps.exclusions import load_exclusions
 from cvas.steps.exports import publish_counter_exports
-from cvas.steps.master import master_csv_text, read_master_xlsx
-from cvas.core.publish import write_text_atomic
-from cvas.core.schemas import KINDS
+from cvas.steps.master import publish_master
 from tasks import datasets
 from tasks.base import CvasTask, DayParameter
 from tasks.config import excluded_services, exclusions_path, layout
@@ -23,7 +19,7 @@ class DailyCounters(CvasTask):
 
     Complete when the file exists and its recorded inputs are unchanged; a changed
     exclusion list or reloaded partition makes the day stale. A batch run computes its days
-    one after the other with the exclusion list read once.
+    two at a time with the exclusion list read once, and publishes them in order.
     """
 
     dataset = "daily_counters"
@@ -36,19 +32,9 @@ class DailyCounters(CvasTask):
         with self.once() as built:
             if built:
                 return
-            lay = layout()
-            exclusions = load_exclusions(exclusions_path())
             days = {task.date: task for task in self.day_tasks() if task.date in self.pending()}
-
-            def one_day(day: dt.date) -> int:
-                inputs = datasets.inputs(days[day])
-                read = provenance.fingerprints(inputs)   # before reading: a file replaced meanwhile shows as changed
-                rows = build_daily_counters(day, {k: inputs[k] for k in KINDS}, exclusions,
-                                            lay.daily_counters(day), lay.staging)
-                provenance.record(lay, lay.daily_counters(day), inputs=read, params={"date": str(day)}, rows=rows)
-                return rows
-
-            rows = each_day("counters", sorted(days), one_day)
+            rows = build_counters_days(layout(), sorted(days), lambda day: datasets.inputs(days[day]),
+                                       load_exclusions(exclusions_path()))
             self.progress(100, f"{sum(rows.values())} CPC rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
@@ -66,12 +52,8 @@ class MasterCpc(CvasTask):
         with self.once() as built:
             if built:
                 return
-            lay = layout()
-            inputs = datasets.inputs(self)
-            read = provenance.fingerprints(inputs)
-            rows = read_master_xlsx(inputs["master_xlsx"])
-            write_text_atomic(lay.staging, lay.master_cpc, master_csv_text(rows))
-            provenance.record(lay, lay.master_cpc, inputs=read, params={}, rows=len(rows))
+            rows = publish_master(layout(), datasets.inputs(self)["master_xlsx"])
+            self.progress(100, f"{rows} CPCs")
 
 
 class ExportCounters(CvasTask):

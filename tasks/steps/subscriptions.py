@@ -11,7 +11,7 @@ from tasks.config import cvas, layout
 
 class SubscriptionView(CvasTask):
     """`subscriptions/as_of=<date>/subscriptions.parquet/`: every subscription with an ACT or RENO
-    on or before `date`, its lifecycle as of the end of that day (LEGACY §8.3, 34 columns), as a
+    on or before `date`, its lifecycle as of the end of that day (legacy rule L8.3, 34 columns), as a
     folder of parts (`open-0.parquet` .. `open-3.parquet`, `deactivated-YYYY-MM.parquet`) read as
     one table.
 
@@ -52,13 +52,13 @@ class LatestSubscriptions(CvasTask):
     newest view; this task repairs it when it is not exactly that view (a run killed between the
     two, a part edited in place, a newer view rebuilt).
 
-    Its `date` is the newest as-of day when that is later than the day asked for (the catalogue's
-    `newest_of`), so a late day's run refreshes the newest view, not its own. Complete when the
-    folder's parts are the files its sidecar recorded and it is the newest as-of view's copy.
+    It copies the newest as-of view whatever its `date` (the day whose view it waits for: a late
+    day's run also schedules it for the newest day, `tasks.pipeline.refresh_tasks`). Complete when
+    the folder's parts are the files its sidecar recorded and it is the newest as-of view's copy.
     """
 
     dataset = "subscriptions_latest"
-    date = luigi.DateParameter(description="The newest as-of day it copies")
+    date = luigi.DateParameter(description="The as-of day whose view it waits for (it copies the newest)")
 
     def output(self):
         return luigi.LocalTarget(str(layout().subscriptions_latest))

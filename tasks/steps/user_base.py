@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import luigi
 
-from cvas.core import provenance
 from cvas.core.batch import each_day
+from cvas.core.publish import published_together
 from cvas.steps.fetch import fetch_user_base
-from cvas.steps.user_base import build_user_base_daily, export_user_base
+from cvas.steps.user_base import build_user_base_days, export_user_base
 from tasks import datasets
 from tasks.base import CvasTask, DayParameter
 from tasks.config import excluded_services, layout, make_source
@@ -27,8 +27,9 @@ class FetchUserBase(CvasTask):
             if built:
                 return
             lay, source = layout(), make_source()
-            rows = each_day("fetch user base", self.pending(),
-                            lambda d: fetch_user_base(source, d, lay.user_base_snapshot(d), lay.staging))
+            with published_together(lay.staging):
+                rows = each_day("fetch user base", self.pending(),
+                                lambda d: fetch_user_base(source, d, lay.user_base_snapshot(d), lay.staging))
             self.set_status_message(f"{sum(rows.values())} rows")
 
     bulk_complete = classmethod(datasets.bulk_complete)
@@ -36,7 +37,7 @@ class FetchUserBase(CvasTask):
 
 class AggregateUserBase(CvasTask):
     """`user_base/daily/<date>.parquet`: one snapshot summed per (cpc, service_name, tme_category),
-    names stripped, categories mapped (LEGACY §5.3, §5.5), every service kept.
+    names stripped, categories mapped (legacy rules L5.3, L5.5), every service kept.
 
     The excluded services are dropped by ExportUserBase, so a changed keyword list never
     requires re-reading snapshots. Complete when the file exists and the snapshot is unchanged.
@@ -52,17 +53,7 @@ class AggregateUserBase(CvasTask):
         with self.once() as built:
             if built:
                 return
-            lay = layout()
-            days = {task.date: task for task in self.day_tasks() if task.date in self.pending()}
-
-            def one_day(day):
-                read = provenance.fingerprints(datasets.inputs(days[day]))
-                info = build_user_base_daily(lay.user_base_snapshot(day), day, lay.user_base_daily(day), lay.staging)
-                provenance.record(lay, lay.user_base_daily(day), inputs=read,
-                                  params={"date": str(day)}, rows=info["groups"], extra={"snapshot": info})
-                return info
-
-            infos = each_day("user base", sorted(days), one_day)
+            infos = build_user_base_days(layout(), self.pending())
             self.set_status_message(f"{sum(i['rows'] for i in infos.values())} rows, "
                                     f"{sum(i['groups'] for i in infos.values())} groups")
 
@@ -70,7 +61,7 @@ class AggregateUserBase(CvasTask):
 
 
 class ExportUserBase(CvasTask):
-    """`User_Base/user_base_by_{service,category,cpc}.csv` (LEGACY §5.6), from the per-day files
+    """`User_Base/user_base_by_{service,category,cpc}.csv` (legacy rule L5.6), from the per-day files
     only, without the excluded services ([cvas] excluded_services).
 
     Appends the new days when they follow the exported ones, else rebuilds from every
