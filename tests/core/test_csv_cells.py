@@ -13,6 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from cvas.core.csvcells import plain_cell, safe_cell
+from cvas.core.layout import Layout
 from cvas.simulator.simulate import MASTER_HEADER, simulate
 from cvas.steps.load import load_day
 from tests.cli_runs import run_cvas, write_cfg
@@ -28,8 +29,6 @@ NBS_NAME = "=1+2"
 NBS_CATEGORY = "-2+3 news"
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-# landing copies are the sources' own bytes (the replayable record), not cvas's exports
-LANDING = ("raw", "user_base/snapshots")
 
 
 def _busiest_cpcs(database: Path, master_cpcs: set[int], n: int) -> list[int]:
@@ -75,7 +74,7 @@ def built(tmp_path_factory):
 
 
 def _cells(path: Path) -> list[list[str]]:
-    delimiter = "|" if path.parent.name == "User_Base" else ","
+    delimiter = "|" if path.name.startswith("user_base_by_") else ","   # the user-base exports' contract
     quoting = csv.QUOTE_NONE if delimiter == "|" else csv.QUOTE_MINIMAL
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.reader(fh, delimiter=delimiter, quoting=quoting))
@@ -83,11 +82,12 @@ def _cells(path: Path) -> list[list[str]]:
 
 def test_no_csv_cell_cvas_writes_starts_a_formula(built):
     root, _, _ = built
-    written = [p for p in sorted(root.rglob("*.csv"))
-               if not p.relative_to(root).as_posix().startswith(LANDING)]
-    names = {p.relative_to(root).as_posix() for p in written}
-    assert {"Counters/Counters_Service.csv", "MASTERCPC.csv", "User_Base/user_base_by_service.csv",
-            "User_Base/user_base_by_category.csv", "User_Base/user_base_by_cpc.csv"} <= names, names
+    lay = Layout(root)
+    # the landing copies are the sources' own bytes (the replayable record), not cvas's exports
+    landing = (lay.raw("act", START).parent.parent, lay.user_base_snapshot_root)
+    written = [p for p in sorted(root.rglob("*.csv")) if not any(p.is_relative_to(d) for d in landing)]
+    exports = {lay.counters_service, lay.master_cpc, *(lay.user_base_export(by) for by in ("service", "category", "cpc"))}
+    assert exports <= set(written), written
     for path in written:
         for line, row in enumerate(_cells(path), 1):
             for cell in row:
@@ -96,19 +96,20 @@ def test_no_csv_cell_cvas_writes_starts_a_formula(built):
 
 def test_formula_like_names_are_written_as_text_and_read_back_intact(built):
     root, cfg, cpc = built
-    service = _cells(root / "Counters" / "Counters_Service.csv")
+    lay = Layout(root)
+    service = _cells(lay.counters_service)
     header = service[0]
     by_cpc = {int(r[header.index("cpc")]): r for r in service[1:]}
     assert by_cpc[cpc["hyperlink"]][header.index("service_name")] == "'" + HYPERLINK
     assert by_cpc[cpc["dde"]][header.index("service_name")] == "'" + DDE
     assert by_cpc[cpc["category"]][header.index("tme_category")] == "'" + CATEGORY
     # RFC 4180 quoting kept: the quotes and the comma of the formula stay inside one field
-    assert b'"\'=HYPERLINK(""http://x"",""y"")"' in (root / "Counters" / "Counters_Service.csv").read_bytes()
-    master = {int(r[0]): r for r in _cells(root / "MASTERCPC.csv")[1:]}
+    assert b'"\'=HYPERLINK(""http://x"",""y"")"' in lay.counters_service.read_bytes()
+    master = {int(r[0]): r for r in _cells(lay.master_cpc)[1:]}
     assert master[cpc["hyperlink"]][1] == "'" + HYPERLINK and master[cpc["category"]][2] == "'" + CATEGORY
-    by_service = _cells(root / "User_Base" / "user_base_by_service.csv")
+    by_service = _cells(lay.user_base_export("service"))
     assert ["'" + NBS_NAME, "'" + NBS_CATEGORY] in [r[1:3] for r in by_service[1:]]
-    assert "'" + NBS_CATEGORY in [r[1] for r in _cells(root / "User_Base" / "user_base_by_category.csv")[1:]]
+    assert "'" + NBS_CATEGORY in [r[1] for r in _cells(lay.user_base_export("category"))[1:]]
     # cvas reads its own files back to the names as given: the analyst finds the service by its
     # real name, and its CSV is neutralised again
     out = root.parent / "revenue.csv"
