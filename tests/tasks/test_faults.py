@@ -54,9 +54,11 @@ SEED = 6
 
 @pytest.fixture(scope="module")
 def nova(tmp_path_factory):
+    """Large enough that a day's RENO partition is several times the run log of a failed backfill
+    (the out-of-space trial limits every file to just under that partition's size)."""
     from cvas.simulator.simulate import simulate
 
-    return simulate(tmp_path_factory.mktemp("nova"), START, DAYS, new_per_day=12, seed=SEED)
+    return simulate(tmp_path_factory.mktemp("nova"), START, DAYS, new_per_day=48, seed=SEED)
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def test_a_write_that_runs_out_of_space_fails_the_step_and_keeps_every_published
     victim = lay.transactions("reno", END)
     # the rebuilt partition cannot be written; every smaller file (reports, sidecars, the log) can
     limit = victim.stat().st_size - 1
+    assert limit > 50_000, "the failed run's log (about 25 kB) must fit well under the limit"
     assert invalidate(lay, END, END, "transactions", ["reno"])
     before = file_hashes(root)
 
