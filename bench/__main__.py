@@ -60,7 +60,6 @@ source = simulated
 master_xlsx = {nova}/Master_CPCs.xlsx
 exclusions = {nova}/Users_No_Limits.csv
 workers = 1
-batch_days = 31
 log_dir = {work}/log
 subscriptions_keep_days = 7
 [simulated_source]

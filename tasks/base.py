@@ -122,6 +122,7 @@ def task_locks(tasks: list[luigi.Task]) -> Iterator[None]:
 
 
 _batching = [False]
+_PARAMS: dict[type, tuple] = {}
 
 
 @contextlib.contextmanager
@@ -181,6 +182,15 @@ class CvasTask(luigi.Task):
     @property
     def batchable(self):
         return super().batchable and _batching[0]
+
+    @classmethod
+    def get_params(cls):
+        # luigi lists a class's parameters with dir() on every instantiation and id; they are
+        # class attributes, fixed once the class exists (a backfill makes thousands of tasks)
+        got = _PARAMS.get(cls)
+        if got is None:
+            got = _PARAMS[cls] = tuple(super().get_params())
+        return list(got)
 
     @property
     def is_batch(self) -> bool:

@@ -295,7 +295,7 @@ def _add_build_commands(sub, common) -> None:
     p = sub.add_parser("backfill", parents=[common], help="build every missing or stale day of a range, inclusive")
     _range(p)
     p.add_argument("--batch-days", type=int, default=None,
-                   help="days per luigi invocation (default: [cvas] batch_days, 31)")
+                   help="days per luigi invocation (default: [cvas] batch_days, 122)")
     p.add_argument("--only-missing", action="store_true", help="build missing outputs only, not stale ones")
     p.set_defaults(func=cmd_backfill)
 

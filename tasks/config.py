@@ -34,7 +34,7 @@ class CvasSettings(luigi.Config):
                                         description="Comma-separated service-name keywords dropped from exports")
     scheduler = luigi.ChoiceParameter(choices=["local", "central"], default="local",
                                       description="Use luigid (central) or the local scheduler for make targets")
-    batch_days = luigi.IntParameter(default=31, description="Days per luigi.build call during a backfill")
+    batch_days = luigi.IntParameter(default=122, description="Days per luigi.build call during a backfill")
     workers = luigi.IntParameter(default=2, description="Luigi workers per build")
     user_base = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
                                     description="Build the NBS user base in daily runs and backfills (the ssh "

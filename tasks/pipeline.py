@@ -221,10 +221,13 @@ def day_tasks(lay, steps: list[tuple[dt.date, str, str]]) -> dict[dt.date, set[l
     """The per-day tasks that build the plan's `steps`, by day: the tasks at the end of each
     output's branch (their requirements follow). Published outputs of the plan are first marked
     for rebuild, so each is replaced in one rename by its rerun."""
-    per_day: dict[dt.date, set[luigi.Task]] = {}
+    per_day: dict[dt.date, dict[str, luigi.Task]] = {}
     for day, label, why in _mark_for_rebuild(lay, steps):
-        per_day.setdefault(day, set()).update(datasets.task_for(leaf, day) for leaf in leaves(split_label(label)[0]))
-    return per_day
+        tasks = per_day.setdefault(day, {})
+        for leaf in leaves(split_label(label)[0]):
+            if leaf not in tasks:
+                tasks[leaf] = datasets.task_for(leaf, day)
+    return {day: set(tasks.values()) for day, tasks in per_day.items()}
 
 
 def final_tasks(lay, start: dt.date, end: dt.date) -> list[luigi.Task]:
@@ -250,9 +253,9 @@ def _mark_for_rebuild(lay, steps: list[tuple[dt.date, str, str]]) -> list[tuple[
     for day, label, why in steps:
         name, kind = split_label(label)
         path = output_path(lay, name, kind, day)
-        task = datasets.task_for(name, day, kind)
         needed = True
         if path.exists() and not why.startswith("forced"):   # forced: marked already
+            task = datasets.task_for(name, day, kind)
             with task_locks([task]):
                 needed = (day, label) in rebuilt or not task.complete()
                 if needed:

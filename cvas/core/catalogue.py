@@ -327,6 +327,11 @@ def children(name: str, kind: str | None) -> list[tuple[str, str | None]]:
 def downstream(name: str, kind: str | None) -> list[tuple[str, str | None]]:
     """The per-day outputs of one day built from (name, kind), itself included, upstream first.
     Products (exports, view, report) follow on their own: their recorded inputs change."""
+    return list(_downstream(name, kind))
+
+
+@functools.cache   # the catalogue is fixed: a backfill asks for every output of every day
+def _downstream(name: str, kind: str | None) -> tuple[tuple[str, str | None], ...]:
     dataset(name)
     seen = [(name, kind)]
     for item in seen:
@@ -334,14 +339,19 @@ def downstream(name: str, kind: str | None) -> list[tuple[str, str | None]]:
             if child not in seen:
                 seen.append(child)
     order = {n: i for i, n in enumerate(DATASETS)}
-    return sorted(seen, key=lambda item: order[item[0]])
+    return tuple(sorted(seen, key=lambda item: order[item[0]]))
 
 
 def leaves(name: str) -> list[str]:
     """The per-day, non-product datasets downstream of `name` that nothing per-day is built from:
     the tasks a backfill schedules to rebuild an output of `name` (their requirements follow)."""
+    return list(_leaves(name))
+
+
+@functools.cache
+def _leaves(name: str) -> tuple[str, ...]:
     names = {n for n, _ in downstream(name, None)} | {n for k in KINDS for n, _ in downstream(name, k)}
-    return [n for n in DATASETS if n in names and not children(n, None) and not any(children(n, k) for k in KINDS)]
+    return tuple(n for n in DATASETS if n in names and not children(n, None) and not any(children(n, k) for k in KINDS))
 
 
 def output_path(layout: Layout, name: str, kind: str | None, day: dt.date | None) -> Path:

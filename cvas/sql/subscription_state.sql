@@ -18,8 +18,11 @@
 
 with
 
+-- `not materialized`: `ordered` is read twice (per_subscription, cpc_firsts); DuckDB would
+-- otherwise keep every ordered row in memory, and a year of history spills past 1GB.
+
 -- ACT and RENO rows on or before the as-of date, each with its order key
-tx as (
+tx as not materialized (
     select
         subscription_id, tmuserid, msisdn, cpc, channel_act as channel, trans_date, act_date, camp_name, rev,
         0 as kind_rank,
@@ -38,7 +41,7 @@ tx as (
 ),
 
 -- a 128-bit key: (epoch µs, kind, upgrade) in the high word, the tie hash in the low word
-ordered as (
+ordered as not materialized (
     select
         *,
         ((epoch_us(trans_date) * 4 + kind_rank * 2 + cast(is_upgrade as int))::hugeint << 64)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import queue
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -44,29 +46,61 @@ def compute_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions
                            computed_at: dt.datetime, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
     """The counters of `day` from exactly that day's six partitions (no other file is read);
     `con`, a `counters_connection(exclusions)`, serves many days (one is opened otherwise)."""
-    missing = [k for k in KINDS if k not in partitions or not Path(partitions[k]).exists()]
-    if missing:
-        raise CounterInputError(f"counters for {day}: missing transaction partition(s) for {', '.join(missing)}")
-    # ParquetFile, not read_table: the latter adds `year_month` from the directory name
-    tables = {kind: pq.ParquetFile(partitions[kind]).read() for kind in KINDS}
-    for kind in KINDS:
-        _check_ranges(day, partitions[kind], tables[kind])
+    return compute_counters_of_days({day: partitions}, exclusions, computed_at, con=con)[day]
+
+
+def compute_counters_of_days(partitions: dict[dt.date, dict[str, Path]], exclusions: Exclusions,
+                             computed_at: dt.datetime, con: duckdb.DuckDBPyConnection | None = None
+                             ) -> dict[dt.date, pa.Table]:
+    """{day: its counters} of every day of `partitions` ({day: {kind: the day's partition}}) in one
+    DuckDB query grouped by day: each day's table is exactly what it alone gives (its rows come
+    from its own six partitions only, which `daily_counters.sql` groups by day first)."""
+    days = sorted(partitions)
+    for day in days:
+        missing = [k for k in KINDS if k not in partitions[day] or not Path(partitions[day][k]).exists()]
+        if missing:
+            raise CounterInputError(f"counters for {day}: missing transaction partition(s) for {', '.join(missing)}")
+    tables = {kind: pa.concat_tables([_day_table(day, partitions[day][kind], kind) for day in days]) for kind in KINDS}
     session = con or counters_connection(exclusions)
     try:
         for kind in KINDS:
             session.register(kind, tables[kind])
-        table = session.execute(load_sql("daily_counters"), {"day": day, "last_updated": computed_at}).fetch_arrow_table()
+        table = session.execute(load_sql("daily_counters"), {"last_updated": computed_at}).fetch_arrow_table()
         for kind in KINDS:
             session.unregister(kind)
     finally:
         if con is None:
             session.close()
-    null_cpc = sum(tables[k].column("cpc").null_count for k in KINDS)
-    if null_cpc:
-        log.warning("counters %s: %d transaction row(s) without a CPC are not counted", day, null_cpc)
     table = table.cast(COUNTER_SCHEMA)
-    log.info("counters %s: %d CPC rows", day, table.num_rows)
-    return table
+    dates = table.column("date").to_numpy()
+    null_cpc = Counter(d for k in KINDS for d in tables[k].filter(tables[k].column("cpc").is_null())
+                       .column("day").to_pylist())
+    out = {}
+    for day in days:
+        first, end = np.searchsorted(dates, np.datetime64(day), side="left"), np.searchsorted(dates, np.datetime64(day),
+                                                                                               side="right")
+        out[day] = table.slice(first, end - first)
+        if null_cpc[day]:
+            log.warning("counters %s: %d transaction row(s) without a CPC are not counted", day, null_cpc[day])
+        log.info("counters %s: %d CPC rows", day, out[day].num_rows)
+    return out
+
+
+# the columns daily_counters.sql reads of each kind: the counted values and the exclusion keys
+COUNTED_COLUMNS = {
+    "act": ("cpc", "channel_act", "rev", "msisdn", "tmuserid"), "reno": ("cpc", "rev", "msisdn", "tmuserid"),
+    "dct": ("cpc", "channel_dct", "msisdn", "tmuserid"), "ppd": ("cpc", "rev", "msisdn", "tmuserid"),
+    "cnr": ("cpc", "tmuserid"), "rfnd": ("cpc", "rfnd_cnt", "rfnd_amount", "tmuserid"),
+}
+
+
+def _day_table(day: dt.date, path: Path, kind: str) -> pa.Table:
+    """The counted columns of one day's partition of `kind`, range-checked, with its day as the
+    column `day`."""
+    # ParquetFile, not read_table: the latter adds `year_month` from the directory name
+    table = pq.ParquetFile(path).read(columns=list(COUNTED_COLUMNS[kind]))
+    _check_ranges(day, path, table)
+    return table.append_column("day", pa.array([day], pa.date32()).take(np.zeros(table.num_rows, dtype=np.int64)))
 
 
 def _check_ranges(day: dt.date, path: Path, table: pa.Table) -> None:
@@ -101,42 +135,63 @@ def build_daily_counters(day: dt.date, partitions: dict[str, Path], exclusions: 
 
 
 def build_counters_days(layout, days: list[dt.date], inputs_of: Callable[[dt.date], dict[str, Path]],
-                        exclusions: Exclusions, threads: int = 2) -> dict[dt.date, int]:
+                        exclusions: Exclusions, threads: int = 2, group: int = 8) -> dict[dt.date, int]:
     """Build and publish the counters of `days` with their sidecars; returns CPC rows per day.
 
     `inputs_of(day)` are the files the day's sidecar records (its six partitions by kind, and
-    what else the catalogue names), fingerprinted before they are read. `threads` days are
-    computed at once, each thread on its own connection holding the exclusion sets;
-    the days are published in order, together (`published_together`), and a day that fails,
-    fails alone (`each_day`)."""
+    what else the catalogue names), fingerprinted before they are read. Up to `group`
+    consecutive days are computed in one query (compute_counters_of_days), `threads` groups at
+    once, each thread on its own connection holding the exclusion sets; the days are published
+    in order, together (`published_together`), and a day that fails, fails alone (`each_day`:
+    a group that fails is computed again a day at a time, so its good days are published)."""
     from cvas.core import provenance
 
     connections: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue()
     for _ in range(threads):
         connections.put(counters_connection(exclusions))
 
-    def compute(day: dt.date) -> tuple[dict, pa.Table]:
-        inputs = inputs_of(day)
-        read = provenance.fingerprints(inputs)   # before reading: a file replaced meanwhile shows as changed
+    def compute_group(some: list[dt.date]) -> dict[dt.date, tuple[dict, pa.Table] | Exception]:
+        inputs = {day: inputs_of(day) for day in some}
+        read = {day: provenance.fingerprints(inputs[day]) for day in some}   # before reading: a file replaced meanwhile shows as changed
         con = connections.get()
         try:
-            return read, compute_daily_counters(day, {k: inputs[k] for k in KINDS}, exclusions,
+            def compute(these: list[dt.date]) -> dict[dt.date, pa.Table]:
+                return compute_counters_of_days({d: {k: inputs[d][k] for k in KINDS} for d in these}, exclusions,
                                                 dt.datetime.now().replace(microsecond=0), con=con)
+            try:
+                return {day: (read[day], table) for day, table in compute(some).items()}
+            except Exception:  # noqa: BLE001 - which day failed, and why, is each day's own (below)
+                if len(some) == 1:
+                    raise
+            results: dict[dt.date, tuple[dict, pa.Table] | Exception] = {}
+            for day in some:
+                try:
+                    results[day] = (read[day], compute([day])[day])
+                except Exception as exc:  # noqa: BLE001 - raised by the day's publish
+                    results[day] = exc
+            return results
         finally:
             connections.put(con)
 
     def publish(day: dt.date) -> int:
-        read, table = computed[day].result()
+        got = computed[day].result()[day]
+        if isinstance(got, Exception):
+            raise got
+        read, table = got
         publish_parquet(layout.staging, layout.daily_counters(day), table)
         provenance.record(layout, layout.daily_counters(day), inputs=read, params={"date": str(day)},
                           rows=table.num_rows)
         return table.num_rows
 
+    ordered = sorted(days)
     try:
         with ThreadPoolExecutor(threads) as pool:
-            computed = {day: pool.submit(compute, day) for day in sorted(days)}
+            computed = {}
+            for i in range(0, len(ordered), group):
+                future = pool.submit(compute_group, ordered[i:i + group])
+                computed.update(dict.fromkeys(ordered[i:i + group], future))
             with published_together(layout.staging):
-                return each_day("counters", sorted(days), publish)
+                return each_day("counters", ordered, publish)
     finally:
         while not connections.empty():
             connections.get().close()

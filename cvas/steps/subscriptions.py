@@ -107,7 +107,7 @@ def build_subscription_view(layout: Layout, as_of: dt.date, *, keep_days: int = 
             check_no_hole(layout, as_of)
             digest = transaction_digest(layout, as_of, VIEW_KINDS)   # under the lock, before reading: what the build reads
             # a view marked for rebuild (by `cvas verify` or by hand) is not trusted to fold from:
-            # it is built from every transaction file, a quarter at a time as without a state
+            # it is built from every transaction file, a year at a time as without a state
             rebuild = full or is_invalidated(layout, layout.subscriptions(as_of))
             base = None if rebuild else newest_usable_state(layout, as_of)
             work = layout.staging / f"subscription_state.build.{os.getpid()}"

@@ -139,3 +139,37 @@ def test_service_names_with_commas_are_quoted(layout, tmp_path):
         parsed = list(csv.reader(fh))
     assert all(len(r) == 18 for r in parsed)            # decision D10: quoting keeps 18 fields
     assert [r[1] for r in parsed if r[3] == "44009"] == ["TP Seman EA 0,99e"]
+
+
+def test_days_counted_together_equal_each_day_alone_and_a_bad_day_fails_alone(layout):
+    """build_counters_days counts several days in one query: each day's file is what its own
+    one-day count gives, and a day whose partition is refused fails alone (its group is counted
+    again a day at a time), naming the day, while the days beside it are published."""
+    from cvas.core.batch import DaysFailed
+    from cvas.steps.counters import build_counters_days
+
+    days = [DAY + dt.timedelta(days=i) for i in range(4)]
+    shifted = {day: {kind: [dict(r, **{spec(kind).date_column: r[spec(kind).date_column] + (day - DAY)})
+                            for r in ROWS.get(kind, [])] for kind in KINDS} for day in days}
+    paths = {day: write_partitions(layout, shifted[day], day) for day in days}
+    bad = days[2]
+    rfnd = pq.read_table(paths[bad]["rfnd"])
+    assert rfnd.num_rows
+    counts = [2**40] + rfnd["rfnd_cnt"].to_pylist()[1:]
+    pq.write_table(rfnd.set_column(rfnd.schema.get_field_index("rfnd_cnt"), "rfnd_cnt", pa.array(counts, pa.int64())),
+                   paths[bad]["rfnd"])
+    layout.staging.mkdir(parents=True, exist_ok=True)
+
+    with pytest.raises(DaysFailed) as err:
+        build_counters_days(layout, days, lambda day: paths[day], Exclusions(), group=4)
+    assert list(err.value.failures) == [bad]
+    assert "rfnd_cnt outside its plausible range" in str(err.value)
+    assert not layout.daily_counters(bad).exists()
+    for day in days:
+        if day == bad:
+            continue
+        alone = compute_daily_counters(day, paths[day], Exclusions(), NOW)
+        published = pq.read_table(layout.daily_counters(day))
+        assert published.num_rows == alone.num_rows > 0
+        assert published.drop(["last_updated"]).equals(alone.drop(["last_updated"]))
+        assert set(published["date"].to_pylist()) == {day}
