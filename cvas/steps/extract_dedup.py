@@ -33,7 +33,8 @@ def dedup_sorted(ks: KindSpec, table: pa.Table) -> tuple[pa.Table, int, int]:
     if n == 0:
         return table, 0, 0
     key = list(ks.key)
-    if _is_sorted(table, sort_columns(ks)):
+    in_order = _is_sorted(table, sort_columns(ks))
+    if in_order:
         idx = np.arange(n)
     else:
         # A stable sort by every column: exact copies become adjacent.
@@ -55,6 +56,8 @@ def dedup_sorted(ks: KindSpec, table: pa.Table) -> tuple[pa.Table, int, int]:
     removed = n - len(kept)
     if removed == 0 and (n < 2 or bool((np.diff(kept) == 1).all())):
         return table, 0, conflicts          # already in order, nothing removed: no copy
+    if in_order:                            # the copies dropped, the order kept: a filter, cheaper than a take
+        return table.filter(pa.array(~copy)).combine_chunks(), removed, conflicts
     return _take(table, kept), removed, conflicts
 
 
@@ -65,9 +68,10 @@ def _same_as_previous(table: pa.Table, columns: list[str], idx: np.ndarray) -> n
     if n < 2:
         return same
     same[1:] = True
+    identity = len(idx) == table.num_rows and (n < 2 or bool((np.diff(idx) == 1).all()))   # rows in place: no take
     order = pa.array(idx)
     for c in columns:
-        col = table.column(c).take(order)
+        col = table.column(c) if identity else table.column(c).take(order)
         cur, prev = col.slice(1), col.slice(0, n - 1)
         same[1:] &= as_numpy(pc.equal(cur, prev)) | (as_numpy(cur.is_null()) & as_numpy(prev.is_null()))
     return same
@@ -82,16 +86,20 @@ def _is_sorted(table: pa.Table, columns: list[str]) -> bool:
     n = table.num_rows
     if n < 2:
         return True
-    undecided = np.ones(n - 1, dtype=bool)
+    pairs = None   # the adjacent pairs (by their first row) still undecided; None: every pair
     for name in columns:
         col = table.column(name)
-        cur, prev = col.slice(1), col.slice(0, n - 1)
+        if pairs is None:
+            cur, prev = col.slice(1), col.slice(0, n - 1)
+        else:
+            cur, prev = col.take(pa.array(pairs + 1)), col.take(pa.array(pairs))
         cur_ok, prev_ok = as_numpy(cur.is_valid()), as_numpy(prev.is_valid())
         before = as_numpy(pc.less(cur, prev)) | (cur_ok & ~prev_ok)       # a value after a null
-        if (undecided & before).any():
+        if before.any():
             return False
-        undecided &= as_numpy(pc.equal(cur, prev)) | (~cur_ok & ~prev_ok)
-        if not undecided.any():
+        tied = as_numpy(pc.equal(cur, prev)) | (~cur_ok & ~prev_ok)
+        pairs = np.flatnonzero(tied) if pairs is None else pairs[tied]
+        if not len(pairs):
             return True
     return True
 

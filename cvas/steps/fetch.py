@@ -25,9 +25,10 @@ class DeliveryError(RuntimeError):
     stays (decision D17)."""
 
 
-def check_delivery(kind: str, path: Path, rows: int) -> None:
+def check_delivery(kind: str, path: Path, rows: int, recount: bool = True) -> None:
     """An extract may become the landing copy only with the kind's header on line 1 (the
-    loader's check) and exactly the `rows` data records the source said it wrote."""
+    loader's check) and exactly the `rows` data records the source said it wrote (not counted
+    again without `recount`: the source counted them in this very file)."""
     from cvas.core.csvlines import map_file
     from cvas.steps.extract_file import check_header
     from cvas.steps.load_contract import ExtractFormatError
@@ -36,7 +37,7 @@ def check_delivery(kind: str, path: Path, rows: int) -> None:
         check_header(path, map_file(path), spec(kind).names)
     except ExtractFormatError as exc:
         raise DeliveryError(str(exc)) from None
-    found = count_records(path) - 1
+    found = count_records(path) - 1 if recount else rows
     if found != rows:
         raise DeliveryError(f"{path}: holds {found} records, the source reported {rows}")
 
@@ -57,7 +58,7 @@ def fetch_transactions(source: Source, kind: str, day: dt.date, out: Path, stagi
 def _accept(source: Source, kind: str, tmp: Path, rows: int, out: Path) -> None:
     """`check_delivery` on the staged extract, its message naming the landing copy it would replace."""
     try:
-        check_delivery(kind, tmp, rows)
+        check_delivery(kind, tmp, rows, recount=not getattr(source, "counts_its_copy", False))
     except DeliveryError as exc:
         kept = "the previous landing copy is kept" if Path(out).exists() else "nothing was landed"
         raise DeliveryError(f"{str(exc).replace(str(tmp), str(out))}; the {source.name} delivery is refused, "
