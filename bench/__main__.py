@@ -329,6 +329,28 @@ print(json.dumps({{"code": code, "spent": spent}}))
 """
 
 
+class CommandFailed(SystemExit):
+    """A timed command exited non-zero: the message shows the end of its output (its summary
+    names the failed tasks), and the bench keeps its work directory (logs, data root) to look at."""
+
+    def __init__(self, cmd: list[str], code: int, out: Path):
+        def tail(path: Path) -> str:
+            return "".join(path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-30:])
+        super().__init__(f"{' '.join(cmd)} failed with exit code {code}; the end of its output ({out}):\n"
+                         f"{tail(out)}\nand of its stderr ({out.with_suffix('.err')}):\n{tail(out.with_suffix('.err'))}")
+
+
+def keep_on_failure(work: Path):
+    """Remove the work directory unless the bench failed (then say where it is)."""
+    def finish(failed: bool) -> None:
+        if failed:
+            print(f"bench failed: its work directory is kept for a look: {work} (logs in {work / 'log'})",
+                  file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return finish
+
+
 def _hwm(pid: int) -> int:
     """The peak resident set of process `pid` since its exec, in bytes (0 once it is gone)."""
     try:
@@ -353,10 +375,11 @@ def timed_run(cmd: list[str], env: dict, out: Path) -> float:
     (tree_sample's polling takes CPU from the run on a 2-core machine)."""
     with open(out, "w") as fh:
         t0 = time.perf_counter()
-        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.DEVNULL).returncode
+        with open(out.with_suffix(".err"), "w") as err:
+            code = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=err).returncode
         wall = time.perf_counter() - t0
     if code:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
+        raise CommandFailed(cmd, code, out)
     return wall
 
 
@@ -381,7 +404,8 @@ def tree_sample(cmd: list[str], env: dict, out: Path, pss: bool = False) -> dict
 
     with open(out, "w") as fh:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.DEVNULL)
+        err = open(out.with_suffix(".err"), "w")   # noqa: SIM115 - closed when the run ends
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=err)
         root, peak = psutil.Process(proc.pid), {"rss": 0, "pss": 0, "process": 0}
         while proc.poll() is None:
             try:
@@ -394,8 +418,9 @@ def tree_sample(cmd: list[str], env: dict, out: Path, pss: bool = False) -> dict
             peak["process"] = max([peak["process"]] + [_hwm(pid) for pid in tree])
             time.sleep(0.01)
         wall = time.perf_counter() - t0
+        err.close()
     if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+        raise CommandFailed(cmd, proc.returncode, out)
     return {"wall": wall} | {k: v / 2**20 for k, v in peak.items()}
 
 
@@ -639,10 +664,12 @@ def backfill_only() -> None:
     work = Path(tempfile.mkdtemp(prefix="cvas-bench-"))
     print(f"cvas backfill benchmark: {BATCH_DAYS} days at {BATCH_NEW_PER_DAY} new subscriptions/day "
           f"(and {BATCH_YEARS} years when > 1); work dir {work}", file=sys.stderr)
+    finish, failed = keep_on_failure(work), True
     try:
         backfill_targets(work, adopt=False)
+        failed = False
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        finish(failed)
     print_table()
 
 
@@ -651,6 +678,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cvas-bench-"))
     print(f"cvas benchmark: {DAYS} days at {DAILY_NEW_PER_DAY} new subscriptions/day; work dir {work}",
           file=sys.stderr)
+    finish, failed = keep_on_failure(work), True
     try:
         # one steady-state history, grown 30 -> 365 -> 1,095 days, serves every figure below
         root, nova, walls, spent, rows = daily_at_history(work)
@@ -697,8 +725,9 @@ def main() -> None:
             "for the local scheduler and luigid: it is made from storage before Luigi starts)")
         million_row_day(work)
         backfill_targets(work)
+        failed = False
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        finish(failed)
     if os.environ.get("BENCH_SSH", "1") == "1":
         from bench.ssh_fetch import run as ssh_run
 
