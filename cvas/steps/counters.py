@@ -77,8 +77,7 @@ def compute_counters_of_days(partitions: dict[dt.date, dict[str, Path]], exclusi
                        .column("day").to_pylist())
     out = {}
     for day in days:
-        first, end = np.searchsorted(dates, np.datetime64(day), side="left"), np.searchsorted(dates, np.datetime64(day),
-                                                                                               side="right")
+        first, end = (np.searchsorted(dates, np.datetime64(day), side=side) for side in ("left", "right"))
         out[day] = table.slice(first, end - first)
         if null_cpc[day]:
             log.warning("counters %s: %d transaction row(s) without a CPC are not counted", day, null_cpc[day])
@@ -100,7 +99,7 @@ def _day_table(day: dt.date, path: Path, kind: str) -> pa.Table:
     # ParquetFile, not read_table: the latter adds `year_month` from the directory name
     table = pq.ParquetFile(path).read(columns=list(COUNTED_COLUMNS[kind]))
     _check_ranges(day, path, table)
-    return table.append_column("day", pa.array([day], pa.date32()).take(np.zeros(table.num_rows, dtype=np.int64)))
+    return table.append_column("day", pa.repeat(pa.scalar(day, pa.date32()), table.num_rows))
 
 
 def _check_ranges(day: dt.date, path: Path, table: pa.Table) -> None:
@@ -152,24 +151,25 @@ def build_counters_days(layout, days: list[dt.date], inputs_of: Callable[[dt.dat
 
     def compute_group(some: list[dt.date]) -> dict[dt.date, tuple[dict, pa.Table] | Exception]:
         inputs = {day: inputs_of(day) for day in some}
-        read = {day: provenance.fingerprints(inputs[day]) for day in some}   # before reading: a file replaced meanwhile shows as changed
+        # fingerprinted before reading: a file replaced meanwhile shows as changed
+        read = {day: provenance.fingerprints(inputs[day]) for day in some}
         con = connections.get()
         try:
-            def compute(these: list[dt.date]) -> dict[dt.date, pa.Table]:
+            def count(these: list[dt.date]) -> dict[dt.date, pa.Table]:
                 return compute_counters_of_days({d: {k: inputs[d][k] for k in KINDS} for d in these}, exclusions,
                                                 dt.datetime.now().replace(microsecond=0), con=con)
             try:
-                return {day: (read[day], table) for day, table in compute(some).items()}
-            except Exception:  # noqa: BLE001 - which day failed, and why, is each day's own (below)
+                tables: dict[dt.date, pa.Table | Exception] = dict(count(some))
+            except Exception:  # noqa: BLE001 - counted again a day at a time: each day's error is its own
                 if len(some) == 1:
                     raise
-            results: dict[dt.date, tuple[dict, pa.Table] | Exception] = {}
-            for day in some:
-                try:
-                    results[day] = (read[day], compute([day])[day])
-                except Exception as exc:  # noqa: BLE001 - raised by the day's publish
-                    results[day] = exc
-            return results
+                tables = {}
+                for day in some:
+                    try:
+                        tables[day] = count([day])[day]
+                    except Exception as exc:  # noqa: BLE001 - raised by the day's publish
+                        tables[day] = exc
+            return {day: t if isinstance(t, Exception) else (read[day], t) for day, t in tables.items()}
         finally:
             connections.put(con)
 

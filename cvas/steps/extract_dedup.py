@@ -41,7 +41,7 @@ def dedup_sorted(ks: KindSpec, table: pa.Table) -> tuple[pa.Table, int, int]:
         idx = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in sort_columns(ks)],
                               null_placement="at_end").to_numpy()
     # an exact copy has the previous row's key (null as null): compare whole rows only there
-    same_key = _same_as_previous(table, key, idx)
+    same_key = _same_as_previous(table, key, None if in_order else idx)
     copy = np.zeros(n, dtype=bool)
     candidates = np.flatnonzero(same_key)
     if len(candidates):
@@ -61,17 +61,17 @@ def dedup_sorted(ks: KindSpec, table: pa.Table) -> tuple[pa.Table, int, int]:
     return _take(table, kept), removed, conflicts
 
 
-def _same_as_previous(table: pa.Table, columns: list[str], idx: np.ndarray) -> np.ndarray:
-    """Row idx[i] equals row idx[i-1] in every one of `columns` (null equal to null); False for i=0."""
-    n = len(idx)
+def _same_as_previous(table: pa.Table, columns: list[str], idx: np.ndarray | None) -> np.ndarray:
+    """Row idx[i] equals row idx[i-1] in every one of `columns` (null equal to null); False for i=0.
+    `idx` None: the table's rows in place."""
+    n = table.num_rows if idx is None else len(idx)
     same = np.zeros(n, dtype=bool)
     if n < 2:
         return same
     same[1:] = True
-    identity = len(idx) == table.num_rows and (n < 2 or bool((np.diff(idx) == 1).all()))   # rows in place: no take
-    order = pa.array(idx)
+    order = None if idx is None else pa.array(idx)
     for c in columns:
-        col = table.column(c) if identity else table.column(c).take(order)
+        col = table.column(c) if order is None else table.column(c).take(order)
         cur, prev = col.slice(1), col.slice(0, n - 1)
         same[1:] &= as_numpy(pc.equal(cur, prev)) | (as_numpy(cur.is_null()) & as_numpy(prev.is_null()))
     return same
