@@ -252,7 +252,7 @@ def fabricate_years(work: Path, template_root: Path, template_day: dt.date, year
     from cvas.core.schemas import KINDS
     from cvas.core.freshness import counter_inputs
 
-    src, dst = Layout(template_root), Layout(work / "data-years")
+    src, dst = Layout(template_root), Layout(work / "data-fabricated-years")
     start = dt.date(2023, 1, 1)
     end = start + dt.timedelta(days=365 * years - 1)
     # in publication order: a load publishes its report and rejects before its partition
@@ -579,6 +579,8 @@ def backfill_year(work: Path, days: int, label: str) -> dict:
     from cvas.sources.directory import DirectorySource
 
     nova, drops, root = work / f"nova-{label}", work / f"drops-{label}", work / f"data-{label}"
+    if root.exists():   # a backfill from nothing: another figure's tree there would be refreshed, not built
+        raise SystemExit(f"bench: {root} exists already; each backfill figure needs a data root of its own")
     t = time.perf_counter()
     info = simulate(nova, START, days, new_per_day=BATCH_NEW_PER_DAY, seed=3, steady=True)
     write_drops(nova, drops, START, info.end)
