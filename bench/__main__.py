@@ -341,13 +341,18 @@ class CommandFailed(SystemExit):
 
 
 def keep_on_failure(work: Path):
-    """Remove the work directory unless the bench failed (then say where it is)."""
+    """Remove the work directory; when the bench failed, keep its logs, the commands' output and
+    configurations (tens of GB of data roots and drops are removed all the same) and say where."""
     def finish(failed: bool) -> None:
-        if failed:
-            print(f"bench failed: its work directory is kept for a look: {work} (logs in {work / 'log'})",
-                  file=sys.stderr)
-        else:
+        if not failed:
             shutil.rmtree(work, ignore_errors=True)
+            return
+        for entry in work.iterdir() if work.is_dir() else []:
+            if entry.is_dir() and entry.name != "log":
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_file() and entry.suffix not in (".out", ".err", ".cfg", ".log"):
+                entry.unlink(missing_ok=True)
+        print(f"bench failed: its logs and the failed command's output are kept in {work}", file=sys.stderr)
     return finish
 
 
