@@ -18,8 +18,7 @@
 
 with
 
--- `not materialized`: `ordered` is read twice (per_subscription, cpc_firsts); DuckDB would
--- otherwise keep every ordered row in memory, and a year of history spills past 1GB.
+-- `not materialized`: DuckDB streams the rows into the aggregate rather than keeping them.
 
 -- ACT and RENO rows on or before the as-of date, each with its order key
 tx as not materialized (
@@ -49,48 +48,59 @@ ordered as not materialized (
     from tx
 ),
 
--- one pass per subscription. The activation is the earliest regular (non-UPGRADE; decision D2: a
--- null channel is regular) ACT; the upgrade charges are the UPGRADE ACTs (decision D4), so no ACT is
--- counted twice. Money is summed in exact cents.
-per_subscription as (
+-- one pass over the rows, per (subscription, CPC): every aggregate below merges exactly, so the
+-- subscription's are taken from its CPCs', and the first appearance of each CPC comes with them.
+-- The activation is the earliest regular (non-UPGRADE; decision D2: a null channel is regular) ACT;
+-- the upgrade charges are the UPGRADE ACTs (decision D4), so no ACT is counted twice. Money is
+-- summed in exact cents.
+per_cpc as (
     select
         subscription_id,
+        cpc,
         min(ord) as first_ord,
         arg_min(struct_pack(tmuserid, msisdn, cpc, act_date, trans_date, camp_name, channel), ord) as first_tx,
         max(ord) as last_ord,
-        arg_max_null(cpc, ord) as current_cpc,
-        min(cpc) as min_cpc,
-        max(cpc) as max_cpc,
-        min(ord) filter (where cpc is not null) as first_cpc_ord,
         min(ord) filter (where kind_rank = 0 and not is_upgrade) as act_ord,
         min(trans_date) filter (where kind_rank = 0 and not is_upgrade) as activation_trans_date,
         arg_min_null(rev, ord) filter (where kind_rank = 0 and not is_upgrade) as activation_rev,
         max(ord) filter (where is_upgrade) as upg_ord,
         max(trans_date) filter (where is_upgrade) as upgrade_date,
-        arg_max_null(cpc, ord) filter (where is_upgrade) as upgraded_to_cpc,
         sum(cast(rev as decimal(18, 2))) filter (where is_upgrade) as upgrade_revenue,
         count(*) filter (where kind_rank = 1) as renewal_count,
         sum(cast(rev as decimal(18, 2))) filter (where kind_rank = 1) as renewal_revenue,
         max(trans_date) filter (where kind_rank = 1) as last_renewal_date,
         min(trans_date) filter (where kind_rank = 1) as first_renewal_date
     from ordered
-    group by subscription_id
+    group by subscription_id, cpc
 ),
 
--- the distinct CPCs of subscriptions that met several, each with its first appearance.
--- With a single CPC its first appearance is first_cpc_ord.
-cpc_firsts as (
+-- per subscription: an order key belongs to one row, so the value at a least or greatest key is
+-- that of the CPC holding it. `cpc_list` has the first appearance of each CPC met (kept in
+-- `final` only for a subscription that met several: with one, it is first_cpc_ord).
+per_subscription as (
     select
         subscription_id,
-        list_sort(list(struct_pack(first_ord := cast(first_ord as decimal(38, 0)), cpc))) as cpc_firsts
-    from (
-        select o.subscription_id, o.cpc, min(o.ord) as first_ord
-        from ordered as o
-        semi join (select subscription_id from per_subscription where min_cpc <> max_cpc) as m
-            on m.subscription_id = o.subscription_id
-        where o.cpc is not null
-        group by o.subscription_id, o.cpc
-    )
+        min(first_ord) as first_ord,
+        arg_min(first_tx, first_ord) as first_tx,
+        max(last_ord) as last_ord,
+        arg_max_null(cpc, last_ord) as current_cpc,
+        min(cpc) as min_cpc,
+        max(cpc) as max_cpc,
+        min(first_ord) filter (where cpc is not null) as first_cpc_ord,
+        min(act_ord) as act_ord,
+        min(activation_trans_date) as activation_trans_date,
+        arg_min_null(activation_rev, act_ord) filter (where act_ord is not null) as activation_rev,
+        max(upg_ord) as upg_ord,
+        max(upgrade_date) as upgrade_date,
+        arg_max_null(cpc, upg_ord) filter (where upg_ord is not null) as upgraded_to_cpc,
+        sum(upgrade_revenue) as upgrade_revenue,
+        sum(renewal_count) as renewal_count,
+        sum(renewal_revenue) as renewal_revenue,
+        max(last_renewal_date) as last_renewal_date,
+        min(first_renewal_date) as first_renewal_date,
+        list(struct_pack(first_ord := cast(first_ord as decimal(38, 0)), cpc)) filter (where cpc is not null)
+            as cpc_list
+    from per_cpc
     group by subscription_id
 ),
 
@@ -134,7 +144,8 @@ final as (
         subscription_id,
         cast(s.first_ord as decimal(38, 0)) as first_ord, s.first_tx,
         cast(s.last_ord as decimal(38, 0)) as last_ord, s.current_cpc, s.min_cpc, s.max_cpc,
-        cast(s.first_cpc_ord as decimal(38, 0)) as first_cpc_ord, c.cpc_firsts,
+        cast(s.first_cpc_ord as decimal(38, 0)) as first_cpc_ord,
+        case when s.min_cpc <> s.max_cpc then list_sort(s.cpc_list) end as cpc_firsts,
         cast(s.act_ord as decimal(38, 0)) as act_ord, s.activation_trans_date, s.activation_rev,
         cast(s.upg_ord as decimal(38, 0)) as upg_ord, s.upgrade_date, s.upgraded_to_cpc, cast(s.upgrade_revenue as decimal(38, 2)) as upgrade_revenue,
         cast(s.renewal_count as bigint) as renewal_count, cast(s.renewal_revenue as decimal(38, 2)) as renewal_revenue,
@@ -143,7 +154,6 @@ final as (
         cast(r.refund_count as decimal(38, 0)) as refund_count, cast(r.total_refunded as decimal(38, 2)) as total_refunded,
         r.last_refund_date
     from per_subscription as s
-    left join cpc_firsts as c using (subscription_id)
     full join deactivations as d using (subscription_id)
     full join cancellations as x using (subscription_id)
     full join refunds as r using (subscription_id)
