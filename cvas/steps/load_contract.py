@@ -4,7 +4,6 @@ errors, and what it returns."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +33,6 @@ FLAG_VALUES = ("t", "f")      # instant_rfnd as PostgreSQL COPY writes a boolean
 
 
 REJECT_COLUMNS = ("source_file", "line", "reason", "record")
-
-
-WORKERS = min(8, os.cpu_count() or 2)
 
 
 VERIFY_SAMPLE = 2000          # located rejects checked against Arrow's values (an even sample beyond)
