@@ -15,7 +15,10 @@ from tasks.config import cvas, layout, make_source
 # RENO is most of a day's rows (legacy rule L14.2: about 43k of 46k a day). Its batches go first, so
 # the other kinds' batches run beside them on the other workers instead of after them, and a
 # backfill chunk waits on the largest batch no longer than it must (luigi's scheduler runs
-# the highest priority first, and a task's priority reaches the tasks it requires).
+# the highest priority first, and a task's priority reaches the tasks it requires). Every
+# fetch goes before the other kinds' loads: the loads left at the end of a chunk are then
+# whole loads, which a worker freed by RENO's load takes up, not a fetch and its load in a row
+# on one worker while the other waits.
 LARGEST_KIND = "reno"
 
 
@@ -32,6 +35,10 @@ class FetchTransactions(CvasTask):
 
     def output(self):
         return self.per_day(lambda d: luigi.LocalTarget(str(layout().raw(self.kind, d))))
+
+    @property
+    def priority(self):
+        return 3 if self.kind == LARGEST_KIND else 2
 
     def run(self):
         with self.once() as built:
