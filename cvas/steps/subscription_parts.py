@@ -140,14 +140,16 @@ def full_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date, s
 
 
 def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after: dt.date,
-               as_of: dt.date, rewrite: set[str] = frozenset()) -> dict[str, str]:
+               as_of: dt.date, rewrite: set[str] = frozenset(), scratch: Path | None = None) -> dict[str, str]:
     """`folded_state`: the state in the folder `base` (as of `after`) folded with the transaction
     files of the days after it, up to `as_of`, in one DuckDB pass (subscription_state_merge.sql),
     for the parts those days change: the open parts, the deactivated months holding a
     subscription they touch, and the months of the deactivations they bring. Returns {part: the query of its
     rows} for those parts (`folded_state` holds the subscriptions the days touch; the others are
     streamed from the base's file of the part), and the parts named in `rewrite` (whose view
-    part cannot be carried forward). The base's other parts are unchanged."""
+    part cannot be carried forward). The base's other parts are unchanged. With `scratch` (a
+    new folder), the rows of every changed part are first streamed there in one pass
+    (`_partitioned_sources`), as when most parts change (a fold over many days)."""
     for kind in VIEW_KINDS:
         files = [layout.transactions(kind, after + dt.timedelta(days=i))
                  for i in range(1, (as_of - after).days + 1)]
@@ -169,7 +171,30 @@ def fold_state(con: duckdb.DuckDBPyConnection, layout: Layout, base: Path, after
                 f"read_parquet([{', '.join(sql_path(p) for p in files)}])")
     con.execute(f"create or replace table folded_state as select *, "
                 f"subscription_part(latest_dct, subscription_id) as part from ({load_sql('subscription_state_merge')})")
-    return _sources("folded_state", changed, {name: before[name] for name in changed if name in before})
+    carry = {name: before[name] for name in changed if name in before}
+    if scratch is not None:
+        return _partitioned_sources(con, changed, carry, scratch)
+    return _sources("folded_state", changed, carry)
+
+
+def _partitioned_sources(con: duckdb.DuckDBPyConnection, names: set[str], carry: dict[str, Path],
+                         scratch: Path) -> dict[str, str]:
+    """`_sources` of `folded_state` with every part's rows streamed once into the new folder
+    `scratch`, partitioned by part (`part=<name>/`, as `full_state` does): the carried rows the
+    new days do not touch are found by one anti join over every carried file, not one per part
+    (each of which would build the new state's hash table again). A part left without rows
+    reads as empty."""
+    carried = ""
+    if carry:
+        files = ", ".join(sql_path(path) for path in carry.values())
+        carried = (f" union all select p.* exclude (filename), regexp_extract(p.filename, '([^/]+)[.]parquet$', 1) "
+                   f"from read_parquet([{files}], filename = true) as p anti join new_state as n using (subscription_id)")
+    con.execute(f"copy (select * from folded_state{carried}) to {sql_path(scratch)} "
+                f"(format parquet, compression uncompressed, partition_by (part))")
+    return {name: (f"select * from read_parquet({sql_path(scratch / f'part={name}' / '*.parquet')}, "
+                   f"hive_partitioning = false)" if (scratch / f"part={name}").is_dir()
+                   else "select * exclude (part) from folded_state where false")
+            for name in names | set(OPEN_PARTS)}
 
 
 def history_span(layout: Layout, as_of: dt.date) -> int:
@@ -200,8 +225,9 @@ def chunked_state(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
     for i, (after, end) in enumerate(zip(ends, ends[1:]), start=1):
         previous, folder = folder, work / f"chunk-{i}"
         folder.mkdir(parents=True)
-        sources = fold_state(con, layout, previous, after, end)
+        sources = fold_state(con, layout, previous, after, end, scratch=work / f"scratch-{i}")
         _write_state_parts(con, sources, folder)
+        shutil.rmtree(work / f"scratch-{i}")
         for name, path in parts(previous).items():
             if name not in sources:
                 os.link(path, folder / path.name)
