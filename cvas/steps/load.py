@@ -19,7 +19,7 @@ from cvas.core.quality import write_quality
 from cvas.core.schemas import TS, spec
 
 from cvas.steps.extract_dedup import dedup_sorted
-from cvas.core.csvlines import map_file
+from cvas.core.csvlines import map_file, release_cache
 from cvas.steps.extract_file import CUT_REASON, check_file, last_record_cut_in_quotes, read_strings
 from cvas.steps.extract_rejects import collect_rejects
 from cvas.steps.extract_types import Check, any_failed, validate
@@ -170,6 +170,7 @@ def load_into_layout(layout, kind: str, day: dt.date, max_reject_ratio: float = 
     provenance.record(layout, layout.transactions(kind, day), inputs=read,
                       params={"date": str(day), "kind": kind}, rows=report["rows_written"],
                       extra={"quality": {k: report[k] for k in ("rows_read", "rejected", "duplicates_removed")}})
+    release_cache(layout.raw(kind, day))
     return report
 
 
