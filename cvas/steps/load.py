@@ -14,12 +14,12 @@ import pyarrow as pa
 
 from cvas.core.csvcells import safe_cell
 from cvas.core.batch import DaysFailed, each_day
-from cvas.core.publish import publish_parquet, published_together, staged
+from cvas.core.publish import publish_parquet, published_together, release_cache, staged
 from cvas.core.quality import write_quality
 from cvas.core.schemas import TS, spec
 
 from cvas.steps.extract_dedup import dedup_sorted
-from cvas.core.csvlines import map_file, release_cache
+from cvas.core.csvlines import map_file
 from cvas.steps.extract_file import CUT_REASON, check_file, last_record_cut_in_quotes, read_strings
 from cvas.steps.extract_rejects import collect_rejects
 from cvas.steps.extract_types import Check, any_failed, validate
